@@ -1,0 +1,1 @@
+"""The HTTP edge shared by every domain: declared operations, tracing headers, error rendering."""

@@ -1,0 +1,209 @@
+"""Declared operations: each route states its family, scopes and shapes once.
+
+An :class:`Operation` is served under both URL styles of contract section 1, documented in
+``/openapi.json``, and wrapped by :func:`endpoint`, which checks the bearer token and its scopes,
+checks and echoes the family's tracing header, and renders every error in the family's shape.
+Handlers stay thin: parse, call one service function, map the result.
+
+Starlette rather than FastAPI: FastAPI's per-request dependency and serialisation machinery costs
+more than the whole bearer check (docs/decisions/0001-starlette.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pwreset.errors import Family, PwresetError, Unavailable, render
+from pwreset.oauth.errors import InvalidTransactionId
+
+if TYPE_CHECKING:
+    from pwreset.container import Container
+    from pwreset.oauth.service import Principal
+
+log = logging.getLogger("pwreset.api")
+
+#: URL prefixes of the digitalbanking style, by family (contract section 1).
+PORTAL_PREFIX = {
+    Family.OAUTH2: "/digitalbanking",
+    Family.UX_USERS: "/digitalbanking/ux-users",
+    Family.DB_ACCOUNTS: "/digitalbanking/db-accounts",
+    Family.DB_USERS: "/digitalbanking/db-users",
+}
+#: The tracing header each family requires, and the name it is echoed under.
+TRACE_HEADER = {
+    Family.OAUTH2: "transactionId",
+    Family.UX_USERS: "correlationId",
+    Family.DB_ACCOUNTS: "transactionId",
+    Family.DB_USERS: "transactionId",
+}
+MAX_TRANSACTION_ID = 64
+
+
+class InvalidBody(PwresetError):
+    key = "request.invalid_body"
+    message = "request body is malformed or fails validation"
+
+
+class MissingCorrelationId(PwresetError):
+    key = "request.missing_correlation_id"
+    message = "correlationId header is required"
+
+
+class InvalidCorrelationId(PwresetError):
+    key = "request.invalid_correlation_id"
+    message = "correlationId must be a UUID"
+
+
+class MissingTransactionId(PwresetError):
+    key = "request.missing_transaction_id"
+    message = "transactionId header is required"
+
+
+class TransactionIdTooLong(PwresetError):
+    key = "request.transaction_id_too_long"
+    message = f"transactionId is longer than {MAX_TRANSACTION_ID} characters"
+
+
+@dataclass(slots=True)
+class Call:
+    """What a handler gets: the request, the services, and who is calling."""
+
+    request: Request
+    services: Container
+    principal: Principal | None
+    trace: str | None
+    operation: Operation
+
+    def check_trace(self) -> None:
+        """The family's tracing header rules (contract sections 2 and 5)."""
+        op = self.operation
+        _check_trace(op.family, self.trace, required=op.trace_required)
+
+    @property
+    def caller(self) -> Principal:
+        assert self.principal is not None, "operation declared without bearer auth"
+        return self.principal
+
+    async def json(self, model: type[BaseModel]) -> Any:
+        raw = await self.request.body()
+        try:
+            return model.model_validate_json(raw or b"null")
+        except ValidationError as exc:
+            raise InvalidBody(_describe(exc)) from None
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+Auth = Literal["bearer", "client", "none"]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str  # gateway style, e.g. "/v1/customers/{customerId}/contact-methods"
+    family: Family
+    handler: Handler
+    summary: str
+    auth: Auth = "bearer"
+    scopes: frozenset[str] = frozenset()
+    #: Whether the family's tracing header is required (it is always echoed when sent).
+    trace_required: bool = True
+    body: type[BaseModel] | None = None
+    form: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[str, ...] = ()
+    params: dict[str, str] = field(default_factory=dict)  # query parameter -> description
+    tags: tuple[str, ...] = ()
+
+    @property
+    def paths(self) -> tuple[str, str]:
+        return self.path, PORTAL_PREFIX[self.family] + self.path
+
+
+def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
+    family = op.family
+    header = TRACE_HEADER[family]
+    header_lower = header.lower()
+    header_bytes = header.encode()
+
+    async def serve(request: Request) -> Response:
+        services: Container = request.app.state.services
+        trace = request.headers.get(header_lower)
+        try:
+            principal = None
+            if op.auth == "bearer":
+                principal = await services.oauth.authenticate_bearer(request.headers.get("authorization"))
+                principal.require(op.scopes)
+            call = Call(request, services, principal, trace, op)
+            if op.auth != "client":  # client-authenticated handlers check it after authenticating
+                call.check_trace()
+            response = await op.handler(call)
+        except PwresetError as error:
+            response = render(error, family)
+        except (OperationalError, DBAPIError, ConnectionError, TimeoutError, OSError) as exc:
+            log.error("dependency unavailable: %s", type(exc).__name__)
+            response = render(Unavailable(), family)
+        except Exception:
+            log.exception("unexpected error")
+            response = render(PwresetError(), family)
+        if trace is not None:
+            # Echoed under the contract's spelling; Starlette would lower-case a normal header.
+            response.raw_headers.append((header_bytes, trace.encode("latin-1")))
+        return response
+
+    serve.__name__ = op.handler.__name__
+    return serve
+
+
+def _check_trace(family: Family, value: str | None, *, required: bool) -> None:
+    """oauth2 and ux-users want a UUID; db-accounts and db-users any id of at most 64 characters."""
+    if family is Family.OAUTH2:
+        if (value is None and required) or (value is not None and not _is_uuid(value)):
+            raise InvalidTransactionId()
+        return
+    if family is Family.UX_USERS:
+        if value is None or not value.strip():
+            if required:
+                raise MissingCorrelationId()
+            return
+        if not _is_uuid(value):
+            raise InvalidCorrelationId()
+    else:
+        if value is None or not value.strip():
+            if required:
+                raise MissingTransactionId()
+            return
+        if len(value) > MAX_TRANSACTION_ID:
+            raise TransactionIdTooLong()
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+
+
+def _is_uuid(value: str) -> bool:
+    return _UUID.fullmatch(value.strip()) is not None
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
+    return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid body"))
+
+
+def routes(operations: list[Operation]) -> list[Route]:
+    out: list[Route] = []
+    for op in operations:
+        serve = endpoint(op)
+        for path in op.paths:
+            out.append(Route(path, serve, methods=[op.method]))
+    return out

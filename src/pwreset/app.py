@@ -1,0 +1,72 @@
+"""``create_app(settings)``: every route under both URL styles, middleware, errors, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pwreset.api.openapi import build_openapi
+from pwreset.api.operations import Operation, routes
+from pwreset.config import Settings
+from pwreset.container import Container, build_container
+from pwreset.errors import json_response
+from pwreset.oauth.routes import OPERATIONS as OAUTH_OPERATIONS
+from pwreset.ops.logs import configure_logging
+from pwreset.ops.middleware import RequestContextMiddleware
+from pwreset.ops.routes import ROUTES as OPS_ROUTES
+
+
+def all_operations() -> list[Operation]:
+    return [*OAUTH_OPERATIONS]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+    return json_response({"code": code, "message": str(exc.detail)}, exc.status_code, exc.headers)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    container: Container | None = None,
+    extra_operations: Sequence[Operation] = (),
+    background: bool = True,
+) -> Starlette:
+    """The ASGI application. ``background=False`` skips the revocation feed's loop (unit tests)."""
+    services = container or build_container(settings)
+    operations = [*all_operations(), *extra_operations]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(services.feed.run(), name="revocation-feed") if background else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                services.feed.stop()
+                await task
+            await services.close()
+
+    app = Starlette(
+        routes=[*OPS_ROUTES, *routes(operations)],
+        exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.openapi = build_openapi(operations)
+    app.add_middleware(RequestContextMiddleware, log_access=settings.access_log)
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """Entry point for ``uvicorn --factory`` and ``pwreset serve``: settings from the environment."""
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return create_app(settings)

@@ -1,0 +1,54 @@
+"""``record_event``: the one way to write an audit event, inside the caller's transaction.
+
+Details must never carry a secret, a passcode or a full destination; callers pass identifiers only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pwreset.audit.models import AuditEvent
+from pwreset.kit.clock import Clock
+
+
+async def record_event(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    event_type: str,
+    outcome: str,
+    actor: str = "api",
+    institution_id: str | None = None,
+    client_id: str | None = None,
+    customer_id: str | None = None,
+    correlation_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditEvent(
+            occurred_at=clock.now(),
+            event_type=event_type,
+            outcome=outcome,
+            actor=actor,
+            institution_id=institution_id,
+            client_id=client_id,
+            customer_id=customer_id,
+            correlation_id=correlation_id,
+            details=details or {},
+        )
+    )
+
+
+async def list_events(
+    session: AsyncSession, *, institution_id: str | None = None, event_type: str | None = None, limit: int = 100
+) -> Sequence[AuditEvent]:
+    stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if institution_id is not None:
+        stmt = stmt.where(AuditEvent.institution_id == institution_id)
+    if event_type is not None:
+        stmt = stmt.where(AuditEvent.event_type == event_type)
+    return (await session.scalars(stmt)).all()

@@ -1,0 +1,1 @@
+"""The ``pwreset`` command line."""

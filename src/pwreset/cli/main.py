@@ -1,0 +1,332 @@
+"""``pwreset``: migrations, tenants, partner clients, the server and the sandbox.
+
+Every command is thin: parse, open one unit of work, call a service, print. Bad input gets one
+clear line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+from pwreset.config import ConfigurationError, Settings
+from pwreset.container import Container, build_container
+from pwreset.db import Database, redacted_url
+from pwreset.errors import PwresetError
+from pwreset.institutions import service as institutions
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="pwreset", help="Self-hosted password reset service.", no_args_is_help=True,
+    pretty_exceptions_enable=False, add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+institutions_app = typer.Typer(help="Institutions (tenants).", no_args_is_help=True)
+clients_app = typer.Typer(help="Partner applications and their credentials.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(institutions_app, name="institutions")
+app.add_typer(clients_app, name="clients")
+
+
+class CommandError(Exception):
+    """A problem to report on one line."""
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "PWRESET_" + str(first["loc"][0]).upper() if first.get("loc") else "settings"
+        raise CommandError(f"{field}: {first['msg']}") from None
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+async def _with_services(settings: Settings, work: Callable[[Container], Awaitable[T]]) -> T:
+    services = build_container(settings)
+    try:
+        return await work(services)
+    finally:
+        await services.close()
+
+
+def _echo_json(value: object) -> None:
+    typer.echo(json.dumps(value, indent=2))
+
+
+# db
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration (PWRESET_DATABASE_URL)."""
+    from pwreset.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    typer.echo(f"database at {redacted_url(settings.database_url)} is up to date")
+
+
+# institutions
+
+
+@institutions_app.command("create")
+def institutions_create(
+    institution_id: Annotated[str, typer.Argument(help="The contract's institutionId, e.g. 07675")],
+    name: Annotated[str, typer.Option("--name", help="Display name, used in messages to customers")],
+) -> None:
+    """Create an institution."""
+    from pwreset.kit.clock import Clock
+
+    settings = _settings()
+
+    async def work() -> None:
+        db = Database(settings.database_url)
+        try:
+            async with db.transaction() as session:
+                await institutions.create_institution(
+                    session, institution_id=institution_id, name=name, clock=Clock()
+                )
+        finally:
+            await db.dispose()
+
+    _run(work())
+    typer.echo(f"institution {institution_id} created")
+
+
+@institutions_app.command("list")
+def institutions_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List institutions."""
+    settings = _settings()
+
+    async def work() -> list[dict[str, str]]:
+        db = Database(settings.database_url)
+        try:
+            async with db.reading() as session:
+                rows = await institutions.list_institutions(session)
+                return [{"institutionId": r.id, "name": r.name, "createdAt": r.created_at.isoformat()} for r in rows]
+        finally:
+            await db.dispose()
+
+    rows = _run(work())
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['institutionId']}\t{row['name']}")
+
+
+# clients
+
+
+def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
+    body = {
+        "sharedKey": client.shared_key,
+        "institutionId": client.institution_id,
+        "scopes": client.scopes,
+    }
+    if secret is not None:
+        body = {"sharedKey": client.shared_key, "secretKey": secret, **body}
+    return body
+
+
+def _print_credentials(client: Any, secret: str, as_json: bool) -> None:
+    if as_json:
+        _echo_json(_client_json(client, secret))
+        return
+    typer.echo(f"shared key:  {client.shared_key}")
+    typer.echo(f"secret key:  {secret}")
+    typer.echo(f"institution: {client.institution_id}")
+    typer.echo(f"scopes:      {client.scopes}")
+    typer.echo("The secret key is shown once; only its keyed hash is stored.", err=True)
+
+
+@clients_app.command("create")
+def clients_create(
+    institution: Annotated[str, typer.Option("--institution", help="institutionId the client acts for")],
+    scopes: Annotated[str, typer.Option("--scopes", help='space-separated, e.g. "institution-users:read"')],
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    grant_types: Annotated[
+        str | None, typer.Option("--grant-types", help="space-separated; default: all three grants")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Register a partner application; prints its shared key and secret key once."""
+    settings = _settings()
+
+    async def work(services: Container) -> Any:
+        async with services.db.transaction() as session:
+            return await services.oauth.create_client(
+                session, institution_id=institution, scope=scopes, name=name, grant_types=grant_types
+            )
+
+    created = _run(_with_services(settings, work))
+    _print_credentials(created.client, created.secret_key, as_json)
+
+
+@clients_app.command("rotate")
+def clients_rotate(
+    shared_key: Annotated[str, typer.Argument()],
+    revoke_tokens: Annotated[
+        bool, typer.Option("--revoke-tokens", help="also revoke every token issued to the client")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Replace a client's secret key at once; prints the new one once."""
+    settings = _settings()
+
+    async def work(services: Container) -> Any:
+        async with services.db.transaction() as session:
+            return await services.oauth.rotate_client_secret(
+                session, shared_key=shared_key, revoke_tokens=revoke_tokens
+            )
+
+    rotated = _run(_with_services(settings, work))
+    _print_credentials(rotated.client, rotated.secret_key, as_json)
+
+
+@clients_app.command("revoke")
+def clients_revoke(shared_key: Annotated[str, typer.Argument()]) -> None:
+    """Revoke a client and every token issued to it."""
+    settings = _settings()
+
+    async def work(services: Container) -> None:
+        async with services.db.transaction() as session:
+            await services.oauth.revoke_client(session, shared_key=shared_key)
+
+    _run(_with_services(settings, work))
+    typer.echo(f"client {shared_key} revoked; its tokens stop working within {settings.revocation_bound:g} s")
+
+
+@clients_app.command("list")
+def clients_list(
+    institution: Annotated[str | None, typer.Option("--institution")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List partner applications (never their secrets)."""
+    settings = _settings()
+
+    async def work(services: Container) -> list[dict[str, Any]]:
+        async with services.db.reading() as session:
+            rows = await services.oauth.list_clients(session, institution_id=institution)
+            return [
+                {
+                    **_client_json(r),
+                    "name": r.name,
+                    "grantTypes": r.grant_types,
+                    "createdAt": r.created_at.isoformat(),
+                    "revoked": r.revoked_at is not None,
+                }
+                for r in rows
+            ]
+
+    rows = _run(_with_services(settings, work))
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        state = "revoked" if row["revoked"] else "active"
+        typer.echo(f"{row['sharedKey']}\t{row['institutionId']}\t{state}\t{row['name']}\t{row['scopes']}")
+
+
+# serving
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+) -> None:
+    """Run the API with uvicorn (settings from PWRESET_* variables)."""
+    import uvicorn
+
+    settings = _settings()
+    settings.check_secret_key()  # refuse before forking workers
+    uvicorn.run(
+        "pwreset.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
+        log_config=None, access_log=False, server_header=False, proxy_headers=True,
+    )
+
+
+@app.command("sandbox")
+def sandbox(
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+) -> None:
+    """A demo on a SQLite file in this directory: migrated, seeded, and served."""
+    import uvicorn
+
+    from pwreset import sandbox as sb
+    from pwreset.app import create_app
+    from pwreset.migrate import upgrade
+    from pwreset.ops.logs import configure_logging
+
+    here = Path.cwd()
+    settings = _settings(
+        database_url=f"sqlite:///{here / sb.DATABASE_FILE}", sandbox=True, secret_key=sb.sandbox_key(here),
+    )
+    upgrade(settings.database_url)
+    credentials = _run(_with_services(settings, sb.seed))
+    base = f"http://{host}:{port}"
+    typer.echo(
+        f"""
+pwreset sandbox (database: {here / sb.DATABASE_FILE})
+
+  institution:  {credentials.institution_id} ({sb.INSTITUTION_NAME})
+  shared key:   {credentials.shared_key}
+  secret key:   {credentials.secret_key}
+  scopes:       {credentials.scopes}
+
+Get a token:
+
+  curl -s -X POST {base}/oauth2/v1/token \\
+    -u '{credentials.shared_key}:{credentials.secret_key}' \\
+    -H 'transactionId: 4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f' -H 'institutionId: {credentials.institution_id}' \\
+    -d grant_type=client_credentials
+
+API description: {base}/docs
+"""
+    )
+    configure_logging(settings.log_level, json=False)
+    # The seed ran on another event loop; start the server with fresh connections.
+    uvicorn.run(
+        create_app(settings, container=build_container(settings)), host=host, port=port,
+        log_config=None, access_log=False, server_header=False,
+    )
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except (CommandError, ConfigurationError, PwresetError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except (OperationalError, ProgrammingError, DBAPIError) as exc:
+        typer.echo(f"error: {_database_problem(exc)}", err=True)
+        sys.exit(1)
+    except (OSError, ConnectionError) as exc:
+        typer.echo(f"error: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+
+
+def _database_problem(exc: DBAPIError) -> str:
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    lowered = text.lower()
+    if "no such table" in lowered or "does not exist" in lowered and "relation" in lowered:
+        return "the database has no pwreset tables; run `pwreset db upgrade` first"
+    return "database error: " + text.splitlines()[0][:200]

@@ -1,0 +1,76 @@
+"""Typed settings, read from the environment (prefix ``PWRESET_``).
+
+Tests and the sandbox build their own :class:`Settings`; nothing reads a global.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Values that are obviously not secrets; refused outside the sandbox.
+_PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "placeholder", "secret", "example", "xxxx")
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ConfigurationError(Exception):
+    """Settings that must not be used to start the service."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PWRESET_", extra="ignore")
+
+    #: ``sqlite:///pwreset.db`` or ``postgresql://user@host/db``; the async driver is picked for you.
+    database_url: str = "sqlite:///pwreset.db"
+    db_pool_size: int = Field(default=10, ge=1)
+    #: ``redis://127.0.0.1:6379/0``. Optional: speeds up cross-node revocation and shares rate limits.
+    redis_url: str | None = None
+    #: Keys every hash of a secret (client secrets, tokens). Required outside the sandbox.
+    secret_key: SecretStr | None = None
+    #: The sandbox accepts a generated secret key and seeds demo data; never use it in production.
+    sandbox: bool = False
+
+    access_token_ttl: int = Field(default=1800, ge=60, description="seconds")
+    refresh_token_ttl: int = Field(default=30 * 86400, ge=300, description="seconds")
+    #: Longest time a revocation may take to reach every other node.
+    revocation_bound: float = Field(default=5.0, gt=0, le=300)
+    token_cache_size: int = Field(default=100_000, ge=0)
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    access_log: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0].split("+", 1)[0]
+        if scheme not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError("PWRESET_DATABASE_URL must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    def check_secret_key(self) -> None:
+        """Refuse to start with a missing or placeholder secret key, except in the sandbox."""
+        if self.sandbox:
+            if self.secret_key is None:
+                raise ConfigurationError("the sandbox needs a secret key; `pwreset sandbox` makes one")
+            return
+        if self.secret_key is None:
+            raise ConfigurationError(
+                "PWRESET_SECRET_KEY is not set; generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
+        value = self.secret_key.get_secret_value()
+        lowered = value.lower()
+        if len(value) < MIN_SECRET_KEY_LENGTH or any(m in lowered for m in _PLACEHOLDER_MARKERS):
+            raise ConfigurationError(
+                f"PWRESET_SECRET_KEY looks like a placeholder; use at least {MIN_SECRET_KEY_LENGTH} "
+                "random characters"
+            )
+        if len(set(value)) < 10:
+            raise ConfigurationError("PWRESET_SECRET_KEY has too little variety to be a random secret")
+
+    @property
+    def secret_key_bytes(self) -> bytes:
+        if self.secret_key is None:
+            raise ConfigurationError("PWRESET_SECRET_KEY is not set")
+        return self.secret_key.get_secret_value().encode()

@@ -1,0 +1,56 @@
+"""The service graph of one process, built once from :class:`Settings` (no globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from pwreset.config import Settings
+from pwreset.db import Database
+from pwreset.kit.clock import Clock
+from pwreset.kit.crypto import KeyedHasher
+from pwreset.oauth.cache import TokenCache
+from pwreset.oauth.directory import CustomerDirectory, NoDirectory
+from pwreset.oauth.revocation import RevocationFeed
+from pwreset.oauth.service import OAuthService
+
+
+@dataclass
+class Container:
+    settings: Settings
+    db: Database
+    clock: Clock
+    hasher: KeyedHasher
+    redis: Redis | None
+    cache: TokenCache
+    feed: RevocationFeed
+    oauth: OAuthService
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.db.dispose()
+
+
+def build_container(
+    settings: Settings, *, clock: Clock | None = None, directory: CustomerDirectory | None = None
+) -> Container:
+    settings.check_secret_key()
+    clock = clock or Clock()
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    hasher = KeyedHasher(settings.secret_key_bytes)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    cache = TokenCache(
+        bound=settings.revocation_bound,
+        max_entries=settings.token_cache_size,
+        tombstone_ttl=settings.access_token_ttl + 60,
+    )
+    feed = RevocationFeed(db=db, cache=cache, clock=clock, redis=redis, retention=settings.access_token_ttl)
+    oauth = OAuthService(
+        settings=settings, db=db, hasher=hasher, clock=clock, cache=cache, feed=feed,
+        directory=directory or NoDirectory(),
+    )
+    return Container(
+        settings=settings, db=db, clock=clock, hasher=hasher, redis=redis, cache=cache, feed=feed, oauth=oauth
+    )

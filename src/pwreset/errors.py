@@ -1,0 +1,135 @@
+"""The root error, and the one place where errors become wire responses.
+
+Services raise domain errors that know nothing of HTTP; each carries a ``key``. Every route belongs
+to one wire family of the contract (oauth2, ux-users, db-accounts, db-users), and :data:`WIRE` maps
+``(key, family)`` to that family's status and code (contract sections 2, 5, 6, 8). An error with no
+row for its family, or any unexpected exception, becomes the family's internal-error code and never
+carries detail.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import ClassVar
+
+import orjson
+from starlette.responses import Response
+
+
+class PwresetError(Exception):
+    """Root of every error the service raises on purpose."""
+
+    key: ClassVar[str] = "internal"
+    message: ClassVar[str] = "internal error"
+
+    def __init__(self, message: str | None = None, *, extra: Mapping[str, object] | None = None) -> None:
+        self.detail = message or self.message
+        self.extra = dict(extra or {})
+        super().__init__(self.detail)
+
+
+class Family(enum.Enum):
+    OAUTH2 = "oauth2"
+    UX_USERS = "ux-users"
+    DB_ACCOUNTS = "db-accounts"
+    DB_USERS = "db-users"
+
+
+OAUTH2, UXU, ACC, DBU = Family.OAUTH2, Family.UX_USERS, Family.DB_ACCOUNTS, Family.DB_USERS
+
+
+def _auth(ux: str, n: str, status: int) -> dict[Family, tuple[int, str]]:
+    # db-accounts and db-users publish no auth codes; they reuse the ux-users numbers under their
+    # own prefix (docs/decisions/0002-error-codes.md).
+    return {UXU: (status, ux), ACC: (status, f"ACC_{n}"), DBU: (status, f"DBU_{n}")}
+
+
+#: (error key) -> {family: (HTTP status, code)}
+WIRE: dict[str, dict[Family, tuple[int, str]]] = {
+    # Token service, contract section 2.
+    "oauth.invalid_client": {OAUTH2: (401, "CMN_90004")},
+    "oauth.invalid_institution": {OAUTH2: (400, "CMN_90005")},
+    "oauth.grant_not_allowed": {OAUTH2: (403, "CMN_90006")},
+    "oauth.unsupported_grant": {OAUTH2: (400, "CMN_90007")},
+    "oauth.invalid_transaction_id": {OAUTH2: (400, "CMN_90008")},
+    "oauth.missing_refresh_token": {OAUTH2: (400, "CMN_90011")},
+    "oauth.invalid_scope": {OAUTH2: (400, "CMN_90012")},
+    "oauth.missing_username": {OAUTH2: (400, "CMN_90013")},
+    "oauth.missing_password": {OAUTH2: (400, "CMN_90014")},
+    "oauth.invalid_user_credentials": {OAUTH2: (401, "CMN_90015")},
+    "oauth.invalid_refresh_token": {OAUTH2: (400, "CMN_90016")},
+    # Bearer checks on resource APIs, contract section 5.
+    "auth.invalid_token": _auth("UXU_10001", "10001", 401),
+    "auth.insufficient_scope": _auth("UXU_10002", "10002", 403),
+    "auth.expired_token": _auth("UXU_10003", "10003", 401),
+    "auth.missing_token": _auth("UXU_10005", "10005", 401),
+    "auth.wrong_customer": _auth("UXU_10011", "10011", 403),
+    # Tracing headers, contract section 5.
+    "request.missing_correlation_id": {UXU: (400, "UXU_10006")},
+    "request.invalid_correlation_id": {UXU: (400, "UXU_10007")},
+    "request.missing_transaction_id": {ACC: (400, "ACC_99998"), DBU: (400, "DBU_99998")},
+    "request.transaction_id_too_long": {ACC: (400, "ACC_99997"), DBU: (400, "DBU_99997")},
+    "request.invalid_path": {UXU: (400, "UXU_10012"), ACC: (400, "ACC_99992"), DBU: (400, "DBU_10012")},
+    "request.invalid_query": {UXU: (400, "UXU_10014"), ACC: (400, "ACC_99992"), DBU: (400, "DBU_10014")},
+    "request.invalid_body": {UXU: (400, "UXU_99999"), ACC: (400, "ACC_99996"), DBU: (400, "DBU_99999")},
+    "request.rate_limited": {
+        OAUTH2: (429, "CMN_90029"), UXU: (429, "UXU_40029"), ACC: (429, "ACC_40029"), DBU: (429, "DBU_40029"),
+    },
+    "unavailable": {OAUTH2: (500, "CMN_90000"), UXU: (503, "UXU_30001"), ACC: (503, "ACC_30001"),
+                    DBU: (503, "DBU_30001")},
+    "internal": {OAUTH2: (500, "CMN_90000"), UXU: (500, "UXU_99998"), ACC: (500, "ACC_99999"),
+                 DBU: (500, "DBU_99999")},
+}
+
+#: Extra response headers by key (RFC 6749 section 5.2, RFC 6750 section 3).
+_HEADERS: dict[str, dict[str, str]] = {
+    "oauth.invalid_client": {"WWW-Authenticate": 'Basic realm="pwreset"'},
+    "auth.missing_token": {"WWW-Authenticate": 'Bearer realm="pwreset"'},
+    "auth.invalid_token": {"WWW-Authenticate": 'Bearer realm="pwreset", error="invalid_token"'},
+    "auth.expired_token": {
+        "WWW-Authenticate": 'Bearer realm="pwreset", error="invalid_token", error_description="expired"'
+    },
+    "auth.insufficient_scope": {"WWW-Authenticate": 'Bearer realm="pwreset", error="insufficient_scope"'},
+}
+
+
+class Unavailable(PwresetError):
+    key = "unavailable"
+    message = "service temporarily unavailable"
+
+
+class RateLimited(PwresetError):
+    key = "request.rate_limited"
+    message = "too many requests; retry later"
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+def json_response(body: object, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+def wire_status(error: PwresetError, family: Family) -> tuple[int, str] | None:
+    return WIRE.get(error.key, {}).get(family)
+
+
+def render(error: PwresetError, family: Family, headers: Mapping[str, str] | None = None) -> Response:
+    """The family's body: ux-users carries ``status``; the others ``code`` and ``message``."""
+    mapped = wire_status(error, family)
+    if mapped is None:
+        error = PwresetError()
+        mapped = WIRE["internal"][family]
+    status, code = mapped
+    body: dict[str, object]
+    if family is UXU:
+        body = {"status": status, "message": error.detail, "code": code}
+    else:
+        body = {"code": code, "message": error.detail}
+    body.update(error.extra)
+    out = {**_HEADERS.get(error.key, {}), **(headers or {})}
+    if isinstance(error, RateLimited):
+        out["Retry-After"] = str(error.retry_after)
+    return json_response(body, status, out)

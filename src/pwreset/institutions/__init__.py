@@ -1,0 +1,1 @@
+"""Institutions: the tenants. Every other row belongs to exactly one."""

@@ -1,0 +1,49 @@
+"""Secret generation and keyed hashing.
+
+Machine secrets (client secrets, tokens) carry 256 bits from the OS CSPRNG, so a fast keyed hash
+(HMAC-SHA256 under the server's secret key) is the right storage: guessing is infeasible and a
+stolen table is useless without the key. A slow password hash here would cap the token endpoint
+at a few requests per second for no gain.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+SECRET_BYTES = 32  # 256 bits
+
+
+class KeyedHasher:
+    """HMAC-SHA256 with a per-purpose label, so a hash of one kind never matches another kind."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if not key:
+            raise ValueError("the hashing key is empty")
+        self._key = key
+
+    def digest(self, purpose: str, value: str) -> str:
+        return hmac.new(self._key, f"{purpose}\x00{value}".encode(), hashlib.sha256).hexdigest()
+
+    def verify(self, purpose: str, value: str, expected_hex: str) -> bool:
+        """Constant-time comparison of ``value``'s hash with a stored hash."""
+        return hmac.compare_digest(self.digest(purpose, value), expected_hex)
+
+    def derive(self, label: str) -> str:
+        """A stable secret derived from the key (used by the sandbox for its demo credentials)."""
+        raw = hmac.new(self._key, f"derive\x00{label}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def new_secret(prefix: str) -> str:
+    """A prefixed, URL-safe secret with 256 bits of entropy (e.g. ``pwr_at_...``)."""
+    return prefix + secrets.token_urlsafe(SECRET_BYTES)
+
+
+def new_id() -> str:
+    """An opaque random identifier (128 bits, hex)."""
+    return secrets.token_hex(16)

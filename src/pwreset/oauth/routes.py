@@ -1,0 +1,117 @@
+"""``/oauth2/v1/token``, ``/revoke`` and ``/introspect`` (contract sections 2 to 4)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from starlette.responses import Response
+
+from pwreset.api.operations import Call, Operation
+from pwreset.audit import service as audit
+from pwreset.errors import Family, PwresetError, json_response
+from pwreset.oauth.cache import CachedClient
+from pwreset.oauth.schemas import IntrospectionRead, TokenForm, TokenForm7009, TokenRead
+from pwreset.oauth.service import TokenRequest
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_MAX_FORM = 16 * 1024
+
+
+async def _form(call: Call) -> dict[str, str]:
+    """The urlencoded body, first value of each field (RFC 6749 appendix B)."""
+    content_type = call.request.headers.get("content-type", "")
+    if not content_type.lower().startswith("application/x-www-form-urlencoded"):
+        return {}
+    body = await call.request.body()
+    if len(body) > _MAX_FORM:
+        return {}
+    form: dict[str, str] = {}
+    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        form.setdefault(key, value)
+    return form
+
+
+async def token(call: Call) -> Response:
+    services = call.services
+    form = await _form(call)
+    headers = call.request.headers
+    request = TokenRequest(
+        grant_type=form.get("grant_type") or None,
+        institution_id=headers.get("institutionid") or form.get("institutionId") or None,
+        scope=form["scope"] if "scope" in form else form.get("scopes"),
+        username=form.get("username"),
+        password=form.get("password"),
+        refresh_token=form.get("refresh_token"),
+    )
+    failure: PwresetError | None = None
+    client: CachedClient | None = None
+    async with services.db.transaction() as session:
+        try:
+            client = await services.oauth.authenticate_client(session, headers.get("authorization"))
+            call.check_trace()
+            issued = await services.oauth.issue(session, client, request)
+        except PwresetError as error:
+            failure = error
+            await audit.record_event(
+                session, clock=services.clock, event_type="token.issue_failed", outcome=error.key,
+                institution_id=client.institution_id if client else None,
+                client_id=client.client_id if client else None, correlation_id=call.trace,
+                details={"grantType": (request.grant_type or "")[:32]},
+            )
+    if failure is not None:
+        raise failure
+    return json_response(issued.to_wire(), 200, _NO_STORE)
+
+
+async def revoke(call: Call) -> Response:
+    services = call.services
+    form = await _form(call)
+    async with services.db.transaction() as session:
+        client = await services.oauth.authenticate_client(session, call.request.headers.get("authorization"))
+        call.check_trace()
+        await services.oauth.revoke(session, client, form.get("token"))
+    return Response(status_code=204)
+
+
+async def introspect(call: Call) -> Response:
+    services = call.services
+    form = await _form(call)
+    async with services.db.transaction() as session:
+        client = await services.oauth.authenticate_client(session, call.request.headers.get("authorization"))
+        call.check_trace()
+        body = await services.oauth.introspect(session, client, form.get("token"))
+    return json_response(body, 200, _NO_STORE)
+
+
+_TOKEN_ERRORS = (
+    "oauth.invalid_client", "oauth.invalid_institution", "oauth.grant_not_allowed", "oauth.unsupported_grant",
+    "oauth.invalid_transaction_id", "oauth.missing_refresh_token", "oauth.invalid_scope",
+    "oauth.missing_username", "oauth.missing_password", "oauth.invalid_user_credentials",
+    "oauth.invalid_refresh_token", "internal",
+)
+
+OPERATIONS = [
+    Operation(
+        "POST", "/oauth2/v1/token", Family.OAUTH2, token, "Issue an access token (RFC 6749)",
+        auth="client", form=TokenForm, response=TokenRead, errors=_TOKEN_ERRORS,
+        params={"institutionId": "header: the institution the token acts for (not for refresh_token)"},
+        tags=("OAuth2",),
+    ),
+    Operation(
+        "DELETE", "/oauth2/v1/revoke", Family.OAUTH2, revoke, "Revoke a token (RFC 7009)",
+        auth="client", form=TokenForm7009, status=204,
+        errors=("oauth.invalid_client", "oauth.invalid_transaction_id", "oauth.missing_refresh_token"),
+        tags=("OAuth2",),
+    ),
+    Operation(
+        "POST", "/oauth2/v1/revoke", Family.OAUTH2, revoke, "Revoke a token (RFC 7009)",
+        auth="client", form=TokenForm7009, status=204,
+        errors=("oauth.invalid_client", "oauth.invalid_transaction_id", "oauth.missing_refresh_token"),
+        tags=("OAuth2",),
+    ),
+    Operation(
+        "POST", "/oauth2/v1/introspect", Family.OAUTH2, introspect, "Introspect a token (RFC 7662) [ext]",
+        auth="client", trace_required=False, form=TokenForm7009, response=IntrospectionRead,
+        errors=("oauth.invalid_client", "oauth.missing_refresh_token"), tags=("OAuth2",),
+    ),
+]

@@ -1,0 +1,44 @@
+"""Wire shapes of the token service, for the OpenAPI document (contract sections 2 to 4)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class TokenForm(BaseModel):
+    grant_type: str = Field(description="client_credentials | password | refresh_token")
+    scopes: str | None = Field(default=None, description="space-separated subset of the client's scopes")
+    scope: str | None = Field(default=None, description="RFC 6749 name for `scopes`")
+    username: str | None = Field(default=None, description="password grant: the customer's login id")
+    password: str | None = Field(default=None, description="password grant")
+    refresh_token: str | None = Field(default=None, description="refresh_token grant")
+
+
+class TokenRead(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    scope: str
+    refresh_token: str | None = None
+    refresh_token_expires_in: int | None = None
+
+
+class TokenForm7009(BaseModel):
+    token: str
+    token_type_hint: str | None = None
+
+
+class IntrospectionRead(BaseModel):
+    active: bool
+    scope: str | None = None
+    client_id: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    token_type: str | None = None
+    institution_id: str | None = None
+    sub: str | None = None
+
+
+class ErrorRead(BaseModel):
+    code: str
+    message: str

@@ -1,0 +1,487 @@
+"""The token service (contract sections 2 to 5) and partner-client administration.
+
+Grants follow RFC 6749: client credentials (section 4.4), resource-owner password (4.3) and refresh
+(6) with rotation and reuse detection (OAuth 2.0 Security BCP, section 4.14). Revocation follows
+RFC 7009, introspection RFC 7662.
+
+Bookkeeping before a domain error is committed on purpose (failed-login counts, revoking a family
+whose refresh token was reused): callers commit the unit of work, then answer with the error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pwreset.audit import service as audit
+from pwreset.config import Settings
+from pwreset.db import Database, on_commit
+from pwreset.institutions import repository as institutions
+from pwreset.institutions.errors import InstitutionNotFound
+from pwreset.kit.clock import Clock
+from pwreset.kit.crypto import KeyedHasher, new_id, new_secret
+from pwreset.oauth import repository, scopes
+from pwreset.oauth.cache import CachedClient, CachedToken, TokenCache
+from pwreset.oauth.directory import CustomerDirectory
+from pwreset.oauth.errors import (
+    BearerExpired,
+    BearerInvalid,
+    BearerMissing,
+    ClientNotFound,
+    GrantNotAllowed,
+    InsufficientScope,
+    InvalidClient,
+    InvalidClientSettings,
+    InvalidInstitution,
+    InvalidRefreshToken,
+    InvalidScope,
+    InvalidUserCredentials,
+    MissingPassword,
+    MissingRefreshToken,
+    MissingToken,
+    MissingUsername,
+    UnsupportedGrant,
+)
+from pwreset.oauth.models import ApiClient, Token
+from pwreset.oauth.revocation import RevocationFeed
+
+ACCESS_PREFIX = "pwr_at_"
+REFRESH_PREFIX = "pwr_rt_"
+SECRET_PREFIX = "pwr_cs_"
+SHARED_KEY_PREFIX = "pwr_ck_"
+#: Hash purposes: a hash of one kind never matches another.
+H_CLIENT_SECRET = "client-secret"
+H_ACCESS = "access-token"
+H_REFRESH = "refresh-token"
+_MAX_TOKEN_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a bearer token acts for."""
+
+    client_id: str
+    institution_id: str
+    customer_id: str | None
+    scopes: frozenset[str]
+    token_id: str
+
+    def require(self, needed: frozenset[str]) -> None:
+        if not needed <= self.scopes:
+            raise InsufficientScope()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    grant_type: str | None
+    institution_id: str | None = None
+    scope: str | None = None
+    username: str | None = None
+    password: str | None = None
+    refresh_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    expires_in: int
+    scope: str
+    refresh_token: str | None = None
+    refresh_token_expires_in: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+            body["refresh_token_expires_in"] = self.refresh_token_expires_in
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class NewClient:
+    client: ApiClient
+    secret_key: str
+
+
+class OAuthService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        hasher: KeyedHasher,
+        clock: Clock,
+        cache: TokenCache,
+        feed: RevocationFeed,
+        directory: CustomerDirectory,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.hasher = hasher
+        self.clock = clock
+        self.cache = cache
+        self.feed = feed
+        self.directory = directory
+
+    # Client authentication (RFC 6749 section 2.3.1)
+
+    async def authenticate_client(self, session: AsyncSession, authorization: str | None) -> CachedClient:
+        shared_key, secret = _parse_basic(authorization)
+        now = self.clock.timestamp()
+        client = self.cache.get_client(shared_key, now)
+        if client is None:
+            row = await repository.client_by_shared_key(session, shared_key)
+            if row is None or row.revoked_at is not None:
+                self.hasher.digest(H_CLIENT_SECRET, secret)  # same work as a known client
+                raise InvalidClient()
+            client = CachedClient(
+                client_id=row.id,
+                institution_id=row.institution_id,
+                shared_key=row.shared_key,
+                secret_hash=row.secret_hash,
+                scopes=scopes.parse(row.scopes),
+                grant_types=scopes.parse(row.grant_types),
+                cached_at=now,
+            )
+            self.cache.put_client(client)
+        if not self.hasher.verify(H_CLIENT_SECRET, secret, client.secret_hash):
+            raise InvalidClient()
+        return client
+
+    # The token endpoint (contract section 2)
+
+    async def issue(self, session: AsyncSession, client: CachedClient, request: TokenRequest) -> IssuedTokens:
+        grant = request.grant_type
+        if grant not in scopes.KNOWN_GRANTS:
+            raise UnsupportedGrant()
+        if grant not in client.grant_types:
+            raise GrantNotAllowed()
+        if grant == scopes.GRANT_REFRESH_TOKEN:
+            return await self._refresh(session, client, request)
+        if not request.institution_id or request.institution_id != client.institution_id:
+            raise InvalidInstitution()
+        granted = _narrow(client.scopes, request.scope)
+        if grant == scopes.GRANT_CLIENT_CREDENTIALS:
+            return self._mint(session, client, customer_id=None, granted=granted, family_id=None)
+        if not request.username:
+            raise MissingUsername()
+        if not request.password:
+            raise MissingPassword()
+        customer_id = await self.directory.authenticate(
+            session, institution_id=client.institution_id, username=request.username, password=request.password
+        )
+        if customer_id is None:
+            raise InvalidUserCredentials()
+        refresh_expires = self.clock.now() + timedelta(seconds=self.settings.refresh_token_ttl)
+        return self._mint(
+            session, client, customer_id=customer_id, granted=granted, family_id=new_id(),
+            refresh_expires=refresh_expires,
+        )
+
+    async def _refresh(self, session: AsyncSession, client: CachedClient, request: TokenRequest) -> IssuedTokens:
+        if not request.refresh_token:
+            raise MissingRefreshToken()
+        found = await repository.token_by_hash(session, self.hasher.digest(H_REFRESH, request.refresh_token))
+        now = self.clock.now()
+        if found is None:
+            raise InvalidRefreshToken()
+        old = found[0]
+        if old.kind != "refresh" or old.client_id != client.client_id:
+            raise InvalidRefreshToken()
+        if old.revoked_at is not None or old.expires_at <= now or old.family_id is None:
+            raise InvalidRefreshToken()
+        if request.institution_id and request.institution_id != old.institution_id:
+            raise InvalidInstitution()
+        if old.used_at is not None or not await repository.spend_refresh_token(session, token_id=old.id, at=now):
+            # A spent refresh token came back: someone holds a copy. End the whole family.
+            await self._revoke_family(session, old.family_id)
+            await audit.record_event(
+                session, clock=self.clock, event_type="token.refresh_reuse", outcome="family_revoked",
+                institution_id=old.institution_id, client_id=client.client_id, customer_id=old.customer_id,
+            )
+            raise InvalidRefreshToken()
+        assert old.customer_id is not None
+        if not await self.directory.may_refresh(
+            session, institution_id=old.institution_id, customer_id=old.customer_id
+        ):
+            await self._revoke_family(session, old.family_id)
+            raise InvalidRefreshToken()
+        granted = _narrow(scopes.parse(old.scope), request.scope)
+        return self._mint(
+            session, client, customer_id=old.customer_id, granted=granted, family_id=old.family_id,
+            refresh_expires=old.expires_at,
+        )
+
+    def _mint(
+        self,
+        session: AsyncSession,
+        client: CachedClient,
+        *,
+        customer_id: str | None,
+        granted: frozenset[str],
+        family_id: str | None,
+        refresh_expires: datetime | None = None,
+    ) -> IssuedTokens:
+        now = self.clock.now()
+        ttl = self.settings.access_token_ttl
+        scope = scopes.render(granted)
+        access = new_secret(ACCESS_PREFIX)
+        access_hash = self.hasher.digest(H_ACCESS, access)
+        row = Token(
+            id=new_id(), kind="access", token_hash=access_hash, client_id=client.client_id,
+            institution_id=client.institution_id, customer_id=customer_id, scope=scope,
+            family_id=family_id, issued_at=now, expires_at=now + timedelta(seconds=ttl),
+        )
+        session.add(row)
+        issued = IssuedTokens(access_token=access, expires_in=ttl, scope=scope)
+        if refresh_expires is not None:
+            refresh = new_secret(REFRESH_PREFIX)
+            session.add(
+                Token(
+                    id=new_id(), kind="refresh", token_hash=self.hasher.digest(H_REFRESH, refresh),
+                    client_id=client.client_id, institution_id=client.institution_id,
+                    customer_id=customer_id, scope=scope, family_id=family_id, issued_at=now,
+                    expires_at=refresh_expires,
+                )
+            )
+            issued = IssuedTokens(
+                access_token=access, expires_in=ttl, scope=scope, refresh_token=refresh,
+                refresh_token_expires_in=max(0, int((refresh_expires - now).total_seconds())),
+            )
+        entry = CachedToken(
+            token_id=row.id, client_id=client.client_id, institution_id=client.institution_id,
+            customer_id=customer_id, family_id=family_id, scopes=granted, issued_at=now.timestamp(),
+            expires_at=now.timestamp() + ttl, cached_at=now.timestamp(),
+        )
+        on_commit(session, lambda: self.cache.put_token(access_hash, entry))
+        return issued
+
+    # Revocation (RFC 7009) and introspection (RFC 7662)
+
+    async def revoke(self, session: AsyncSession, client: CachedClient, token: str | None) -> None:
+        """Revoke one of the client's own tokens; unknown tokens are ignored (RFC 7009 section 2.2)."""
+        if not token:
+            raise MissingToken()
+        found = await self._lookup(session, token)
+        if found is None or found.client_id != client.client_id:
+            return
+        now = self.clock.now()
+        if found.kind == "refresh" and found.family_id is not None:
+            await self._revoke_family(session, found.family_id)
+        else:
+            await repository.revoke_token(session, token_id=found.id, at=now)
+            await self.feed.record(session, kind="token", key=found.token_hash)
+
+    async def introspect(self, session: AsyncSession, client: CachedClient, token: str | None) -> dict[str, Any]:
+        if not token:
+            raise MissingToken()
+        found = await self._lookup(session, token)
+        now = self.clock.now()
+        if (
+            found is None
+            or found.client_id != client.client_id
+            or found.revoked_at is not None
+            or found.expires_at <= now
+            or found.used_at is not None
+        ):
+            return {"active": False}
+        body: dict[str, Any] = {
+            "active": True,
+            "scope": found.scope,
+            "client_id": client.shared_key,
+            "exp": int(found.expires_at.timestamp()),
+            "iat": int(found.issued_at.timestamp()),
+            "token_type": "Bearer" if found.kind == "access" else "refresh_token",
+            "institution_id": found.institution_id,
+        }
+        if found.customer_id is not None:
+            body["sub"] = found.customer_id
+        return body
+
+    async def _lookup(self, session: AsyncSession, token: str) -> Token | None:
+        if token.startswith(REFRESH_PREFIX):
+            purpose = H_REFRESH
+        elif token.startswith(ACCESS_PREFIX):
+            purpose = H_ACCESS
+        else:
+            return None
+        found = await repository.token_by_hash(session, self.hasher.digest(purpose, token))
+        return None if found is None else found[0]
+
+    async def _revoke_family(self, session: AsyncSession, family_id: str | None) -> None:
+        if family_id is None:
+            return
+        await repository.revoke_family(session, family_id=family_id, at=self.clock.now())
+        await self.feed.record(session, kind="family", key=family_id)
+
+    async def revoke_customer_tokens(self, session: AsyncSession, *, institution_id: str, customer_id: str) -> None:
+        """Every token of one customer (after a completed reset, an unlock by the bank, a removal)."""
+        await repository.revoke_customer_tokens(
+            session, institution_id=institution_id, customer_id=customer_id, at=self.clock.now()
+        )
+        await self.feed.record(session, kind="customer", key=f"{institution_id}/{customer_id}")
+
+    # Bearer tokens on resource APIs (contract section 5): the hot path
+
+    async def authenticate_bearer(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise BearerMissing()
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token.startswith(ACCESS_PREFIX) or len(token) > _MAX_TOKEN_LENGTH:
+            raise BearerInvalid()
+        token_hash = self.hasher.digest(H_ACCESS, token)
+        now = self.clock.timestamp()
+        entry = self.cache.get_token(token_hash, now)
+        if entry is None:
+            entry = await self._load_access_token(token_hash, now)
+        if self.cache.is_revoked(entry, token_hash):
+            raise BearerInvalid()
+        if entry.expires_at <= now:
+            raise BearerExpired()
+        return Principal(
+            client_id=entry.client_id, institution_id=entry.institution_id, customer_id=entry.customer_id,
+            scopes=entry.scopes, token_id=entry.token_id,
+        )
+
+    async def _load_access_token(self, token_hash: str, started: float) -> CachedToken:
+        async with self.db.reading() as session:
+            found = await repository.token_by_hash(session, token_hash)
+        if found is None:
+            raise BearerInvalid()
+        token, client = found
+        if token.kind != "access" or token.revoked_at is not None or client.revoked_at is not None:
+            raise BearerInvalid()
+        entry = CachedToken(
+            token_id=token.id, client_id=token.client_id, institution_id=token.institution_id,
+            customer_id=token.customer_id, family_id=token.family_id, scopes=scopes.parse(token.scope),
+            issued_at=token.issued_at.timestamp(), expires_at=token.expires_at.timestamp(), cached_at=started,
+        )
+        if entry.expires_at > started:
+            self.cache.put_token(token_hash, entry)
+        return entry
+
+    # Client administration (the command line)
+
+    async def create_client(
+        self,
+        session: AsyncSession,
+        *,
+        institution_id: str,
+        scope: str,
+        name: str | None = None,
+        grant_types: str | None = None,
+        shared_key: str | None = None,
+        secret_key: str | None = None,
+    ) -> NewClient:
+        """A new client; ``shared_key`` and ``secret_key`` are only given by the sandbox's seed."""
+        if await institutions.get(session, institution_id) is None:
+            raise InstitutionNotFound(f"no institution {institution_id}; create it first")
+        allowed = scopes.parse(scope)
+        if not allowed:
+            raise InvalidClientSettings("a client needs at least one scope")
+        unknown = allowed - scopes.KNOWN_SCOPES
+        if unknown:
+            raise InvalidClientSettings(
+                f"unknown scope {' '.join(sorted(unknown))}; known: {scopes.render(scopes.KNOWN_SCOPES)}"
+            )
+        grants = scopes.parse(grant_types) if grant_types else scopes.KNOWN_GRANTS
+        if not grants or not grants <= scopes.KNOWN_GRANTS:
+            raise InvalidClientSettings(f"grant types are a subset of: {scopes.render(scopes.KNOWN_GRANTS)}")
+        secret = secret_key or new_secret(SECRET_PREFIX)
+        client = ApiClient(
+            id=new_id(), institution_id=institution_id, name=(name or "partner application").strip(),
+            shared_key=shared_key or SHARED_KEY_PREFIX + new_id(), secret_hash=self.hasher.digest(H_CLIENT_SECRET, secret),
+            scopes=scopes.render(allowed), grant_types=scopes.render(grants), created_at=self.clock.now(),
+        )
+        await repository.add(session, client)
+        await audit.record_event(
+            session, clock=self.clock, event_type="client.created", outcome="success", actor="cli",
+            institution_id=institution_id, client_id=client.id,
+            details={"sharedKey": client.shared_key, "scopes": client.scopes, "grantTypes": client.grant_types},
+        )
+        return NewClient(client=client, secret_key=secret)
+
+    async def rotate_client_secret(
+        self, session: AsyncSession, *, shared_key: str, revoke_tokens: bool = False
+    ) -> NewClient:
+        client = await self._client_for_admin(session, shared_key)
+        secret = new_secret(SECRET_PREFIX)
+        client.secret_hash = self.hasher.digest(H_CLIENT_SECRET, secret)
+        client.secret_rotated_at = self.clock.now()
+        await session.flush()
+        await self.feed.record(session, kind="client_updated", key=client.id)
+        if revoke_tokens:
+            await self._revoke_client_tokens(session, client)
+        await audit.record_event(
+            session, clock=self.clock, event_type="client.rotated", outcome="success", actor="cli",
+            institution_id=client.institution_id, client_id=client.id,
+            details={"sharedKey": client.shared_key, "tokensRevoked": revoke_tokens},
+        )
+        return NewClient(client=client, secret_key=secret)
+
+    async def revoke_client(self, session: AsyncSession, *, shared_key: str) -> ApiClient:
+        client = await self._client_for_admin(session, shared_key)
+        client.revoked_at = self.clock.now()
+        await session.flush()
+        await self._revoke_client_tokens(session, client)
+        await audit.record_event(
+            session, clock=self.clock, event_type="client.revoked", outcome="success", actor="cli",
+            institution_id=client.institution_id, client_id=client.id, details={"sharedKey": client.shared_key},
+        )
+        return client
+
+    async def list_clients(self, session: AsyncSession, *, institution_id: str | None = None) -> Sequence[ApiClient]:
+        return await repository.list_clients(session, institution_id=institution_id)
+
+    async def _revoke_client_tokens(self, session: AsyncSession, client: ApiClient) -> None:
+        await repository.revoke_client_tokens(session, client_id=client.id, at=self.clock.now())
+        await self.feed.record(session, kind="client", key=client.id)
+
+    async def _client_for_admin(self, session: AsyncSession, shared_key: str) -> ApiClient:
+        client = await repository.client_by_shared_key(session, shared_key)
+        if client is None:
+            raise ClientNotFound(f"no client with shared key {shared_key}")
+        if client.revoked_at is not None:
+            raise ClientNotFound(f"client {shared_key} is revoked")
+        return client
+
+
+def _parse_basic(authorization: str | None) -> tuple[str, str]:
+    """``Authorization: Basic base64(sharedKey:secretKey)`` (RFC 7617)."""
+    if not authorization:
+        raise InvalidClient()
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic" or not encoded or len(encoded) > 512:
+        raise InvalidClient()
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidClient() from None
+    shared_key, sep, secret = decoded.partition(":")
+    if not sep or not shared_key or not secret:
+        raise InvalidClient()
+    # RFC 6749 section 2.3.1: both parts are form-urlencoded before encoding.
+    return unquote(shared_key.replace("+", " ")), unquote(secret.replace("+", " "))
+
+
+def _narrow(allowed: frozenset[str], requested: str | None) -> frozenset[str]:
+    """A requested scope must be a subset of what is allowed; none requested means all of it."""
+    if requested is None or not requested.strip():
+        return allowed
+    wanted = scopes.parse(requested)
+    if not wanted <= allowed:
+        raise InvalidScope()
+    return wanted

@@ -1,0 +1,1 @@
+"""Operations: health, readiness, metrics, logs (contract section 9)."""

@@ -1,0 +1,58 @@
+"""One pure-ASGI middleware: tracing id for the logs, access log line, request metrics.
+
+Pure ASGI on purpose: Starlette's BaseHTTPMiddleware costs a task and a stream per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pwreset.kit.tracing import trace_id
+from pwreset.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+access_log = logging.getLogger("pwreset.access")
+_TRACE_HEADERS = (b"correlationid", b"transactionid")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, log_access: bool = True) -> None:
+        self.app = app
+        self.log_access = log_access
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trace = None
+        for name, value in scope["headers"]:
+            if name in _TRACE_HEADERS:
+                trace = value.decode("latin-1")[:64]
+                break
+        token = trace_id.set(trace or uuid.uuid4().hex)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
+            HTTP_LATENCY.labels(template).observe(elapsed)
+            if self.log_access:
+                access_log.info(
+                    "%s %s %d %.1fms", scope["method"], template, status, elapsed * 1000,
+                    extra={"status": status, "duration_ms": round(elapsed * 1000, 2)},
+                )
+            trace_id.reset(token)

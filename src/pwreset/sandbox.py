@@ -1,0 +1,63 @@
+"""The sandbox: a SQLite file in the working directory, migrated and seeded with demo data.
+
+Its secret key lives in ``pwreset-sandbox.key`` beside the database, and the demo client's
+credentials are derived from that key, so a second run reuses the same data and prints the same
+credentials. Never for production: the sandbox can print its secret because it can re-derive it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from pwreset.container import Container
+from pwreset.institutions import repository as institutions
+from pwreset.institutions.service import create_institution
+from pwreset.oauth import repository as clients
+from pwreset.oauth.scopes import KNOWN_SCOPES, render
+from pwreset.oauth.service import SECRET_PREFIX, SHARED_KEY_PREFIX
+
+DATABASE_FILE = "pwreset.db"
+KEY_FILE = "pwreset-sandbox.key"
+INSTITUTION_ID = "00001"
+INSTITUTION_NAME = "Demo Credit Union"
+
+
+@dataclass(frozen=True)
+class SandboxCredentials:
+    institution_id: str
+    shared_key: str
+    secret_key: str
+    scopes: str
+
+
+def sandbox_key(directory: Path) -> str:
+    """The sandbox's secret key, made on first use (readable by its owner only)."""
+    path = directory / KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+async def seed(services: Container) -> SandboxCredentials:
+    """Create the demo institution and client unless they exist (idempotent)."""
+    shared_key = SHARED_KEY_PREFIX + "demo" + services.hasher.derive("sandbox-shared-key")[:24]
+    secret = SECRET_PREFIX + services.hasher.derive("sandbox-secret-key")
+    all_scopes = render(KNOWN_SCOPES)
+    async with services.db.transaction() as session:
+        if await institutions.get(session, INSTITUTION_ID) is None:
+            await create_institution(
+                session, institution_id=INSTITUTION_ID, name=INSTITUTION_NAME, clock=services.clock
+            )
+        if await clients.client_by_shared_key(session, shared_key) is None:
+            await services.oauth.create_client(
+                session, institution_id=INSTITUTION_ID, scope=all_scopes, name="Sandbox demo app",
+                shared_key=shared_key, secret_key=secret,
+            )
+    return SandboxCredentials(INSTITUTION_ID, shared_key, secret, all_scopes)

@@ -1,0 +1,196 @@
+"""Test fixtures: every test that takes ``backend`` runs on SQLite and on PostgreSQL.
+
+PostgreSQL and Redis are used when reachable (``PWRESET_TEST_POSTGRES_URL``, default the local
+server; ``PWRESET_TEST_REDIS_URL``, default the local Redis). In CI (``CI=true``) or with
+``PWRESET_TEST_REQUIRE_SERVICES=1`` an unreachable one fails the run instead of being skipped; on a
+laptop without them, SQLite and the in-process fallbacks stand in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+import pwreset.models  # noqa: F401
+from pwreset.app import create_app
+from pwreset.config import Settings
+from pwreset.container import Container, build_container
+from pwreset.db import Base, async_url
+from pwreset.kit.clock import FrozenClock
+from pwreset.migrate import upgrade
+from tests.support import PROBE_OPERATIONS, FakeDirectory
+
+POSTGRES_ADMIN_URL = os.environ.get("PWRESET_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("PWRESET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRE_SERVICES = os.environ.get("CI", "").lower() == "true" or os.environ.get(
+    "PWRESET_TEST_REQUIRE_SERVICES"
+) == "1"
+TEST_SECRET_KEY = "t3st-k3y-" + "9f8e7d6c5b4a3210" * 3
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+POSTGRES_UP = _reachable(POSTGRES_ADMIN_URL, 5432)
+REDIS_UP = _reachable(REDIS_URL, 6379)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if REQUIRE_SERVICES and not (POSTGRES_UP and REDIS_UP):
+        raise pytest.UsageError(
+            f"CI needs PostgreSQL ({POSTGRES_ADMIN_URL}: {'up' if POSTGRES_UP else 'unreachable'}) and "
+            f"Redis ({REDIS_URL}: {'up' if REDIS_UP else 'unreachable'})"
+        )
+
+
+def pytest_report_header() -> list[str]:
+    return [
+        f"pwreset backends: sqlite, postgresql={'yes' if POSTGRES_UP else 'no (skipped)'}, "
+        f"redis={'yes' if REDIS_UP else 'no (in-process fallbacks)'}"
+    ]
+
+
+async def _admin(sql: str) -> None:
+    engine = create_async_engine(async_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One migrated database per backend for the whole session."""
+    urls = {"sqlite": f"sqlite:///{tmp_path_factory.mktemp('db') / 'pwreset-test.db'}"}
+    pg_name = f"pwreset_test_{os.getpid()}"
+    if POSTGRES_UP:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{pg_name}"'))
+        asyncio.run(_admin(f'CREATE DATABASE "{pg_name}"'))
+        urls["postgresql"] = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + pg_name
+    for url in urls.values():
+        upgrade(url)
+    yield urls
+    if POSTGRES_UP:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgresql" and not POSTGRES_UP:
+        pytest.skip("PostgreSQL is not reachable (CI requires it)")
+    return str(request.param)
+
+
+async def empty_tables(url: str) -> None:
+    engine = create_async_engine(async_url(url))
+    try:
+        async with engine.begin() as conn:
+            tables = list(reversed(Base.metadata.sorted_tables))
+            if conn.dialect.name == "postgresql":
+                names = ", ".join(t.name for t in tables)
+                await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    await conn.execute(table.delete())
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def database_url(backend: str, database_urls: dict[str, str]) -> str:
+    url = database_urls[backend]
+    await empty_tables(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url, secret_key=TEST_SECRET_KEY, log_json=False, access_log=False,
+        revocation_bound=5.0, _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def directory() -> FakeDirectory:
+    return FakeDirectory()
+
+
+@pytest.fixture
+async def services(settings: Settings, clock: FrozenClock, directory: FakeDirectory) -> AsyncIterator[Container]:
+    container = build_container(settings, clock=clock, directory=directory)
+    yield container
+    await container.close()
+
+
+@pytest.fixture
+async def api(services: Container) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(services.settings, container=services, extra_operations=PROBE_OPERATIONS, background=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://pwreset.test") as client:
+        yield client
+
+
+@dataclass
+class PartnerClient:
+    institution_id: str
+    shared_key: str
+    secret_key: str
+    client_id: str
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.shared_key, self.secret_key)
+
+
+@pytest.fixture
+def make_partner(services: Container):  # type: ignore[no-untyped-def]
+    from pwreset.institutions.service import create_institution
+    from pwreset.institutions import repository as institutions
+
+    async def make(
+        institution_id: str = "07675", scopes: str = "institution-users:read institution-users:write",
+        grant_types: str | None = None,
+    ) -> PartnerClient:
+        async with services.db.transaction() as session:
+            if await institutions.get(session, institution_id) is None:
+                await create_institution(
+                    session, institution_id=institution_id, name=f"Institution {institution_id}",
+                    clock=services.clock,
+                )
+            created = await services.oauth.create_client(
+                session, institution_id=institution_id, scope=scopes, grant_types=grant_types
+            )
+        return PartnerClient(institution_id, created.client.shared_key, created.secret_key, created.client.id)
+
+    return make
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
