@@ -1,0 +1,3 @@
+from pwreset.cli.main import main
+
+main()
