@@ -168,8 +168,8 @@ class PartnerClient:
 
 @pytest.fixture
 def make_partner(services: Container):  # type: ignore[no-untyped-def]
-    from pwreset.institutions.service import create_institution
     from pwreset.institutions import repository as institutions
+    from pwreset.institutions.service import create_institution
 
     async def make(
         institution_id: str = "07675", scopes: str = "institution-users:read institution-users:write",

@@ -170,7 +170,9 @@ async def test_the_revocation_log_carries_revocations_to_other_nodes(api, make_p
     try:
         await other.oauth.authenticate_bearer(f"Bearer {token}")  # now cached on the other node
         await other.feed.poll_once()  # fresh: the other node trusts its cache for a while
-        revoked = await api.request("DELETE", "/oauth2/v1/revoke", auth=partner.auth, headers=tx(), data={"token": token})
+        revoked = await api.request(
+            "DELETE", "/oauth2/v1/revoke", auth=partner.auth, headers=tx(), data={"token": token}
+        )
         assert revoked.status_code == 204
         await other.oauth.authenticate_bearer(f"Bearer {token}")  # not read the log yet: still cached
         await other.feed.poll_once()

@@ -145,7 +145,9 @@ async def test_revoke_answers_204_for_unknown_tokens_and_other_clients_tokens(ap
     other = await make_partner()
     token = (await get_token(api, partner.auth)).json()["access_token"]
     for value in ("pwr_at_unknown", "garbage", token):
-        response = await api.request("DELETE", "/oauth2/v1/revoke", auth=other.auth, headers=tx(), data={"token": value})
+        response = await api.request(
+            "DELETE", "/oauth2/v1/revoke", auth=other.auth, headers=tx(), data={"token": value}
+        )
         assert response.status_code == 204
     assert (await api.get("/v1/probe", headers=bearer(token))).status_code == 200  # not the other's to revoke
 
@@ -176,7 +178,7 @@ async def test_introspection_describes_active_tokens(api, partner, clock):
     assert refresh_info["active"] is True and refresh_info["token_type"] == "refresh_token"
 
 
-async def test_introspection_is_inactive_for_revoked_expired_spent_foreign_and_unknown(api, partner, make_partner, clock):
+async def test_introspection_is_inactive_for_expired_spent_foreign_and_unknown(api, partner, make_partner, clock):
     body = await sign_in(api, partner)
     other = await make_partner()
 

@@ -225,12 +225,14 @@ async def test_unknown_or_not_allowed_scope_is_cmn_90012(api, make_partner, pref
 
 async def test_password_grant_without_username_is_cmn_90013(api, make_partner, prefix):
     partner = await make_partner()
-    await expect(await get_token(api, partner.auth, prefix=prefix, grant_type="password", password="x"), 400, "CMN_90013")
+    response = await get_token(api, partner.auth, prefix=prefix, grant_type="password", password="x")
+    await expect(response, 400, "CMN_90013")
 
 
 async def test_password_grant_without_password_is_cmn_90014(api, make_partner, prefix):
     partner = await make_partner()
-    await expect(await get_token(api, partner.auth, prefix=prefix, grant_type="password", username="pat"), 400, "CMN_90014")
+    response = await get_token(api, partner.auth, prefix=prefix, grant_type="password", username="pat")
+    await expect(response, 400, "CMN_90014")
 
 
 async def test_wrong_username_or_password_is_cmn_90015(api, make_partner, directory, prefix):

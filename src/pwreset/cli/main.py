@@ -327,6 +327,6 @@ def main() -> None:
 def _database_problem(exc: DBAPIError) -> str:
     text = str(exc.orig) if exc.orig is not None else str(exc)
     lowered = text.lower()
-    if "no such table" in lowered or "does not exist" in lowered and "relation" in lowered:
+    if "no such table" in lowered or ("does not exist" in lowered and "relation" in lowered):
         return "the database has no pwreset tables; run `pwreset db upgrade` first"
     return "database error: " + text.splitlines()[0][:200]

@@ -13,7 +13,7 @@ import pwreset.models  # noqa: F401  (registers every table)
 from pwreset.db import Base, async_url
 
 config = context.config
-URL = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+URL: str = config.attributes.get("url") or config.get_main_option("sqlalchemy.url") or ""
 
 
 def _run(connection: Connection) -> None:

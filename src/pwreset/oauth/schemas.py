@@ -16,7 +16,7 @@ class TokenForm(BaseModel):
 
 class TokenRead(BaseModel):
     access_token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - a token type, not a secret
     expires_in: int
     scope: str
     refresh_token: str | None = None

@@ -54,10 +54,10 @@ from pwreset.oauth.revocation import RevocationFeed
 
 ACCESS_PREFIX = "pwr_at_"
 REFRESH_PREFIX = "pwr_rt_"
-SECRET_PREFIX = "pwr_cs_"
+SECRET_PREFIX = "pwr_cs_"  # noqa: S105 - a prefix, not a secret
 SHARED_KEY_PREFIX = "pwr_ck_"
 #: Hash purposes: a hash of one kind never matches another.
-H_CLIENT_SECRET = "client-secret"
+H_CLIENT_SECRET = "client-secret"  # noqa: S105 - a hash label
 H_ACCESS = "access-token"
 H_REFRESH = "refresh-token"
 _MAX_TOKEN_LENGTH = 128
@@ -403,7 +403,8 @@ class OAuthService:
         secret = secret_key or new_secret(SECRET_PREFIX)
         client = ApiClient(
             id=new_id(), institution_id=institution_id, name=(name or "partner application").strip(),
-            shared_key=shared_key or SHARED_KEY_PREFIX + new_id(), secret_hash=self.hasher.digest(H_CLIENT_SECRET, secret),
+            shared_key=shared_key or SHARED_KEY_PREFIX + new_id(),
+            secret_hash=self.hasher.digest(H_CLIENT_SECRET, secret),
             scopes=scopes.render(allowed), grant_types=scopes.render(grants), created_at=self.clock.now(),
         )
         await repository.add(session, client)

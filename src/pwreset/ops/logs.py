@@ -27,7 +27,7 @@ class ContextFilter(logging.Filter):
         if isinstance(record.msg, str) and "pwr_" in record.msg:
             record.msg = mask_secrets(record.msg)
         if record.args:
-            record.args = tuple(mask_secrets(a) if isinstance(a, str) else a for a in record.args)  # type: ignore[union-attr]
+            record.args = tuple(mask_secrets(a) if isinstance(a, str) else a for a in record.args)
         return True
 
 

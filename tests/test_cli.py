@@ -1,0 +1,134 @@
+"""The command line, run as an operator runs it: a subprocess with PWRESET_* variables."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_SECRET_KEY
+from tests.servers import pwreset_server
+
+
+@pytest.fixture
+def cli(database_url, tmp_path):
+    def run(*args: str, env: dict[str, str] | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        base_env = {
+            "PWRESET_DATABASE_URL": database_url,
+            "PWRESET_SECRET_KEY": TEST_SECRET_KEY,
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "pwreset", *args], capture_output=True, text=True, timeout=60,
+            env={**base_env, **(env or {})}, cwd=tmp_path, check=False,
+        )
+        assert "Traceback" not in result.stderr, result.stderr
+        if ok:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    return run
+
+
+def test_institutions_and_clients_lifecycle(cli):
+    assert "created" in cli("institutions", "create", "07675", "--name", "First Credit Union").stdout
+    listed = json.loads(cli("institutions", "list", "--json").stdout)
+    assert [i["institutionId"] for i in listed] == ["07675"]
+
+    created = json.loads(
+        cli("clients", "create", "--institution", "07675", "--scopes", "institution-users:read", "--json").stdout
+    )
+    assert set(created) == {"sharedKey", "secretKey", "institutionId", "scopes"}
+    assert created["institutionId"] == "07675" and created["scopes"] == "institution-users:read"
+    assert created["secretKey"].startswith("pwr_cs_") and len(created["secretKey"]) >= 7 + 43
+
+    clients = json.loads(cli("clients", "list", "--json").stdout)
+    assert clients[0]["sharedKey"] == created["sharedKey"] and not clients[0]["revoked"]
+    assert created["secretKey"] not in cli("clients", "list").stdout
+
+    rotated = json.loads(cli("clients", "rotate", created["sharedKey"], "--json").stdout)
+    assert rotated["sharedKey"] == created["sharedKey"] and rotated["secretKey"] != created["secretKey"]
+
+    assert "revoked" in cli("clients", "revoke", created["sharedKey"]).stdout
+    assert json.loads(cli("clients", "list", "--json").stdout)[0]["revoked"] is True
+
+
+def test_human_output_shows_the_secret_once_and_says_so(cli):
+    cli("institutions", "create", "07675", "--name", "First")
+    result = cli("clients", "create", "--institution", "07675", "--scopes", "institution-users:read")
+    assert "secret key:  pwr_cs_" in result.stdout
+    assert "shown once" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["institutions", "create", "bad id!", "--name", "X"], "institution id"),
+        (["clients", "create", "--institution", "nope", "--scopes", "institution-users:read"], "no institution"),
+        (["clients", "create", "--institution", "07675", "--scopes", "bogus:scope"], "unknown scope"),
+        (["clients", "create", "--institution", "07675", "--scopes", ""], "at least one scope"),
+        (["clients", "create", "--institution", "07675", "--scopes", "accounts:read", "--grant-types", "implicit"],
+         "grant types"),
+        (["clients", "rotate", "pwr_ck_missing"], "no client"),
+        (["clients", "revoke", "pwr_ck_missing"], "no client"),
+    ],
+)
+def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(cli, args, message):
+    cli("institutions", "create", "07675", "--name", "First")
+    result = cli(*args, ok=False)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+def test_duplicate_institution_is_refused(cli):
+    cli("institutions", "create", "07675", "--name", "First")
+    result = cli("institutions", "create", "07675", "--name", "Again", ok=False)
+    assert result.returncode == 1 and "already exists" in result.stderr
+
+
+@pytest.mark.parametrize("key", [None, "changeme", "short", "x" * 40])
+def test_missing_or_placeholder_secret_key_is_refused(cli, key):
+    env = {"PWRESET_SECRET_KEY": key} if key is not None else {"PWRESET_SECRET_KEY": ""}
+    result = cli("clients", "list", env=env, ok=False)
+    assert result.returncode == 1 and "PWRESET_SECRET_KEY" in result.stderr
+
+
+def test_an_unmigrated_database_is_named_not_dumped(cli, tmp_path):
+    result = cli("institutions", "list", env={"PWRESET_DATABASE_URL": f"sqlite:///{tmp_path}/empty.db"}, ok=False)
+    assert "pwreset db upgrade" in result.stderr
+
+
+def test_an_unsupported_database_url_is_one_line(cli):
+    result = cli("institutions", "list", env={"PWRESET_DATABASE_URL": "mysql://x"}, ok=False)
+    assert result.returncode == 1 and "PWRESET_DATABASE_URL" in result.stderr
+
+
+def test_db_upgrade_migrates_a_new_database(cli, tmp_path):
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    assert "up to date" in cli("db", "upgrade", env={"PWRESET_DATABASE_URL": url}).stdout
+    assert cli("institutions", "list", env={"PWRESET_DATABASE_URL": url}).stdout == ""
+
+
+def test_serve_answers_and_refuses_to_start_without_a_key(cli, database_url, tmp_path):
+    refused = cli("serve", env={"PWRESET_SECRET_KEY": ""}, ok=False)
+    assert refused.returncode == 1 and "PWRESET_SECRET_KEY" in refused.stderr
+    cli("institutions", "create", "07675", "--name", "First")
+    created = json.loads(
+        cli("clients", "create", "--institution", "07675", "--scopes", "institution-users:read", "--json").stdout
+    )
+    env = {"PWRESET_DATABASE_URL": database_url, "PWRESET_SECRET_KEY": TEST_SECRET_KEY}
+    with pwreset_server(env, tmp_path / "serve.log") as base:
+        response = httpx.post(
+            f"{base}/oauth2/v1/token", auth=(created["sharedKey"], created["secretKey"]),
+            headers={"transactionId": str(uuid.uuid4()), "institutionId": "07675"},
+            data={"grant_type": "client_credentials"},
+        )
+        assert response.status_code == 200
+    log = (tmp_path / "serve.log").read_text()
+    assert created["secretKey"] not in log and response.json()["access_token"] not in log

@@ -1,0 +1,116 @@
+"""Health, readiness, metrics, the API description, JSON logs (contract section 9)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import httpx
+import pytest
+
+from pwreset.app import create_app
+from pwreset.config import ConfigurationError, Settings
+from pwreset.container import build_container
+from pwreset.ops.logs import ContextFilter, configure_logging
+from tests.support import PROBE_OPERATIONS, bearer, get_token
+
+
+async def test_health_and_readiness(api):
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "ok"
+
+
+async def test_readiness_fails_when_the_database_is_unreachable(tmp_path):
+    settings = Settings(
+        database_url="postgresql://nobody@127.0.0.1:1/none", secret_key="k" * 20 + "abcdefghijklmnop", _env_file=None
+    )
+    app = create_app(settings, background=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        assert (await client.get("/healthz")).status_code == 200
+        ready = await client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["database"] == "unreachable"
+
+
+async def test_a_database_outage_is_a_clean_error_not_a_traceback(tmp_path):
+    settings = Settings(
+        database_url="postgresql://nobody@127.0.0.1:1/none", secret_key="k" * 20 + "abcdefghijklmnop", _env_file=None
+    )
+    app = create_app(settings, background=False, extra_operations=PROBE_OPERATIONS)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        response = await get_token(client, ("pwr_ck_a", "pwr_cs_b"))
+        probe = await client.get("/v1/probe", headers=bearer("pwr_at_" + "a" * 43))
+    assert response.status_code == 500 and response.json()["code"] == "CMN_90000"
+    assert "Traceback" not in response.text and "127.0.0.1" not in response.text
+    assert probe.status_code == 503 and probe.json()["code"] == "UXU_30001"
+
+
+async def test_metrics_count_requests_by_route(api, make_partner):
+    partner = await make_partner()
+    await get_token(api, partner.auth)
+    text = (await api.get("/metrics")).text
+    assert 'pwreset_http_requests_total{method="POST",route="/oauth2/v1/token",status="200"}' in text
+    assert "pwreset_http_request_duration_seconds_bucket" in text
+
+
+async def test_openapi_describes_both_url_styles(api):
+    spec = (await api.get("/openapi.json")).json()
+    assert spec["openapi"].startswith("3.")
+    for path in ("/oauth2/v1/token", "/digitalbanking/oauth2/v1/token", "/oauth2/v1/revoke", "/oauth2/v1/introspect"):
+        assert path in spec["paths"], path
+    token = spec["paths"]["/oauth2/v1/token"]["post"]
+    assert "CMN_90004" in token["responses"]["401"]["description"]
+    assert set(spec["paths"]["/oauth2/v1/revoke"]) == {"delete", "post"}
+    docs = await api.get("/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+
+
+async def test_unknown_routes_are_json(api):
+    response = await api.get("/nope")
+    assert response.status_code == 404 and response.json()["code"] == "NOT_FOUND"
+
+
+def test_placeholder_secret_keys_are_refused_outside_the_sandbox():
+    for value in (None, "changeme-changeme-changeme-changeme", "a" * 64, "short"):
+        with pytest.raises(ConfigurationError):
+            build_container(Settings(secret_key=value, _env_file=None))
+    Settings(secret_key="anything-goes-here", sandbox=True, _env_file=None).check_secret_key()
+
+
+def test_log_lines_are_json_with_the_trace_id_and_no_secrets():
+    from pwreset.kit.tracing import trace_id
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    stream = io.StringIO()
+    configure_logging("INFO", json=True)
+    root.handlers[0].stream = stream  # type: ignore[attr-defined]
+    token = trace_id.set("0f8fad5b-d9cb-469f-a165-70867728950e")
+    try:
+        logging.getLogger("pwreset.test").warning("leaked %s", "pwr_at_abcdefghijklmnopqrstuvwxyz0123456789")
+    finally:
+        trace_id.reset(token)
+        root.handlers[:], root.level = saved[0], saved[1]
+    line = json.loads(stream.getvalue().strip().splitlines()[-1])
+    assert line["trace_id"] == "0f8fad5b-d9cb-469f-a165-70867728950e"
+    assert line["level"] == "WARNING" and "pwr_at_[redacted]" in line["message"]
+    assert "abcdefghijklmnop" not in stream.getvalue()
+
+
+async def test_access_log_lines_carry_the_tracing_id(make_partner, services, caplog):
+    services.settings.access_log = True
+    partner = await make_partner()
+    app = create_app(services.settings, container=services, background=False)
+    caplog.set_level(logging.INFO, logger="pwreset.access")
+    caplog.handler.addFilter(ContextFilter())
+    transaction_id = "6a1f3f0e-1c9b-4a57-9d0e-6a4ffb0c2e11"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        response = await client.post(
+            "/oauth2/v1/token", auth=partner.auth, headers={"transactionId": transaction_id, "institutionId": "07675"},
+            data={"grant_type": "client_credentials"},
+        )
+    records = [r for r in caplog.records if r.name == "pwreset.access"]
+    assert records and records[-1].getMessage().startswith("POST /oauth2/v1/token 200")
+    assert records[-1].trace_id == transaction_id
+    assert response.json()["access_token"] not in caplog.text

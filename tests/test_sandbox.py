@@ -1,0 +1,71 @@
+"""``pwreset sandbox``: one command to a working demo, the same data on every run."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import REPO_ROOT, free_port, wait_until_ready
+
+pytestmark = pytest.mark.slow
+
+
+def start_sandbox(directory: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
+    log = directory / f"sandbox-{port}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PWRESET_")}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pwreset", "sandbox", "--port", str(port)], cwd=directory, env=env,
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    wait_until_ready(f"http://127.0.0.1:{port}", process, log)
+    return process, log
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_sandbox_prints_working_credentials_and_reuses_its_data(tmp_path):
+    assert REPO_ROOT.exists()
+    port = free_port()
+    process, log = start_sandbox(tmp_path, port)
+    try:
+        output = log.read_text()
+        shared = re.search(r"shared key:\s+(\S+)", output)
+        secret = re.search(r"secret key:\s+(\S+)", output)
+        curl = re.search(r"curl -s .*?grant_type=client_credentials", output, re.S)
+        assert shared and secret and curl, output
+        assert f"-u '{shared.group(1)}:{secret.group(1)}'" in curl.group(0)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/oauth2/v1/token", auth=(shared.group(1), secret.group(1)),
+            headers={"transactionId": str(uuid.uuid4()), "institutionId": "00001"},
+            data={"grant_type": "client_credentials"},
+        )
+        assert response.status_code == 200, response.text
+    finally:
+        stop(process)
+    assert (tmp_path / "pwreset.db").exists()
+    assert oct((tmp_path / "pwreset-sandbox.key").stat().st_mode & 0o777) == "0o600"
+
+    # Second run: same database, same credentials, still valid.
+    process, log = start_sandbox(tmp_path, port)
+    try:
+        again = log.read_text()
+        assert f"secret key:   {secret.group(1)}" in again
+        token = httpx.post(
+            f"http://127.0.0.1:{port}/oauth2/v1/token", auth=(shared.group(1), secret.group(1)),
+            headers={"transactionId": str(uuid.uuid4()), "institutionId": "00001"},
+            data={"grant_type": "client_credentials"},
+        )
+        assert token.status_code == 200
+    finally:
+        stop(process)
