@@ -1,6 +1,6 @@
 """An app factory for server-process tests: the real app plus the bearer-protected probe routes."""
 
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from pwreset.app import create_app
 from pwreset.config import Settings
@@ -8,7 +8,7 @@ from pwreset.ops.logs import configure_logging
 from tests.support import PROBE_OPERATIONS
 
 
-def probe_app() -> Starlette:
+def probe_app() -> ASGIApp:
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
     return create_app(settings, extra_operations=PROBE_OPERATIONS)

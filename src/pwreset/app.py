@@ -10,9 +10,10 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from pwreset.api.openapi import build_openapi
-from pwreset.api.operations import Operation, routes
+from pwreset.api.operations import Operation, OperationDispatcher, routes
 from pwreset.config import Settings
 from pwreset.container import Container, build_container
 from pwreset.errors import json_response
@@ -38,7 +39,7 @@ def create_app(
     container: Container | None = None,
     extra_operations: Sequence[Operation] = (),
     background: bool = True,
-) -> Starlette:
+) -> ASGIApp:
     """The ASGI application. ``background=False`` skips the revocation feed's loop (unit tests)."""
     services = container or build_container(settings)
     operations = [*all_operations(), *extra_operations]
@@ -61,11 +62,10 @@ def create_app(
     )
     app.state.services = services
     app.state.openapi = build_openapi(operations)
-    app.add_middleware(RequestContextMiddleware, log_access=settings.access_log)
-    return app
+    return RequestContextMiddleware(OperationDispatcher(app, operations), log_access=settings.access_log)
 
 
-def create_app_from_env() -> Starlette:
+def create_app_from_env() -> ASGIApp:
     """Entry point for ``uvicorn --factory`` and ``pwreset serve``: settings from the environment."""
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)

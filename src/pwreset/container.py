@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from redis.asyncio import Redis
+from sqlalchemy import Table
 
 from pwreset.config import Settings
-from pwreset.db import Database
+from pwreset.db import Database, GroupCommitter
 from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import KeyedHasher
 from pwreset.oauth.cache import TokenCache
 from pwreset.oauth.directory import CustomerDirectory, NoDirectory
+from pwreset.oauth.models import Token
 from pwreset.oauth.revocation import RevocationFeed
 from pwreset.oauth.service import OAuthService
 
@@ -49,7 +52,7 @@ def build_container(
     feed = RevocationFeed(db=db, cache=cache, clock=clock, redis=redis, retention=settings.access_token_ttl)
     oauth = OAuthService(
         settings=settings, db=db, hasher=hasher, clock=clock, cache=cache, feed=feed,
-        directory=directory or NoDirectory(),
+        directory=directory or NoDirectory(), token_writer=GroupCommitter(db, cast(Table, Token.__table__)),
     )
     return Container(
         settings=settings, db=db, clock=clock, hasher=hasher, redis=redis, cache=cache, feed=feed, oauth=oauth

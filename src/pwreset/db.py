@@ -6,13 +6,14 @@ worker job) commits once, so a state change and everything it implies land toget
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy import DateTime, MetaData, Table, event, insert, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -152,3 +153,76 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class GroupCommitter:
+    """Group commit for one hot insert: rows from concurrent requests share one transaction.
+
+    Each caller waits until its row is committed, so durability is the same as a transaction per
+    row; under load, rows that arrive while a commit is in flight go together in the next one, so
+    the database sees a few multi-row inserts instead of one BEGIN/INSERT/COMMIT per request. At
+    low load a row is written at once, alone: no timer, no added latency.
+    """
+
+    def __init__(self, db: Database, table: Table, *, max_batch: int = 500, max_inflight: int = 4) -> None:
+        self.db = db
+        self.table = table
+        self.max_batch = max_batch
+        self.max_inflight = max_inflight
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._inflight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def insert(self, row: dict[str, Any]) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((row, future))
+        if self._inflight < self.max_inflight:
+            self._inflight += 1
+            task = asyncio.create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+                try:
+                    await self._write([row for row, _ in batch])
+                except BaseException as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+        finally:
+            self._inflight -= 1
+
+    async def _write(self, rows: list[dict[str, Any]]) -> None:
+        if self.db.dialect != "postgresql":
+            async with self.db.engine.begin() as conn:
+                await conn.execute(insert(self.table), rows)
+            return
+        # PostgreSQL's bulk path: COPY on the driver connection, in one transaction. Values go
+        # through each column's bind processor (JSON, UTC datetimes) but skip the rest of
+        # SQLAlchemy's per-row statement machinery, which is most of the cost at this volume.
+        columns = [column for column in self.table.columns if column.name in rows[0]]
+        dialect = self.db.engine.dialect
+        processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+        names = [column.name for column in columns]
+        records = [
+            tuple(
+                process(row[name]) if process is not None else row[name]
+                for name, process in zip(names, processors, strict=True)
+            )
+            for row in rows
+        ]
+        async with self.db.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            async with driver.transaction():
+                await driver.copy_records_to_table(self.table.name, records=records, columns=names)

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from pwreset.errors import Family, PwresetError, Unavailable, render
 from pwreset.oauth.errors import InvalidTransactionId
@@ -47,6 +49,7 @@ TRACE_HEADER = {
     Family.DB_USERS: "transactionId",
 }
 MAX_TRANSACTION_ID = 64
+MAX_JSON_BODY = 64 * 1024
 
 
 class InvalidBody(PwresetError):
@@ -94,8 +97,27 @@ class Call:
         assert self.principal is not None, "operation declared without bearer auth"
         return self.principal
 
+    async def body(self, *, limit: int) -> bytes | None:
+        """The request body straight from the ASGI channel; ``None`` when longer than ``limit``."""
+        chunks: list[bytes] = []
+        size = 0
+        receive = self.request.receive
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
     async def json(self, model: type[BaseModel]) -> Any:
-        raw = await self.request.body()
+        raw = await self.body(limit=MAX_JSON_BODY)
+        if raw is None:
+            raise InvalidBody("request body is too large")
         try:
             return model.model_validate_json(raw or b"null")
         except ValidationError as exc:
@@ -103,6 +125,9 @@ class Call:
 
 
 Handler = Callable[[Call], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+#: Scope key carrying the matched path template, for logs and metrics.
+ROUTE_TEMPLATE = "pwreset.route"
 Auth = Literal["bearer", "client", "none"]
 
 
@@ -130,7 +155,7 @@ class Operation:
         return self.path, PORTAL_PREFIX[self.family] + self.path
 
 
-def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
+def endpoint(op: Operation) -> Endpoint:
     family = op.family
     header = TRACE_HEADER[family]
     header_lower = header.lower()
@@ -198,6 +223,64 @@ def _describe(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
     return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid body"))
+
+
+_PARAM = re.compile(r"{(\w+)}")
+
+
+class OperationDispatcher:
+    """Serves declared operations straight from the ASGI scope, in front of Starlette.
+
+    The endpoint wrapper already owns error handling, so Starlette's exception middlewares and its
+    linear route scan only cost time on the hot path (a third of a bearer request's CPU). Exact
+    paths are one dict lookup; paths with parameters are tried in declaration order. Anything
+    else (ops routes, 404, 405) falls through to the Starlette app, which registers the same
+    routes.
+    """
+
+    def __init__(self, app: Starlette, operations: list[Operation]) -> None:
+        self.app = app
+        self.static: dict[tuple[str, str], tuple[Endpoint, str]] = {}
+        self.dynamic: list[tuple[str, re.Pattern[str], Endpoint, str]] = []
+        for op in operations:
+            serve = endpoint(op)
+            for path in op.paths:
+                if "{" in path:
+                    self.dynamic.append((op.method, _compile(path), serve, path))
+                else:
+                    self.static[(op.method, path)] = (serve, path)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            found = self.static.get((method, path))
+            params: dict[str, str] = {}
+            if found is None:
+                for route_method, pattern, serve, template in self.dynamic:
+                    if route_method == method:
+                        matched = pattern.match(path)
+                        if matched is not None:
+                            found, params = (serve, template), matched.groupdict()
+                            break
+            if found is not None:
+                serve, template = found
+                scope["app"] = self.app
+                scope["path_params"] = params
+                scope[ROUTE_TEMPLATE] = template
+                response = await serve(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _compile(path: str) -> re.Pattern[str]:
+    """``/v1/customers/{customerId}:unlock-user`` as a regex with named groups."""
+    parts, position = [], 0
+    for param in _PARAM.finditer(path):
+        parts += [re.escape(path[position : param.start()]), f"(?P<{param.group(1)}>[^/]+)"]
+        position = param.end()
+    parts.append(re.escape(path[position:]))
+    return re.compile("^" + "".join(parts) + "$")
 
 
 def routes(operations: list[Operation]) -> list[Route]:

@@ -11,7 +11,8 @@ from pwreset.audit import service as audit
 from pwreset.errors import Family, PwresetError, json_response
 from pwreset.oauth.cache import CachedClient
 from pwreset.oauth.schemas import IntrospectionRead, TokenForm, TokenForm7009, TokenRead
-from pwreset.oauth.service import TokenRequest
+from pwreset.oauth.scopes import GRANT_CLIENT_CREDENTIALS
+from pwreset.oauth.service import IssuedTokens, TokenRequest
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _MAX_FORM = 16 * 1024
@@ -22,8 +23,8 @@ async def _form(call: Call) -> dict[str, str]:
     content_type = call.request.headers.get("content-type", "")
     if not content_type.lower().startswith("application/x-www-form-urlencoded"):
         return {}
-    body = await call.request.body()
-    if len(body) > _MAX_FORM:
+    body = await call.body(limit=_MAX_FORM)
+    if body is None:
         return {}
     form: dict[str, str] = {}
     for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
@@ -43,32 +44,44 @@ async def token(call: Call) -> Response:
         password=form.get("password"),
         refresh_token=form.get("refresh_token"),
     )
-    failure: PwresetError | None = None
     client: CachedClient | None = None
-    async with services.db.transaction() as session:
-        try:
-            client = await services.oauth.authenticate_client(session, headers.get("authorization"))
-            call.check_trace()
-            issued = await services.oauth.issue(session, client, request)
-        except PwresetError as error:
-            failure = error
+    try:
+        client = await services.oauth.authenticate_client(headers.get("authorization"))
+        call.check_trace()
+        if request.grant_type == GRANT_CLIENT_CREDENTIALS:
+            issued = await services.oauth.issue_client_token(client, request)
+        else:
+            issued = await _issue_in_transaction(call, client, request)
+    except PwresetError as error:
+        async with services.db.transaction() as session:
             await audit.record_event(
                 session, clock=services.clock, event_type="token.issue_failed", outcome=error.key,
                 institution_id=client.institution_id if client else None,
                 client_id=client.client_id if client else None, correlation_id=call.trace,
                 details={"grantType": (request.grant_type or "")[:32]},
             )
-    if failure is not None:
-        raise failure
+        raise
     return json_response(issued.to_wire(), 200, _NO_STORE)
+
+
+async def _issue_in_transaction(call: Call, client: CachedClient, request: TokenRequest) -> IssuedTokens:
+    """Password and refresh grants: bookkeeping done before a refusal (failed sign-ins, a revoked
+    family) is committed with the refusal, not rolled back."""
+    failure: PwresetError | None = None
+    async with call.services.db.transaction() as session:
+        try:
+            return await call.services.oauth.issue(session, client, request)
+        except PwresetError as error:
+            failure = error
+    raise failure
 
 
 async def revoke(call: Call) -> Response:
     services = call.services
     form = await _form(call)
+    client = await services.oauth.authenticate_client(call.request.headers.get("authorization"))
+    call.check_trace()
     async with services.db.transaction() as session:
-        client = await services.oauth.authenticate_client(session, call.request.headers.get("authorization"))
-        call.check_trace()
         await services.oauth.revoke(session, client, form.get("token"))
     return Response(status_code=204)
 
@@ -76,9 +89,9 @@ async def revoke(call: Call) -> Response:
 async def introspect(call: Call) -> Response:
     services = call.services
     form = await _form(call)
-    async with services.db.transaction() as session:
-        client = await services.oauth.authenticate_client(session, call.request.headers.get("authorization"))
-        call.check_trace()
+    client = await services.oauth.authenticate_client(call.request.headers.get("authorization"))
+    call.check_trace()
+    async with services.db.reading() as session:
         body = await services.oauth.introspect(session, client, form.get("token"))
     return json_response(body, 200, _NO_STORE)
 

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.audit import service as audit
 from pwreset.config import Settings
-from pwreset.db import Database, on_commit
+from pwreset.db import Database, GroupCommitter, on_commit
 from pwreset.institutions import repository as institutions
 from pwreset.institutions.errors import InstitutionNotFound
 from pwreset.kit.clock import Clock
@@ -126,6 +126,7 @@ class OAuthService:
         cache: TokenCache,
         feed: RevocationFeed,
         directory: CustomerDirectory,
+        token_writer: GroupCommitter,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -134,15 +135,18 @@ class OAuthService:
         self.cache = cache
         self.feed = feed
         self.directory = directory
+        self.token_writer = token_writer
 
     # Client authentication (RFC 6749 section 2.3.1)
 
-    async def authenticate_client(self, session: AsyncSession, authorization: str | None) -> CachedClient:
+    async def authenticate_client(self, authorization: str | None) -> CachedClient:
+        """The calling partner application; the database is read only on a cache miss."""
         shared_key, secret = _parse_basic(authorization)
         now = self.clock.timestamp()
         client = self.cache.get_client(shared_key, now)
         if client is None:
-            row = await repository.client_by_shared_key(session, shared_key)
+            async with self.db.reading() as session:
+                row = await repository.client_by_shared_key(session, shared_key)
             if row is None or row.revoked_at is not None:
                 self.hasher.digest(H_CLIENT_SECRET, secret)  # same work as a known client
                 raise InvalidClient()
@@ -162,19 +166,40 @@ class OAuthService:
 
     # The token endpoint (contract section 2)
 
-    async def issue(self, session: AsyncSession, client: CachedClient, request: TokenRequest) -> IssuedTokens:
+    async def issue_client_token(self, client: CachedClient, request: TokenRequest) -> IssuedTokens:
+        """The ``client_credentials`` grant: an institution token, written by group commit.
+
+        This is the hot path of the token endpoint; its one row goes through
+        :class:`~pwreset.db.GroupCommitter` and is committed before the token is returned.
+        """
+        granted = self._check_request(client, request)
+        issued, row, entry = self._new_access_token(client, customer_id=None, granted=granted, family_id=None)
+        await self.token_writer.insert(row)
+        self.cache.put_token(row["token_hash"], entry)
+        return issued
+
+    def _check_request(self, client: CachedClient, request: TokenRequest) -> frozenset[str]:
+        """Grant type, then institution, then scopes (contract section 2); the scopes granted."""
         grant = request.grant_type
         if grant not in scopes.KNOWN_GRANTS:
             raise UnsupportedGrant()
         if grant not in client.grant_types:
             raise GrantNotAllowed()
         if grant == scopes.GRANT_REFRESH_TOKEN:
-            return await self._refresh(session, client, request)
+            if request.institution_id and request.institution_id != client.institution_id:
+                raise InvalidInstitution()
+            return client.scopes
         if not request.institution_id or request.institution_id != client.institution_id:
             raise InvalidInstitution()
-        granted = _narrow(client.scopes, request.scope)
-        if grant == scopes.GRANT_CLIENT_CREDENTIALS:
-            return self._mint(session, client, customer_id=None, granted=granted, family_id=None)
+        return _narrow(client.scopes, request.scope)
+
+    async def issue(self, session: AsyncSession, client: CachedClient, request: TokenRequest) -> IssuedTokens:
+        """The ``password`` and ``refresh_token`` grants, in the caller's transaction."""
+        granted = self._check_request(client, request)
+        if request.grant_type == scopes.GRANT_REFRESH_TOKEN:
+            return await self._refresh(session, client, request)
+        if request.grant_type == scopes.GRANT_CLIENT_CREDENTIALS:
+            return await self.issue_client_token(client, request)
         if not request.username:
             raise MissingUsername()
         if not request.password:
@@ -224,49 +249,57 @@ class OAuthService:
             refresh_expires=old.expires_at,
         )
 
+    def _new_access_token(
+        self, client: CachedClient, *, customer_id: str | None, granted: frozenset[str], family_id: str | None
+    ) -> tuple[IssuedTokens, dict[str, Any], CachedToken]:
+        """A fresh access token: what the client gets, the row to store, the cache entry."""
+        now = self.clock.now()
+        ttl = self.settings.access_token_ttl
+        scope = scopes.render(granted)
+        access = new_secret(ACCESS_PREFIX)
+        row: dict[str, Any] = {
+            "id": new_id(), "kind": "access", "token_hash": self.hasher.digest(H_ACCESS, access),
+            "client_id": client.client_id, "institution_id": client.institution_id, "customer_id": customer_id,
+            "scope": scope, "family_id": family_id, "issued_at": now, "expires_at": now + timedelta(seconds=ttl),
+            "revoked_at": None, "used_at": None,
+        }
+        entry = CachedToken(
+            token_id=row["id"], client_id=client.client_id, institution_id=client.institution_id,
+            customer_id=customer_id, family_id=family_id, scopes=granted, issued_at=now.timestamp(),
+            expires_at=now.timestamp() + ttl, cached_at=now.timestamp(),
+        )
+        return IssuedTokens(access_token=access, expires_in=ttl, scope=scope), row, entry
+
     def _mint(
         self,
         session: AsyncSession,
         client: CachedClient,
         *,
-        customer_id: str | None,
+        customer_id: str,
         granted: frozenset[str],
-        family_id: str | None,
-        refresh_expires: datetime | None = None,
+        family_id: str,
+        refresh_expires: datetime,
     ) -> IssuedTokens:
-        now = self.clock.now()
-        ttl = self.settings.access_token_ttl
-        scope = scopes.render(granted)
-        access = new_secret(ACCESS_PREFIX)
-        access_hash = self.hasher.digest(H_ACCESS, access)
-        row = Token(
-            id=new_id(), kind="access", token_hash=access_hash, client_id=client.client_id,
-            institution_id=client.institution_id, customer_id=customer_id, scope=scope,
-            family_id=family_id, issued_at=now, expires_at=now + timedelta(seconds=ttl),
+        """An access and a refresh token of one family, added to the caller's transaction."""
+        issued, row, entry = self._new_access_token(
+            client, customer_id=customer_id, granted=granted, family_id=family_id
         )
-        session.add(row)
-        issued = IssuedTokens(access_token=access, expires_in=ttl, scope=scope)
-        if refresh_expires is not None:
-            refresh = new_secret(REFRESH_PREFIX)
-            session.add(
-                Token(
-                    id=new_id(), kind="refresh", token_hash=self.hasher.digest(H_REFRESH, refresh),
-                    client_id=client.client_id, institution_id=client.institution_id,
-                    customer_id=customer_id, scope=scope, family_id=family_id, issued_at=now,
-                    expires_at=refresh_expires,
-                )
+        session.add(Token(**row))
+        refresh = new_secret(REFRESH_PREFIX)
+        now = row["issued_at"]
+        session.add(
+            Token(
+                id=new_id(), kind="refresh", token_hash=self.hasher.digest(H_REFRESH, refresh),
+                client_id=client.client_id, institution_id=client.institution_id, customer_id=customer_id,
+                scope=issued.scope, family_id=family_id, issued_at=now, expires_at=refresh_expires,
             )
-            issued = IssuedTokens(
-                access_token=access, expires_in=ttl, scope=scope, refresh_token=refresh,
-                refresh_token_expires_in=max(0, int((refresh_expires - now).total_seconds())),
-            )
-        entry = CachedToken(
-            token_id=row.id, client_id=client.client_id, institution_id=client.institution_id,
-            customer_id=customer_id, family_id=family_id, scopes=granted, issued_at=now.timestamp(),
-            expires_at=now.timestamp() + ttl, cached_at=now.timestamp(),
         )
-        on_commit(session, lambda: self.cache.put_token(access_hash, entry))
-        return issued
+        on_commit(session, lambda: self.cache.put_token(row["token_hash"], entry))
+        return IssuedTokens(
+            access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope,
+            refresh_token=refresh,
+            refresh_token_expires_in=max(0, int((refresh_expires - now).total_seconds())),
+        )
 
     # Revocation (RFC 7009) and introspection (RFC 7662)
 

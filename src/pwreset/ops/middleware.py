@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pwreset.api.operations import ROUTE_TEMPLATE
 from pwreset.kit.tracing import trace_id
 from pwreset.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -22,6 +24,9 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, log_access: bool = True) -> None:
         self.app = app
         self.log_access = log_access
+        # Labelled children, looked up once: prometheus_client's labels() takes a lock per call.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,10 +51,16 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
-            HTTP_LATENCY.labels(template).observe(elapsed)
+            template = str(scope.get(ROUTE_TEMPLATE) or getattr(scope.get("route"), "path", "unmatched"))
+            key: tuple[str, str, int] = (scope["method"], template, status)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = HTTP_REQUESTS.labels(key[0], template, str(status))
+            counter.inc()
+            histogram = self._histograms.get(template)
+            if histogram is None:
+                histogram = self._histograms[template] = HTTP_LATENCY.labels(template)
+            histogram.observe(elapsed)
             if self.log_access:
                 access_log.info(
                     "%s %s %d %.1fms", scope["method"], template, status, elapsed * 1000,

@@ -1,0 +1,217 @@
+"""Load benchmark of the token service and the bearer check (issue 2).
+
+Serves, one after the other with the same server (uvicorn) and worker count: the bare ASGI floor,
+then the real service on PostgreSQL, and drives each with wrk from this machine:
+
+- ``POST /oauth2/v1/token`` (client_credentials, a new token row per request);
+- ``GET /v1/bench-noop`` behind the bearer check (one token, as a partner's server reuses it).
+
+The floor is measured before and after the service and averaged, and every figure is a ratio to
+it, so the result means something on a shared, noisy machine. Usage:
+
+    python -m bench.foundation [--workers 2] [--seconds 10] [--connections 64]
+
+Needs wrk (``apt-get install wrk``) and PostgreSQL (``PWRESET_BENCH_POSTGRES_URL``, default the
+local server); writes bench/results/foundation.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET_KEY = "bench-" + "0123456789abcdefghijklmnopqrstuvwxyz"
+ADMIN_URL = os.environ.get("PWRESET_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DB_NAME = "pwreset_bench"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve(app: str, *, workers: int, env: dict[str, str], factory: bool) -> Iterator[str]:
+    port = free_port()
+    args = [
+        sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers", str(workers),
+        "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
+    ]
+    if factory:
+        args.append("--factory")
+    log = tempfile.NamedTemporaryFile(prefix="pwreset-bench-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(Path(log.name).read_text()[-2000:])
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+def wrk(url: str, *, seconds: int, connections: int, script: str | None = None) -> dict[str, float]:
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        args += ["-s", script]
+    output = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    return {
+        "rps": rps,
+        "non_2xx": float(errors.group(1)) if errors else 0.0,
+        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan"),
+    }
+
+
+def lua(method: str, headers: dict[str, str], body: str | None = None) -> str:
+    lines = [f'wrk.method = "{method}"']
+    for name, value in headers.items():
+        lines.append(f'wrk.headers["{name}"] = "{value}"')
+    if body is not None:
+        lines.append(f'wrk.body = "{body}"')
+    handle = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
+    handle.write("\n".join(lines) + "\n")
+    handle.close()
+    return handle.name
+
+
+async def _admin(sql: str) -> None:
+    from pwreset.db import async_url
+
+    engine = create_async_engine(async_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(sql))
+    await engine.dispose()
+
+
+def prepare_database() -> str:
+    from pwreset.migrate import upgrade
+
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
+    asyncio.run(_admin(f"CREATE DATABASE {DB_NAME}"))
+    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
+    upgrade(url)
+    return url
+
+
+def create_client(url: str) -> tuple[str, str]:
+    env = {**os.environ, "PWRESET_DATABASE_URL": url, "PWRESET_SECRET_KEY": SECRET_KEY}
+    run = [sys.executable, "-m", "pwreset"]
+    subprocess.run([*run, "institutions", "create", "07675", "--name", "Bench CU"], env=env, check=True,
+                   capture_output=True)
+    out = subprocess.run(
+        [*run, "clients", "create", "--institution", "07675", "--scopes", "institution-users:read", "--json"],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout
+    created = json.loads(out)
+    return created["sharedKey"], created["secretKey"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--access-log", action="store_true", help="keep the per-request access log on")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+
+    import base64
+
+    url = prepare_database()
+    shared, secret = create_client(url)
+    env = {
+        "PWRESET_DATABASE_URL": url,
+        "PWRESET_SECRET_KEY": SECRET_KEY,
+        "PWRESET_ACCESS_LOG": "true" if args.access_log else "false",
+        "PWRESET_DB_POOL_SIZE": "20",
+    }
+    basic = base64.b64encode(f"{shared}:{secret}".encode()).decode()
+    token_script = lua(
+        "POST",
+        {
+            "Authorization": f"Basic {basic}",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "transactionId": str(uuid.uuid4()),
+            "institutionId": "07675",
+        },
+        "grant_type=client_credentials",
+    )
+    run = {"seconds": args.seconds, "connections": args.connections}
+    results: dict[str, object] = {"workers": args.workers, **run, "access_log": args.access_log}
+
+    with serve("bench.apps:floor", workers=args.workers, env={}, factory=False) as base:
+        wrk(base + "/", seconds=2, connections=args.connections)  # warm-up
+        floor_before = wrk(base + "/", **run)
+    with serve("bench.apps:service", workers=args.workers, env=env, factory=True) as base:
+        wrk(base + "/oauth2/v1/token", seconds=2, connections=args.connections, script=token_script)
+        token_stats = wrk(base + "/oauth2/v1/token", **run, script=token_script)
+        token = httpx.post(
+            base + "/oauth2/v1/token", auth=(shared, secret), data={"grant_type": "client_credentials"},
+            headers={"transactionId": str(uuid.uuid4()), "institutionId": "07675"},
+        ).json()["access_token"]
+        noop_script = lua("GET", {"Authorization": f"Bearer {token}", "correlationId": str(uuid.uuid4())})
+        wrk(base + "/v1/bench-noop", seconds=2, connections=args.connections, script=noop_script)
+        bearer_stats = wrk(base + "/v1/bench-noop", **run, script=noop_script)
+    with serve("bench.apps:floor", workers=args.workers, env={}, factory=False) as base:
+        floor_after = wrk(base + "/", **run)
+
+    floor_rps = (floor_before["rps"] + floor_after["rps"]) / 2
+    results.update(
+        floor=floor_rps,
+        floor_before=floor_before,
+        floor_after=floor_after,
+        token=token_stats,
+        bearer=bearer_stats,
+        token_ratio=round(token_stats["rps"] / floor_rps, 3),
+        bearer_ratio=round(bearer_stats["rps"] / floor_rps, 3),
+    )
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "foundation.json").write_text(json.dumps(results, indent=2))
+    print(
+        f"floor (bare ASGI, {args.workers} workers): {floor_rps:,.0f} req/s "
+        f"(before {floor_before['rps']:,.0f}, after {floor_after['rps']:,.0f})\n"
+        f"POST /oauth2/v1/token   {token_stats['rps']:>9,.0f} req/s  ratio {results['token_ratio']:.3f}"
+        f"  (target >= 0.20)  p99 {token_stats['p99_ms']:.1f} ms  non-2xx {token_stats['non_2xx']:.0f}\n"
+        f"GET bearer no-op        {bearer_stats['rps']:>9,.0f} req/s  ratio {results['bearer_ratio']:.3f}"
+        f"  (target >= 0.30)  p99 {bearer_stats['p99_ms']:.1f} ms  non-2xx {bearer_stats['non_2xx']:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
