@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     revocation_bound: float = Field(default=5.0, gt=0, le=300)
     token_cache_size: int = Field(default=100_000, ge=0)
 
+    #: Failed authentications (token endpoint, unknown bearer tokens) allowed per client address.
+    auth_failure_limit: int = Field(default=30, ge=1)
+    auth_failure_window: float = Field(default=300.0, gt=0)
+
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True

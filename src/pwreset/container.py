@@ -17,6 +17,7 @@ from pwreset.oauth.directory import CustomerDirectory, NoDirectory
 from pwreset.oauth.models import Token
 from pwreset.oauth.revocation import RevocationFeed
 from pwreset.oauth.service import OAuthService
+from pwreset.ratelimit.limiter import FailureGuard, MemoryCounters, RateLimiter, RedisCounters, Rule
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Container:
     cache: TokenCache
     feed: RevocationFeed
     oauth: OAuthService
+    limiter: RateLimiter
+    auth_failures: FailureGuard
 
     async def close(self) -> None:
         if self.redis is not None:
@@ -54,6 +57,11 @@ def build_container(
         settings=settings, db=db, hasher=hasher, clock=clock, cache=cache, feed=feed,
         directory=directory or NoDirectory(), token_writer=GroupCommitter(db, cast(Table, Token.__table__)),
     )
+    limiter = RateLimiter(RedisCounters(redis) if redis is not None else MemoryCounters(), clock)
+    auth_failures = FailureGuard(
+        limiter, Rule("auth-failures", settings.auth_failure_limit, settings.auth_failure_window)
+    )
     return Container(
-        settings=settings, db=db, clock=clock, hasher=hasher, redis=redis, cache=cache, feed=feed, oauth=oauth
+        settings=settings, db=db, clock=clock, hasher=hasher, redis=redis, cache=cache, feed=feed, oauth=oauth,
+        limiter=limiter, auth_failures=auth_failures,
     )

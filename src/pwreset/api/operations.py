@@ -15,6 +15,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -26,7 +27,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from pwreset.errors import Family, PwresetError, Unavailable, render
-from pwreset.oauth.errors import InvalidTransactionId
+from pwreset.oauth.errors import BearerInvalid, InvalidTransactionId
 
 if TYPE_CHECKING:
     from pwreset.container import Container
@@ -167,7 +168,14 @@ def endpoint(op: Operation) -> Endpoint:
         try:
             principal = None
             if op.auth == "bearer":
-                principal = await services.oauth.authenticate_bearer(request.headers.get("authorization"))
+                address = client_address(request)
+                try:
+                    principal = await services.oauth.authenticate_bearer(
+                        request.headers.get("authorization"), on_miss=partial(services.auth_failures.check, address)
+                    )
+                except BearerInvalid:
+                    await services.auth_failures.failed(address)
+                    raise
                 principal.require(op.scopes)
             call = Call(request, services, principal, trace, op)
             if op.auth != "client":  # client-authenticated handlers check it after authenticating
@@ -188,6 +196,11 @@ def endpoint(op: Operation) -> Endpoint:
 
     serve.__name__ = op.handler.__name__
     return serve
+
+
+def client_address(request: Request) -> str:
+    """The caller's address (behind a proxy, set FORWARDED_ALLOW_IPS so uvicorn trusts its header)."""
+    return request.client.host if request.client else "unknown"
 
 
 def _check_trace(family: Family, value: str | None, *, required: bool) -> None:

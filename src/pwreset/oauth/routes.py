@@ -6,10 +6,11 @@ from urllib.parse import parse_qsl
 
 from starlette.responses import Response
 
-from pwreset.api.operations import Call, Operation
+from pwreset.api.operations import Call, Operation, client_address
 from pwreset.audit import service as audit
 from pwreset.errors import Family, PwresetError, json_response
 from pwreset.oauth.cache import CachedClient
+from pwreset.oauth.errors import InvalidClient
 from pwreset.oauth.schemas import IntrospectionRead, TokenForm, TokenForm7009, TokenRead
 from pwreset.oauth.scopes import GRANT_CLIENT_CREDENTIALS
 from pwreset.oauth.service import IssuedTokens, TokenRequest
@@ -45,6 +46,8 @@ async def token(call: Call) -> Response:
         refresh_token=form.get("refresh_token"),
     )
     client: CachedClient | None = None
+    address = client_address(call.request)
+    await services.auth_failures.check(address)
     try:
         client = await services.oauth.authenticate_client(headers.get("authorization"))
         call.check_trace()
@@ -53,6 +56,7 @@ async def token(call: Call) -> Response:
         else:
             issued = await _issue_in_transaction(call, client, request)
     except PwresetError as error:
+        await services.auth_failures.failed(address)
         async with services.db.transaction() as session:
             await audit.record_event(
                 session, clock=services.clock, event_type="token.issue_failed", outcome=error.key,
@@ -76,10 +80,21 @@ async def _issue_in_transaction(call: Call, client: CachedClient, request: Token
     raise failure
 
 
+async def _authenticated_client(call: Call) -> CachedClient:
+    """Client authentication for revoke and introspect, with the same failure limit as /token."""
+    address = client_address(call.request)
+    await call.services.auth_failures.check(address)
+    try:
+        return await call.services.oauth.authenticate_client(call.request.headers.get("authorization"))
+    except InvalidClient:
+        await call.services.auth_failures.failed(address)
+        raise
+
+
 async def revoke(call: Call) -> Response:
     services = call.services
     form = await _form(call)
-    client = await services.oauth.authenticate_client(call.request.headers.get("authorization"))
+    client = await _authenticated_client(call)
     call.check_trace()
     async with services.db.transaction() as session:
         await services.oauth.revoke(session, client, form.get("token"))
@@ -89,7 +104,7 @@ async def revoke(call: Call) -> Response:
 async def introspect(call: Call) -> Response:
     services = call.services
     form = await _form(call)
-    client = await services.oauth.authenticate_client(call.request.headers.get("authorization"))
+    client = await _authenticated_client(call)
     call.check_trace()
     async with services.db.reading() as session:
         body = await services.oauth.introspect(session, client, form.get("token"))
@@ -97,6 +112,7 @@ async def introspect(call: Call) -> Response:
 
 
 _TOKEN_ERRORS = (
+    "request.rate_limited",
     "oauth.invalid_client", "oauth.invalid_institution", "oauth.grant_not_allowed", "oauth.unsupported_grant",
     "oauth.invalid_transaction_id", "oauth.missing_refresh_token", "oauth.invalid_scope",
     "oauth.missing_username", "oauth.missing_password", "oauth.invalid_user_credentials",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -368,7 +368,10 @@ class OAuthService:
 
     # Bearer tokens on resource APIs (contract section 5): the hot path
 
-    async def authenticate_bearer(self, authorization: str | None) -> Principal:
+    async def authenticate_bearer(
+        self, authorization: str | None, *, on_miss: Callable[[], Awaitable[None]] | None = None
+    ) -> Principal:
+        """Who the token acts for. ``on_miss`` runs before a database read (the caller's rate limit)."""
         if not authorization:
             raise BearerMissing()
         scheme, _, token = authorization.partition(" ")
@@ -379,6 +382,8 @@ class OAuthService:
         now = self.clock.timestamp()
         entry = self.cache.get_token(token_hash, now)
         if entry is None:
+            if on_miss is not None:
+                await on_miss()
             entry = await self._load_access_token(token_hash, now)
         if self.cache.is_revoked(entry, token_hash):
             raise BearerInvalid()

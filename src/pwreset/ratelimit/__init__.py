@@ -1,0 +1,1 @@
+"""Rate limits on what a stranger can repeat, shared across nodes through Redis when configured."""

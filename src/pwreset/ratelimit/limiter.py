@@ -1,0 +1,129 @@
+"""A sliding-window counter (two fixed windows, the previous one weighted by overlap).
+
+Cheap and close enough: at most ``limit`` events are allowed in any window-long span, give or take
+the weighting of the previous window (the approach Cloudflare and nginx-style limiters use). The
+in-process backend serves a single node; the Redis backend shares counts across nodes and keeps
+nothing else (losing it resets counters, never data).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from pwreset.errors import RateLimited
+from pwreset.kit.clock import Clock
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    limit: int
+    window: float  # seconds
+
+
+class CounterBackend(Protocol):
+    async def counts(self, key: str, window_index: int) -> tuple[int, int]:
+        """(previous window, current window)."""
+        ...
+
+    async def increment(self, key: str, window_index: int, ttl: int) -> None: ...
+
+
+class MemoryCounters:
+    """Counts in this process only (a single node, a laptop, the sandbox)."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._counts: dict[tuple[str, int], int] = {}
+        self.max_keys = max_keys
+
+    async def counts(self, key: str, window_index: int) -> tuple[int, int]:
+        return self._counts.get((key, window_index - 1), 0), self._counts.get((key, window_index), 0)
+
+    async def increment(self, key: str, window_index: int, ttl: int) -> None:
+        if len(self._counts) >= self.max_keys:
+            # Drop windows that can no longer matter; if that frees nothing, start afresh.
+            self._counts = {k: v for k, v in self._counts.items() if k[1] >= window_index - 1}
+            if len(self._counts) >= self.max_keys:
+                self._counts.clear()
+        slot = (key, window_index)
+        self._counts[slot] = self._counts.get(slot, 0) + 1
+
+
+class RedisCounters:
+    """Counts shared by every node through Redis (INCR with an expiry, read with MGET)."""
+
+    def __init__(self, redis: Redis, prefix: str = "pwreset:rl:") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    async def counts(self, key: str, window_index: int) -> tuple[int, int]:
+        previous, current = await self.redis.mget(
+            f"{self.prefix}{key}:{window_index - 1}", f"{self.prefix}{key}:{window_index}"
+        )
+        return int(previous or 0), int(current or 0)
+
+    async def increment(self, key: str, window_index: int, ttl: int) -> None:
+        name = f"{self.prefix}{key}:{window_index}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(name)
+            pipe.expire(name, ttl)
+            await pipe.execute()
+
+
+class RateLimiter:
+    def __init__(self, backend: CounterBackend, clock: Clock) -> None:
+        self.backend = backend
+        self.clock = clock
+
+    async def check(self, rule: Rule, subject: str) -> None:
+        """Raise :class:`RateLimited` if ``subject`` has used up ``rule``; counts nothing."""
+        estimate, retry_after = await self._estimate(rule, subject)
+        if estimate >= rule.limit:
+            raise RateLimited(retry_after)
+
+    async def record(self, rule: Rule, subject: str) -> None:
+        index = int(self.clock.timestamp() // rule.window)
+        await self.backend.increment(f"{rule.name}:{subject}", index, ttl=math.ceil(rule.window * 2) + 1)
+
+    async def consume(self, rule: Rule, subject: str) -> None:
+        """Check, then count this event (for actions that are limited whether or not they succeed)."""
+        await self.check(rule, subject)
+        await self.record(rule, subject)
+
+    async def _estimate(self, rule: Rule, subject: str) -> tuple[float, int]:
+        now = self.clock.timestamp()
+        index = int(now // rule.window)
+        previous, current = await self.backend.counts(f"{rule.name}:{subject}", index)
+        elapsed = now - index * rule.window
+        weight = 1.0 - elapsed / rule.window
+        estimate = previous * weight + current
+        if estimate < rule.limit:
+            return estimate, 0
+        # Seconds until the estimate drops below the limit if nothing more happens.
+        if current < rule.limit:  # the previous window's share has to decay (previous > 0 here)
+            wait = rule.window * (1 - (rule.limit - current) / previous) - elapsed
+        else:  # past the next boundary, this window becomes the decaying one
+            wait = (rule.window - elapsed) + rule.window * (1 - rule.limit / current)
+        return estimate, max(1, math.ceil(wait))
+
+
+class FailureGuard:
+    """Refuses a subject (a client address) that has failed too often, before any work is done.
+
+    Only failures count, so a well-behaved caller never meets it; a stranger guessing credentials
+    or tokens is stopped after ``rule.limit`` failures per ``rule.window`` seconds.
+    """
+
+    def __init__(self, limiter: RateLimiter, rule: Rule) -> None:
+        self.limiter = limiter
+        self.rule = rule
+
+    async def check(self, subject: str) -> None:
+        await self.limiter.check(self.rule, subject)
+
+    async def failed(self, subject: str) -> None:
+        await self.limiter.record(self.rule, subject)
