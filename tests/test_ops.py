@@ -12,7 +12,7 @@ import pytest
 from pwreset.app import create_app
 from pwreset.config import ConfigurationError, Settings
 from pwreset.container import build_container
-from pwreset.ops.logs import ContextFilter, configure_logging
+from pwreset.ops.logs import configure_logging
 from tests.support import PROBE_OPERATIONS, bearer, get_token
 
 
@@ -98,19 +98,23 @@ def test_log_lines_are_json_with_the_trace_id_and_no_secrets():
     assert "abcdefghijklmnop" not in stream.getvalue()
 
 
-async def test_access_log_lines_carry_the_tracing_id(make_partner, services, caplog):
-    services.settings.access_log = True
+async def test_access_log_lines_are_json_with_the_tracing_id_and_no_secrets(make_partner, services, monkeypatch):
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    services.settings.access_log = services.settings.log_json = True
     partner = await make_partner()
     app = create_app(services.settings, container=services, background=False)
-    caplog.set_level(logging.INFO, logger="pwreset.access")
-    caplog.handler.addFilter(ContextFilter())
     transaction_id = "6a1f3f0e-1c9b-4a57-9d0e-6a4ffb0c2e11"
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         response = await client.post(
             "/oauth2/v1/token", auth=partner.auth, headers={"transactionId": transaction_id, "institutionId": "07675"},
             data={"grant_type": "client_credentials"},
         )
-    records = [r for r in caplog.records if r.name == "pwreset.access"]
-    assert records and records[-1].getMessage().startswith("POST /oauth2/v1/token 200")
-    assert records[-1].trace_id == transaction_id
-    assert response.json()["access_token"] not in caplog.text
+        await client.get("/healthz")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+    token_line = next(line for line in lines if line["message"].startswith("POST /oauth2/v1/token 200 "))
+    assert token_line["trace_id"] == transaction_id and token_line["status"] == 200
+    assert token_line["logger"] == "pwreset.access" and token_line["duration_ms"] >= 0
+    health_line = next(line for line in lines if line["message"].startswith("GET /healthz 200"))
+    assert len(health_line["trace_id"]) == 32  # generated when the caller sent none
+    assert response.json()["access_token"] not in stream.getvalue() and partner.secret_key not in stream.getvalue()

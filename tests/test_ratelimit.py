@@ -90,3 +90,16 @@ async def test_guessing_bearer_tokens_is_refused_with_429_and_a_valid_token_stil
     assert refused.status_code == 429 and refused.json()["code"] == "UXU_40029"
     assert "retry-after" in refused.headers
     assert (await api.get("/v1/probe", headers=bearer(token))).status_code == 200  # cached: no lookup, no limit
+
+
+async def test_an_unreachable_redis_falls_back_to_local_counting():
+    from pwreset.ratelimit.limiter import FallbackCounters
+
+    redis = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    limiter = RateLimiter(FallbackCounters(RedisCounters(redis)), FrozenClock(start=960_000.0))
+    rule = Rule("r", limit=2, window=60)
+    await limiter.consume(rule, "s")
+    await limiter.consume(rule, "s")
+    with pytest.raises(RateLimited):
+        await limiter.consume(rule, "s")
+    await redis.aclose()

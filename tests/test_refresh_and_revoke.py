@@ -103,6 +103,8 @@ async def test_refresh_may_narrow_but_not_widen(api, partner):
     assert body["scope"] == "institution-users:read"
     wider = await refresh(api, partner, body["refresh_token"], scope="institution-users:read institution-users:write")
     assert wider.json()["code"] == "CMN_90012"
+    # The refused request did not spend the refresh token.
+    assert (await refresh(api, partner, body["refresh_token"])).status_code == 200
 
 
 async def test_refresh_with_another_institution_is_cmn_90005(api, partner, make_partner):

@@ -18,6 +18,7 @@ from pwreset.config import Settings
 from pwreset.container import Container, build_container
 from pwreset.errors import json_response
 from pwreset.oauth.routes import OPERATIONS as OAUTH_OPERATIONS
+from pwreset.ops.access import AccessLog
 from pwreset.ops.logs import configure_logging
 from pwreset.ops.middleware import RequestContextMiddleware
 from pwreset.ops.routes import ROUTES as OPS_ROUTES
@@ -62,7 +63,8 @@ def create_app(
     )
     app.state.services = services
     app.state.openapi = build_openapi(operations)
-    return RequestContextMiddleware(OperationDispatcher(app, operations), log_access=settings.access_log)
+    access_log = AccessLog(json=settings.log_json) if settings.access_log else None
+    return RequestContextMiddleware(OperationDispatcher(app, operations), access_log=access_log)
 
 
 def create_app_from_env() -> ASGIApp:

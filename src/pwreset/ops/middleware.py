@@ -5,7 +5,6 @@ Pure ASGI on purpose: Starlette's BaseHTTPMiddleware costs a task and a stream p
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from typing import Any
@@ -14,16 +13,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pwreset.api.operations import ROUTE_TEMPLATE
 from pwreset.kit.tracing import trace_id
+from pwreset.ops.access import AccessLog
 from pwreset.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
-access_log = logging.getLogger("pwreset.access")
 _TRACE_HEADERS = (b"correlationid", b"transactionid")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, log_access: bool = True) -> None:
+    def __init__(self, app: ASGIApp, *, access_log: AccessLog | None = None) -> None:
         self.app = app
-        self.log_access = log_access
+        self.access_log = access_log
         # Labelled children, looked up once: prometheus_client's labels() takes a lock per call.
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[str, Any] = {}
@@ -61,9 +60,6 @@ class RequestContextMiddleware:
             if histogram is None:
                 histogram = self._histograms[template] = HTTP_LATENCY.labels(template)
             histogram.observe(elapsed)
-            if self.log_access:
-                access_log.info(
-                    "%s %s %d %.1fms", scope["method"], template, status, elapsed * 1000,
-                    extra={"status": status, "duration_ms": round(elapsed * 1000, 2)},
-                )
+            if self.access_log is not None:
+                self.access_log.write(scope["method"], template, status, elapsed, trace_id.get())
             trace_id.reset(token)

@@ -8,14 +8,19 @@ nothing else (losing it resets counters, never data).
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from pwreset.errors import RateLimited
 from pwreset.kit.clock import Clock
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,39 @@ class RedisCounters:
             pipe.incr(name)
             pipe.expire(name, ttl)
             await pipe.execute()
+
+
+class FallbackCounters:
+    """Redis counters that fall back to this process's own while Redis is unreachable.
+
+    A limit is a safeguard, not a record: when Redis is down each node keeps limiting on its own
+    rather than refusing every request or letting every request through.
+    """
+
+    def __init__(self, primary: RedisCounters, fallback: MemoryCounters | None = None) -> None:
+        self.primary = primary
+        self.fallback = fallback or MemoryCounters()
+        self._warned_at = 0.0
+
+    def _degraded(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._warned_at > 60:
+            self._warned_at = now
+            log.warning("rate-limit counters fall back to this process: Redis unreachable (%s)", type(exc).__name__)
+
+    async def counts(self, key: str, window_index: int) -> tuple[int, int]:
+        try:
+            return await self.primary.counts(key, window_index)
+        except (RedisError, OSError) as exc:
+            self._degraded(exc)
+            return await self.fallback.counts(key, window_index)
+
+    async def increment(self, key: str, window_index: int, ttl: int) -> None:
+        try:
+            await self.primary.increment(key, window_index, ttl)
+        except (RedisError, OSError) as exc:
+            self._degraded(exc)
+            await self.fallback.increment(key, window_index, ttl)
 
 
 class RateLimiter:
