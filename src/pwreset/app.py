@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
@@ -16,16 +17,20 @@ from pwreset.api.openapi import build_openapi
 from pwreset.api.operations import Operation, OperationDispatcher, routes
 from pwreset.config import Settings
 from pwreset.container import Container, build_container
+from pwreset.customers.routes import OPERATIONS as CUSTOMER_OPERATIONS
 from pwreset.errors import json_response
 from pwreset.oauth.routes import OPERATIONS as OAUTH_OPERATIONS
 from pwreset.ops.access import AccessLog
 from pwreset.ops.logs import configure_logging
 from pwreset.ops.middleware import RequestContextMiddleware
 from pwreset.ops.routes import ROUTES as OPS_ROUTES
+from pwreset.resets.routes import OPERATIONS as RESET_OPERATIONS
+
+log = logging.getLogger(__name__)
 
 
 def all_operations() -> list[Operation]:
-    return [*OAUTH_OPERATIONS]
+    return [*OAUTH_OPERATIONS, *CUSTOMER_OPERATIONS, *RESET_OPERATIONS]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -47,12 +52,21 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(services.feed.run(), name="revocation-feed") if background else None
+        tasks = []
+        if background:
+            tasks.append(asyncio.create_task(services.feed.run(), name="revocation-feed"))
+            tasks.append(asyncio.create_task(services.dispatcher.run(), name="delivery"))
+            if not settings.sandbox:
+                log.warning(
+                    "messages, passcodes included, are printed to stdout by the console sink until a delivery "
+                    "provider is configured"
+                )
         try:
             yield
         finally:
-            if task is not None:
-                services.feed.stop()
+            services.feed.stop()
+            services.dispatcher.stop()
+            for task in tasks:
                 await task
             await services.close()
 

@@ -40,6 +40,25 @@ class Settings(BaseSettings):
     auth_failure_limit: int = Field(default=30, ge=1)
     auth_failure_window: float = Field(default=300.0, gt=0)
 
+    # Customers and resets (issue 3); OWASP Forgot Password and NIST SP 800-63B defaults.
+    login_lock_after: int = Field(default=6, ge=1, description="wrong passwords in a row before a lock")
+    passcode_length: int = Field(default=6, ge=4, le=12)
+    passcode_alphabet: str = Field(default="0123456789", min_length=2)
+    passcode_ttl_sms: int = Field(default=600, ge=60)
+    passcode_ttl_voice: int = Field(default=600, ge=60)
+    passcode_ttl_email: int = Field(default=900, ge=60)
+    passcode_max_attempts: int = Field(default=5, ge=1)
+    reset_failure_limit: int = Field(default=20, ge=1, description="wrong passcodes in a row per customer")
+    reset_failure_window: int = Field(default=86400, ge=60)
+    reset_cooloff: int = Field(default=86400, ge=60, description="seconds resets stay refused after the limit")
+    send_limit_short: int = Field(default=1, ge=1, description="passcode sends per customer/destination per minute")
+    send_limit_long: int = Field(default=5, ge=1, description="passcode sends per customer/destination per hour")
+    reset_ticket_ttl: int = Field(default=300, ge=30)
+    min_password_length: int = Field(default=8, ge=8, le=64)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19_456, ge=1024)
+    argon2_parallelism: int = Field(default=1, ge=1)
+
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True
@@ -72,6 +91,9 @@ class Settings(BaseSettings):
             )
         if len(set(value)) < 10:
             raise ConfigurationError("PWRESET_SECRET_KEY has too little variety to be a random secret")
+
+    def passcode_ttl(self, protocol: str) -> int:
+        return {"SMS": self.passcode_ttl_sms, "VOICE": self.passcode_ttl_voice}.get(protocol, self.passcode_ttl_email)
 
     @property
     def secret_key_bytes(self) -> bytes:

@@ -9,14 +9,19 @@ from redis.asyncio import Redis
 from sqlalchemy import Table
 
 from pwreset.config import Settings
+from pwreset.customers.service import Directory
 from pwreset.db import Database, GroupCommitter
+from pwreset.delivery.dispatch import ConsoleSink, Dispatcher
+from pwreset.delivery.outbox import Outbox
 from pwreset.kit.clock import Clock
-from pwreset.kit.crypto import KeyedHasher
+from pwreset.kit.crypto import KeyedHasher, Sealer
 from pwreset.oauth.cache import TokenCache
-from pwreset.oauth.directory import CustomerDirectory, NoDirectory
+from pwreset.oauth.directory import CustomerDirectory
 from pwreset.oauth.models import Token
 from pwreset.oauth.revocation import RevocationFeed
 from pwreset.oauth.service import OAuthService
+from pwreset.passwords.hashing import PasswordHashing
+from pwreset.passwords.policy import PasswordPolicy
 from pwreset.ratelimit.limiter import (
     FailureGuard,
     FallbackCounters,
@@ -25,6 +30,7 @@ from pwreset.ratelimit.limiter import (
     RedisCounters,
     Rule,
 )
+from pwreset.resets.service import ResetService
 
 
 @dataclass
@@ -39,6 +45,11 @@ class Container:
     oauth: OAuthService
     limiter: RateLimiter
     auth_failures: FailureGuard
+    hashing: PasswordHashing
+    outbox: Outbox
+    sink: ConsoleSink
+    dispatcher: Dispatcher
+    resets: ResetService
 
     async def close(self) -> None:
         if self.redis is not None:
@@ -60,16 +71,28 @@ def build_container(
         tombstone_ttl=settings.access_token_ttl + 60,
     )
     feed = RevocationFeed(db=db, cache=cache, clock=clock, redis=redis, retention=settings.access_token_ttl)
+    hashing = PasswordHashing(
+        time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+    )
     oauth = OAuthService(
         settings=settings, db=db, hasher=hasher, clock=clock, cache=cache, feed=feed,
-        directory=directory or NoDirectory(), token_writer=GroupCommitter(db, cast(Table, Token.__table__)),
+        directory=directory or Directory(hashing=hashing, clock=clock, lock_after=settings.login_lock_after),
+        token_writer=GroupCommitter(db, cast(Table, Token.__table__)),
     )
     counters = FallbackCounters(RedisCounters(redis)) if redis is not None else MemoryCounters()
     limiter = RateLimiter(counters, clock)
     auth_failures = FailureGuard(
         limiter, Rule("auth-failures", settings.auth_failure_limit, settings.auth_failure_window)
     )
+    outbox = Outbox(sealer=Sealer(settings.secret_key_bytes, purpose="outbox"), clock=clock)
+    sink = ConsoleSink()
+    resets = ResetService(
+        settings=settings, clock=clock, hasher=hasher, limiter=limiter, outbox=outbox, oauth=oauth, hashing=hashing,
+        policy=PasswordPolicy(hashing=hashing),
+    )
     return Container(
         settings=settings, db=db, clock=clock, hasher=hasher, redis=redis, cache=cache, feed=feed, oauth=oauth,
-        limiter=limiter, auth_failures=auth_failures,
+        limiter=limiter, auth_failures=auth_failures, hashing=hashing, outbox=outbox, sink=sink,
+        dispatcher=Dispatcher(db=db, outbox=outbox, sink=sink, clock=clock), resets=resets,
     )

@@ -98,6 +98,8 @@ def redacted_url(url: str) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event start transactions, as BEGIN IMMEDIATE (below).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets readers and one writer work at once, across processes; busy_timeout waits for the
     # write lock instead of failing at once when several workers or nodes share the file.
@@ -113,6 +115,10 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if target.startswith("sqlite"):
         engine = create_async_engine(target)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        # A deferred transaction that reads and then writes fails at once (SQLITE_BUSY) when
+        # another connection wrote in between; taking the write lock up front makes concurrent
+        # units of work wait their turn (busy_timeout) instead.
+        event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_async_engine(
         target,

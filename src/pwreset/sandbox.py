@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pwreset.container import Container
+from pwreset.customers.importer import Importer
 from pwreset.institutions import repository as institutions
 from pwreset.institutions.service import create_institution
 from pwreset.oauth import repository as clients
@@ -23,6 +24,28 @@ DATABASE_FILE = "pwreset.db"
 KEY_FILE = "pwreset-sandbox.key"
 INSTITUTION_ID = "00001"
 INSTITUTION_NAME = "Demo Credit Union"
+
+
+@dataclass(frozen=True)
+class DemoCustomer:
+    customer_id: str
+    login_id: str
+    password: str
+    protocol: str
+    method_id: str
+    contact: str
+    country_code: str | None
+    first_name: str
+    last_name: str
+
+
+DEMO_CUSTOMERS = (
+    DemoCustomer("demo-sms-0001", "pat.doe", "Sandbox-Pass-1", "SMS", "100000001", "2025550143", "1", "Pat", "Doe"),
+    DemoCustomer("demo-voice-0002", "sam.lee", "Sandbox-Pass-2", "VOICE", "100000002", "2025550178", "1", "Sam",
+                 "Lee"),
+    DemoCustomer("demo-email-0003", "alex.kim", "Sandbox-Pass-3", "EMAIL", "100000003", "alex.kim@example.com", None,
+                 "Alex", "Kim"),
+)
 
 
 @dataclass(frozen=True)
@@ -60,4 +83,22 @@ async def seed(services: Container) -> SandboxCredentials:
                 session, institution_id=INSTITUTION_ID, scope=all_scopes, name="Sandbox demo app",
                 shared_key=shared_key, secret_key=secret,
             )
+    importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock)
+    records = [
+        (
+            number,
+            {
+                "customerId": c.customer_id, "loginId": c.login_id, "firstName": c.first_name,
+                "lastName": c.last_name, "password": c.password, "hostUserId": f"HOST-{number:04d}",
+                "memberNumber": f"{100200300 + number}",
+                "contactMethods": [
+                    {"id": c.method_id, "protocol": c.protocol, "contactInfo": c.contact,
+                     "telephoneCountryCode": c.country_code, "isActivated": True, "validated": True,
+                     "primary": True}
+                ],
+            },
+        )
+        for number, c in enumerate(DEMO_CUSTOMERS, 1)
+    ]
+    await importer.run(records, institution_id=INSTITUTION_ID)
     return SandboxCredentials(INSTITUTION_ID, shared_key, secret, all_scopes)

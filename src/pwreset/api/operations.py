@@ -16,10 +16,11 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from pwreset.oauth.service import Principal
 
 log = logging.getLogger("pwreset.api")
+T = TypeVar("T")
 
 #: URL prefixes of the digitalbanking style, by family (contract section 1).
 PORTAL_PREFIX = {
@@ -97,6 +99,21 @@ class Call:
     def caller(self) -> Principal:
         assert self.principal is not None, "operation declared without bearer auth"
         return self.principal
+
+    async def unit_of_work(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``work`` in one transaction that commits even when ``work`` refuses the request.
+
+        For flows whose refusals carry bookkeeping that must stay (a wrong passcode's try, a
+        failed sign-in's count, a reused refresh token's revoked family). Services only raise a
+        domain error before the changes a success would make, never half-way through them.
+        """
+        failure: PwresetError | None = None
+        async with self.services.db.transaction() as session:
+            try:
+                return await work(session)
+            except PwresetError as error:
+                failure = error
+        raise failure
 
     async def body(self, *, limit: int) -> bytes | None:
         """The request body straight from the ASGI channel; ``None`` when longer than ``limit``."""

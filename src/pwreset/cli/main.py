@@ -35,6 +35,8 @@ clients_app = typer.Typer(help="Partner applications and their credentials.", no
 app.add_typer(db_app, name="db")
 app.add_typer(institutions_app, name="institutions")
 app.add_typer(clients_app, name="clients")
+customers_app = typer.Typer(help="The customer directory.", no_args_is_help=True)
+app.add_typer(customers_app, name="customers")
 
 
 class CommandError(Exception):
@@ -241,6 +243,71 @@ def clients_list(
         typer.echo(f"{row['sharedKey']}\t{row['institutionId']}\t{state}\t{row['name']}\t{row['scopes']}")
 
 
+# customers
+
+
+@customers_app.command("import")
+def customers_import(
+    source: Annotated[str, typer.Argument(help="a .jsonl or .csv file, or - for standard input")],
+    institution: Annotated[str, typer.Option("--institution")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl or csv (default: from the file name; jsonl for -)")
+    ] = None,
+) -> None:
+    """Load customers (contract section 10): upsert by customer id; bad lines are reported, not written."""
+    from pwreset.customers.importer import Importer, read_records
+
+    fmt = (fmt or ("csv" if source.lower().endswith(".csv") else "jsonl")).lower()
+    if fmt not in ("jsonl", "csv"):
+        raise CommandError("--format is jsonl or csv")
+    settings = _settings()
+
+    async def work(services: Container) -> Any:
+        importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock)
+        if source == "-":
+            return await importer.run(read_records(sys.stdin, fmt=fmt), institution_id=institution)
+        try:
+            handle = open(source, encoding="utf-8-sig", newline="")  # noqa: SIM115, ASYNC230
+        except OSError as exc:
+            raise CommandError(f"cannot read {source}: {exc.strerror}") from None
+        with handle:
+            return await importer.run(read_records(handle, fmt=fmt), institution_id=institution)
+
+    report = _run(_with_services(settings, work))
+    for number, reason in report.refused:
+        typer.echo(f"line {number}: {reason}", err=True)
+    typer.echo(
+        f"{report.total} customers read: {report.created} created, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {len(report.refused)} refused"
+    )
+    if report.accounts_not_stored:
+        typer.echo(f"{report.accounts_not_stored} accounts read but not stored: the Accounts API is not built yet",
+                   err=True)
+    if report.refused:
+        raise typer.Exit(1)
+
+
+@customers_app.command("show")
+def customers_show(
+    customer_id: Annotated[str, typer.Argument()],
+    institution: Annotated[str, typer.Option("--institution")],
+) -> None:
+    """A customer's profile and contact methods, as the API shows them (JSON)."""
+    from pwreset.customers import service as customers
+
+    settings = _settings()
+
+    async def work(services: Container) -> dict[str, object]:
+        async with services.db.reading() as session:
+            customer = await customers.find_customer(session, institution_id=institution, user_id=customer_id)
+            view = customers.profile_view(customer)
+            view["customerId"] = customer.customer_id
+            view["hasPassword"] = bool(customer.password_hash)
+            return view
+
+    _echo_json(_run(_with_services(settings, work)))
+
+
 # serving
 
 
@@ -281,6 +348,10 @@ def sandbox(
     upgrade(settings.database_url)
     credentials = _run(_with_services(settings, sb.seed))
     base = f"http://{host}:{port}"
+    demo = "\n".join(
+        f"  {c.customer_id}  login {c.login_id!r:14} password {c.password!r}  {c.protocol} method {c.method_id}"
+        for c in sb.DEMO_CUSTOMERS
+    )
     typer.echo(
         f"""
 pwreset sandbox (database: {here / sb.DATABASE_FILE})
@@ -296,6 +367,16 @@ Get a token:
     -u '{credentials.shared_key}:{credentials.secret_key}' \\
     -H 'transactionId: 4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f' -H 'institutionId: {credentials.institution_id}' \\
     -d grant_type=client_credentials
+
+Demo customers (passcodes are printed here, by the console sink):
+
+{demo}
+
+Ask for a passcode (with the token from above in $TOKEN):
+
+  curl -s -X PUT {base}/v1/customers/{sb.DEMO_CUSTOMERS[0].customer_id}:reset-password \\
+    -H "Authorization: Bearer $TOKEN" -H 'correlationId: 0f8fad5b-d9cb-469f-a165-70867728950e' \\
+    -H 'Content-Type: application/json' -d '{{"contactMethodId": "{sb.DEMO_CUSTOMERS[0].method_id}"}}'
 
 API description: {base}/docs
 """

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Boolean, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pwreset.db import Base, UTCDateTime
@@ -15,3 +15,7 @@ class Institution(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Shortest new password this institution accepts (None: the service default, 8).
+    min_password_length: Mapped[int | None] = mapped_column(Integer)
+    #: Show contact methods masked in the API (contract 6.1 [ext]).
+    mask_contact_info: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

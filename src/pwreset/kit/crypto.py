@@ -47,3 +47,23 @@ def new_secret(prefix: str) -> str:
 def new_id() -> str:
     """An opaque random identifier (128 bits, hex)."""
     return secrets.token_hex(16)
+
+
+class Sealer:
+    """Authenticated encryption (AES-256-GCM) for short secrets kept at rest, such as an outbox
+    message that carries a passcode. The key is derived from the server secret key."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes, *, purpose: str) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        derived = hmac.new(key, f"seal\x00{purpose}".encode(), hashlib.sha256).digest()
+        self._aead = AESGCM(derived)
+
+    def seal(self, plaintext: bytes) -> bytes:
+        nonce = secrets.token_bytes(12)
+        return nonce + self._aead.encrypt(nonce, plaintext, None)
+
+    def open(self, sealed: bytes) -> bytes:
+        return self._aead.decrypt(sealed[:12], sealed[12:], None)

@@ -13,7 +13,7 @@ from pwreset.oauth.cache import CachedClient
 from pwreset.oauth.errors import InvalidClient
 from pwreset.oauth.schemas import IntrospectionRead, TokenForm, TokenForm7009, TokenRead
 from pwreset.oauth.scopes import GRANT_CLIENT_CREDENTIALS
-from pwreset.oauth.service import IssuedTokens, TokenRequest
+from pwreset.oauth.service import TokenRequest
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _MAX_FORM = 16 * 1024
@@ -54,7 +54,8 @@ async def token(call: Call) -> Response:
         if request.grant_type == GRANT_CLIENT_CREDENTIALS:
             issued = await services.oauth.issue_client_token(client, request)
         else:
-            issued = await _issue_in_transaction(call, client, request)
+            authenticated = client
+            issued = await call.unit_of_work(lambda session: services.oauth.issue(session, authenticated, request))
     except PwresetError as error:
         await services.auth_failures.failed(address)
         async with services.db.transaction() as session:
@@ -66,18 +67,6 @@ async def token(call: Call) -> Response:
             )
         raise
     return json_response(issued.to_wire(), 200, _NO_STORE)
-
-
-async def _issue_in_transaction(call: Call, client: CachedClient, request: TokenRequest) -> IssuedTokens:
-    """Password and refresh grants: bookkeeping done before a refusal (failed sign-ins, a revoked
-    family) is committed with the refusal, not rolled back."""
-    failure: PwresetError | None = None
-    async with call.services.db.transaction() as session:
-        try:
-            return await call.services.oauth.issue(session, client, request)
-        except PwresetError as error:
-            failure = error
-    raise failure
 
 
 async def _authenticated_client(call: Call) -> CachedClient:

@@ -1,0 +1,1 @@
+"""The customer directory: customers of one institution, their contact methods, sign-in."""

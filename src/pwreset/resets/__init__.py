@@ -1,0 +1,1 @@
+"""Password resets: passcodes to a contact method, reset tickets, the new password."""

@@ -1,0 +1,317 @@
+"""The reset flow (contract 6.2 to 6.4, OWASP Forgot Password Cheat Sheet).
+
+1. ``request_reset``: checks in the contract's order, rate limits per customer and per destination,
+   a new passcode (superseding the last) and its message, in one transaction.
+2. ``verify_passcode``: constant-time comparison; 5 wrong tries end a passcode, 20 wrong in a row
+   across passcodes within 24 h suspend resets for the customer; a right one becomes a single-use
+   reset ticket bound to the customer and that passcode.
+3. ``set_password``: the ticket, the password policy, the new argon2id hash; then every token of the
+   customer revoked, the lock cleared, a "password changed" notice queued.
+
+Every step writes an audit event with institution, client, customer, contact method, correlation id
+and outcome, never the passcode or the full destination. Refusals keep their bookkeeping (tries,
+counts, audit): the caller commits before answering.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pwreset.audit import service as audit
+from pwreset.config import Settings
+from pwreset.customers.models import ContactMethod, Customer
+from pwreset.delivery import messages
+from pwreset.delivery.outbox import Message, Outbox
+from pwreset.institutions.models import Institution
+from pwreset.kit.clock import Clock
+from pwreset.kit.crypto import KeyedHasher, new_id, new_secret
+from pwreset.oauth.service import OAuthService
+from pwreset.passwords.hashing import PasswordHashing
+from pwreset.passwords.policy import PasswordPolicy
+from pwreset.ratelimit.limiter import RateLimiter, Rule
+from pwreset.resets import repository
+from pwreset.resets.errors import (
+    CoolingOff,
+    CustomerInactive,
+    DisclosureNotAccepted,
+    InvalidTicket,
+    MethodNotActivated,
+    NoPasscode,
+    NotRegistered,
+    PasscodeExhausted,
+    PasscodeExpired,
+    PasscodeSuperseded,
+    PasscodeUsed,
+    PasscodeWrong,
+    PasswordRefused,
+    ProtocolMismatch,
+    UnknownContactMethod,
+)
+from pwreset.resets.models import Passcode, ResetTicket
+
+TICKET_PREFIX = "pwr_rst_"
+H_PASSCODE = "passcode"
+H_TICKET = "reset-ticket"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asked, for the audit trail."""
+
+    client_id: str | None
+    correlation_id: str | None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    value: str
+    expires_in: int
+
+
+class ResetService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        hasher: KeyedHasher,
+        limiter: RateLimiter,
+        outbox: Outbox,
+        oauth: OAuthService,
+        hashing: PasswordHashing,
+        policy: PasswordPolicy,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.hasher = hasher
+        self.limiter = limiter
+        self.outbox = outbox
+        self.oauth = oauth
+        self.hashing = hashing
+        self.policy = policy
+        self.send_rules = (
+            Rule("send-short", settings.send_limit_short, 60),
+            Rule("send-long", settings.send_limit_long, 3600),
+        )
+
+    # 6.2
+
+    async def request_reset(
+        self,
+        session: AsyncSession,
+        *,
+        customer: Customer,
+        institution: Institution,
+        contact_method_id: str,
+        protocol: str | None,
+        actor: Actor,
+    ) -> None:
+        method = next((m for m in customer.contact_methods if m.method_id == contact_method_id), None)
+        if method is None:
+            raise UnknownContactMethod()
+        if protocol is not None and protocol.upper() != method.protocol:
+            raise ProtocolMismatch()
+        if not method.activated:
+            raise MethodNotActivated()
+        if not customer.registered:
+            raise NotRegistered()
+        if not customer.accepted_disclosure:
+            raise DisclosureNotAccepted()
+        if not customer.active:
+            raise CustomerInactive()
+        now = self.clock.now()
+        if customer.reset_blocked_until is not None and customer.reset_blocked_until > now:
+            raise CoolingOff()
+        subjects = (f"customer:{customer.id}", f"destination:{self.hasher.digest('destination', method.destination)}")
+        for rule in self.send_rules:
+            for subject in subjects:
+                await self.limiter.check(rule, subject)
+        for rule in self.send_rules:
+            for subject in subjects:
+                await self.limiter.record(rule, subject)
+
+        ttl = self.settings.passcode_ttl(method.protocol)
+        code = "".join(secrets.choice(self.settings.passcode_alphabet) for _ in range(self.settings.passcode_length))
+        await repository.supersede_active(session, customer_pk=customer.id)
+        passcode = Passcode(
+            id=new_id(), institution_id=customer.institution_id, customer_pk=customer.id,
+            contact_method_pk=method.id, protocol=method.protocol, status="active", attempts=0, created_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+        )
+        passcode.code_hash = self._code_hash(passcode.id, code)
+        session.add(passcode)
+        text = messages.render(
+            "passcode", method.protocol, language=customer.language, institution=institution.name, code=code,
+            minutes=ttl // 60,
+        )
+        self.outbox.enqueue(
+            session,
+            Message(
+                institution_id=customer.institution_id, kind="passcode", channel=method.protocol,
+                destination=method.destination, text=text.text, subject=text.subject, customer_pk=customer.id,
+                contact_method_id=method.method_id, not_after=passcode.expires_at,
+            ),
+        )
+        await self._audit(session, "reset.requested", "passcode_queued", customer, actor, method)
+
+    # 6.3
+
+    async def verify_passcode(self, session: AsyncSession, *, customer: Customer, code: str, actor: Actor) -> Ticket:
+        now = self.clock.now()
+        if customer.reset_blocked_until is not None and customer.reset_blocked_until > now:
+            raise CoolingOff()
+        recent = await repository.latest_passcodes(session, customer_pk=customer.id)
+        if not recent:
+            raise NoPasscode()
+        latest = recent[0]
+        if self._matches(latest, code):
+            if latest.status == "used":
+                raise PasscodeUsed()
+            if latest.status == "exhausted":
+                raise PasscodeExhausted()
+            if latest.expires_at <= now:
+                raise PasscodeExpired()
+            if not await repository.claim(session, passcode_id=latest.id, at=now):
+                raise PasscodeUsed()  # a concurrent request won it
+            customer.failed_reset_count = 0
+            customer.reset_failures_since = None
+            ticket = new_secret(TICKET_PREFIX)
+            session.add(
+                ResetTicket(
+                    id=new_id(), institution_id=customer.institution_id, customer_pk=customer.id,
+                    passcode_id=latest.id, ticket_hash=self.hasher.digest(H_TICKET, ticket), created_at=now,
+                    expires_at=now + timedelta(seconds=self.settings.reset_ticket_ttl),
+                )
+            )
+            await session.flush()
+            await self._audit(session, "passcode.verified", "success", customer, actor, passcode=latest)
+            return Ticket(ticket, self.settings.reset_ticket_ttl)
+        if any(p.status == "superseded" and self._matches(p, code) for p in recent[1:]):
+            raise PasscodeSuperseded()
+        if latest.status == "used":
+            raise PasscodeUsed()
+        if latest.status == "exhausted":
+            raise PasscodeExhausted()
+        if latest.expires_at <= now:
+            raise PasscodeExpired()
+        tries = await repository.count_wrong_try(
+            session, passcode_id=latest.id, max_attempts=self.settings.passcode_max_attempts
+        )
+        if tries is None:
+            raise PasscodeExhausted()
+        failures = await repository.count_reset_failure(
+            session, customer_pk=customer.id, now=now,
+            window_start=now - timedelta(seconds=self.settings.reset_failure_window),
+        )
+        await self._audit(
+            session, "passcode.failed", "wrong", customer, actor, passcode=latest,
+            details={"tries": tries, "consecutiveFailures": failures},
+        )
+        if failures >= self.settings.reset_failure_limit and not (
+            customer.reset_blocked_until is not None and customer.reset_blocked_until > now
+        ):
+            customer.reset_blocked_until = now + timedelta(seconds=self.settings.reset_cooloff)
+            await repository.supersede_active(session, customer_pk=customer.id)
+            await session.flush()
+            await self._audit(session, "reset.locked", "cooling_off", customer, actor, passcode=latest)
+            raise CoolingOff()
+        if tries >= self.settings.passcode_max_attempts:
+            raise PasscodeExhausted()
+        raise PasscodeWrong()
+
+    # 6.4
+
+    async def set_password(
+        self,
+        session: AsyncSession,
+        *,
+        customer: Customer,
+        institution: Institution,
+        ticket: str,
+        new_password: str,
+        actor: Actor,
+    ) -> None:
+        now = self.clock.now()
+        found = await repository.ticket_by_hash(session, ticket_hash=self.hasher.digest(H_TICKET, ticket))
+        if found is None or found.customer_pk != customer.id or found.used_at is not None or found.expires_at <= now:
+            raise InvalidTicket()
+        reasons = self.policy.reasons(
+            new_password, login_id=customer.login_id, current_hash=customer.password_hash,
+            min_length=institution.min_password_length or self.settings.min_password_length,
+        )
+        if reasons:
+            await self._audit(
+                session, "reset.password_refused", "policy", customer, actor, details={"reasons": len(reasons)}
+            )
+            raise PasswordRefused(reasons)
+        if not await repository.spend_ticket(session, ticket_id=found.id, at=now):
+            raise InvalidTicket()
+        customer.password_hash = self.hashing.hash(new_password)
+        customer.password_changed_at = now
+        customer.locked = False
+        customer.failed_login_count = 0
+        customer.failed_reset_count = 0
+        customer.reset_failures_since = None
+        customer.updated_at = now
+        await session.flush()
+        await self.oauth.revoke_customer_tokens(
+            session, institution_id=customer.institution_id, customer_id=customer.customer_id
+        )
+        passcode = await session.get(Passcode, found.passcode_id)
+        method = next(
+            (m for m in customer.contact_methods if passcode is not None and m.id == passcode.contact_method_pk), None
+        ) or next((m for m in customer.contact_methods if m.activated), None)
+        if method is not None:
+            text = messages.render("password_changed", method.protocol, language=customer.language,
+                                   institution=institution.name)
+            self.outbox.enqueue(
+                session,
+                Message(
+                    institution_id=customer.institution_id, kind="password_changed", channel=method.protocol,
+                    destination=method.destination, text=text.text, subject=text.subject, customer_pk=customer.id,
+                    contact_method_id=method.method_id,
+                ),
+            )
+        await self._audit(session, "reset.completed", "password_changed", customer, actor, method)
+
+    # helpers
+
+    def _code_hash(self, passcode_id: str, code: str) -> str:
+        return self.hasher.digest(H_PASSCODE, f"{passcode_id}:{code}")
+
+    def _matches(self, passcode: Passcode, code: str) -> bool:
+        return self.hasher.verify(H_PASSCODE, f"{passcode.id}:{code}", passcode.code_hash)
+
+    async def _audit(
+        self,
+        session: AsyncSession,
+        event_type: str,
+        outcome: str,
+        customer: Customer,
+        actor: Actor,
+        method: ContactMethod | None = None,
+        *,
+        passcode: Passcode | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        info: dict[str, Any] = dict(details or {})
+        if method is not None:
+            info["contactMethodId"] = method.method_id
+            info["protocol"] = method.protocol
+        if passcode is not None:
+            info["passcodeId"] = passcode.id
+            method_id = next(
+                (m.method_id for m in customer.contact_methods if m.id == passcode.contact_method_pk), None
+            )
+            if method_id is not None:
+                info["contactMethodId"] = method_id
+        await audit.record_event(
+            session, clock=self.clock, event_type=event_type, outcome=outcome, institution_id=customer.institution_id,
+            client_id=actor.client_id, customer_id=customer.customer_id, correlation_id=actor.correlation_id,
+            details=info,
+        )
