@@ -29,7 +29,8 @@ from pwreset.container import Container, build_container
 from pwreset.db import Base, async_url
 from pwreset.kit.clock import FrozenClock
 from pwreset.migrate import upgrade
-from tests.support import PROBE_OPERATIONS, FakeDirectory
+from tests.directory_support import DIRECTORY, World, load
+from tests.support import PROBE_OPERATIONS, FakeDirectory, get_token
 
 POSTGRES_ADMIN_URL = os.environ.get("PWRESET_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("PWRESET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -125,7 +126,8 @@ async def database_url(backend: str, database_urls: dict[str, str]) -> str:
 def settings(database_url: str) -> Settings:
     return Settings(
         database_url=database_url, secret_key=TEST_SECRET_KEY, log_json=False, access_log=False,
-        revocation_bound=5.0, _env_file=None,  # type: ignore[call-arg]
+        revocation_bound=5.0, argon2_memory_kib=1024, argon2_time_cost=1,  # fast hashes; same algorithm
+        _env_file=None,  # type: ignore[call-arg]
     )
 
 
@@ -194,3 +196,17 @@ def new_uuid() -> str:
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def world(api, make_partner, services) -> World:
+    """Customers in two institutions, loaded by the real importer (tests/directory_support.py)."""
+    scopes = "institution-users:read institution-users:write"
+    partner = await make_partner("07675", scopes=scopes)
+    other = await make_partner("11111", scopes=scopes)
+    for institution_id, records in DIRECTORY.items():
+        report = await load(services, institution_id, records)
+        assert not report.refused, report.refused
+    token = (await get_token(api, partner.auth)).json()["access_token"]
+    other_token = (await get_token(api, other.auth, institution_id="11111")).json()["access_token"]
+    return World(partner, other, token, other_token)

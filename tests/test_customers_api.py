@@ -1,0 +1,155 @@
+"""Contract 6.1 and 7: contact methods, profiles, unlock, institution users; tenant isolation."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import update
+
+from pwreset.customers.models import Customer
+from pwreset.institutions.models import Institution
+from tests.directory_support import PAT_PASSWORD, World
+from tests.support import get_token
+
+UX = ["", "/digitalbanking/ux-users"]
+
+
+@pytest.fixture
+def directory():
+    return None  # the real customer directory behind the password grant
+
+
+@pytest.fixture(params=UX, ids=["gateway", "digitalbanking"])
+def ux(request) -> str:
+    return str(request.param)
+
+
+def ux_error(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == status and body["code"] == code and body["message"]
+
+
+async def test_contact_methods_by_customer_id(api, world: World, ux):
+    headers = world.headers()
+    response = await api.get(f"{ux}/v1/customers/C1/contact-methods", headers=headers)
+    assert response.status_code == 200
+    assert response.headers["correlationId"] == headers["correlationId"]
+    assert response.json() == {
+        "customerId": "C1",
+        "contactMethods": [
+            {"id": "101", "telephoneCountryCode": "1", "contactInfo": "2025550143", "protocol": "SMS",
+             "isActivated": True, "enrolledDateTime": "2022-03-31T00:00:00.000Z"},
+            {"id": "102", "telephoneCountryCode": "1", "contactInfo": "2025550143", "protocol": "VOICE",
+             "isActivated": True},
+            {"id": "103", "contactInfo": "pat@example.com", "protocol": "EMAIL", "isActivated": True},
+        ],
+    }
+
+
+async def test_contact_methods_by_login_id_is_case_insensitive(api, world: World, ux):
+    response = await api.get(f"{ux}/v1/customers/PAT.DOE/contact-methods?userIdType=LOGIN_ID", headers=world.headers())
+    assert response.status_code == 200 and response.json()["customerId"] == "C1"
+
+
+async def test_unknown_customer_is_uxu_10000(api, world: World, ux):
+    ux_error(await api.get(f"{ux}/v1/customers/nobody/contact-methods", headers=world.headers()), 404, "UXU_10000")
+
+
+@pytest.mark.parametrize("path", ["/v1/customers/X1/contact-methods",
+                                  "/v1/customers/other.pat/contact-methods?userIdType=LOGIN_ID",
+                                  "/v1/customers/X1", "/v1/customers/X1:unlock-user"])
+async def test_another_institutions_customer_does_not_exist(api, world: World, path):
+    method = "PUT" if path.endswith("unlock-user") else "GET"
+    ux_error(await api.request(method, path, headers=world.headers()), 404, "UXU_10000")
+    # ...while that institution's own token sees it.
+    response = await api.request(method, path, headers=world.headers(world.other_token))
+    assert response.status_code in (200, 204)
+
+
+async def test_unknown_user_id_type_is_uxu_10014(api, world: World, ux):
+    response = await api.get(f"{ux}/v1/customers/C1/contact-methods?userIdType=EMAIL", headers=world.headers())
+    ux_error(response, 400, "UXU_10014")
+
+
+async def test_an_overlong_path_parameter_is_uxu_10012(api, world: World):
+    ux_error(await api.get(f"/v1/customers/{'x' * 200}/contact-methods", headers=world.headers()), 400, "UXU_10012")
+
+
+async def test_reading_needs_the_read_scope(api, world: World, make_partner):
+    writer = await make_partner("07675", scopes="institution-users:write")
+    token = (await get_token(api, writer.auth)).json()["access_token"]
+    ux_error(await api.get("/v1/customers/C1/contact-methods", headers=world.headers(token)), 403, "UXU_10002")
+
+
+async def test_an_institution_can_mask_contact_info(api, world: World, services):
+    async with services.db.transaction() as session:
+        await session.execute(update(Institution).where(Institution.id == "07675").values(mask_contact_info=True))
+    methods = (await api.get("/v1/customers/C1/contact-methods", headers=world.headers())).json()["contactMethods"]
+    assert [m["contactInfo"] for m in methods] == ["20•••••0143", "20•••••0143", "p•••@example.com"]
+
+
+async def test_profile(api, world: World, ux):
+    body = (await api.get(f"{ux}/v1/customers/C1", headers=world.headers())).json()
+    assert body["loginId"] == "Pat.Doe" and body["fiId"] == "07675" and body["fullName"] == "Pat Doe"
+    assert body["userStatus"] == {"active": True, "locked": False, "registered": True, "acceptedDisclosure": True}
+    assert body["customers"] == [{"customerId": "C1", "memberNumber": "100200300"}]
+    assert body["failedLoginCount"] == 0 and body["failedPasswordResetCount"] == 0
+    assert [m["id"] for m in body["contactMethods"]] == ["101", "102", "103"]
+    assert "argon2" not in str(body) and "passwordHash" not in body
+
+
+async def test_unlock_clears_the_lock_and_failed_logins(api, world: World, services, ux):
+    async with services.db.transaction() as session:
+        await session.execute(update(Customer).where(Customer.customer_id == "C1").values(locked=True,
+                                                                                          failed_login_count=6))
+    response = await api.put(f"{ux}/v1/customers/C1:unlock-user", headers=world.headers())
+    assert response.status_code == 204
+    body = (await api.get("/v1/customers/C1", headers=world.headers())).json()
+    assert body["userStatus"]["locked"] is False and body["failedLoginCount"] == 0
+
+
+@pytest.mark.parametrize("prefix", ["", "/digitalbanking/db-users"])
+@pytest.mark.parametrize(("value", "id_type"), [("pat.doe", None), ("C1", "CUSTOMER_ID"), ("HOST001", "HOST_USER_ID")])
+async def test_institution_users(api, world: World, prefix, value, id_type):
+    query = f"?userIdType={id_type}" if id_type else ""
+    headers = {"Authorization": f"Bearer {world.token}", "transactionId": "tx-123"}
+    response = await api.get(f"{prefix}/v1/institution-users/{value}{query}", headers=headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["institutionId"] == "07675" and body["institutionUserType"] == "RETAIL"
+    assert body["institutionCustomers"] == [
+        {"institutionCustomerId": "C1", "memberNumber": "100200300", "hostLoginId": "Pat.Doe"}
+    ]
+    assert response.headers["transactionId"] == "tx-123"
+
+
+async def test_institution_user_errors(api, world: World):
+    auth = {"Authorization": f"Bearer {world.token}"}
+    missing = await api.get("/v1/institution-users/nobody", headers={**auth, "transactionId": "t"})
+    assert missing.status_code == 404 and missing.json() == {"code": "DBU_10000", "message": missing.json()["message"]}
+    no_tx = await api.get("/v1/institution-users/pat.doe", headers=auth)
+    assert no_tx.status_code == 400 and no_tx.json()["code"] == "DBU_99998"
+    other = await api.get("/v1/institution-users/other.pat", headers={**auth, "transactionId": "t"})
+    assert other.status_code == 404
+
+
+async def test_a_customer_token_reaches_only_its_own_customer(api, world: World, ux):
+    signed_in = await get_token(api, world.partner.auth, grant_type="password", username="pat.doe",
+                                password=PAT_PASSWORD)
+    assert signed_in.status_code == 200, signed_in.text
+    token = signed_in.json()["access_token"]
+    assert (await api.get(f"{ux}/v1/customers/C1/contact-methods", headers=world.headers(token))).status_code == 200
+    for path in ("/v1/customers/C2/contact-methods", "/v1/customers/sam/contact-methods?userIdType=LOGIN_ID",
+                 "/v1/customers/nobody", "/v1/customers/C2:unlock-user"):
+        method = "PUT" if path.endswith("unlock-user") else "GET"
+        ux_error(await api.request(method, f"{ux}{path}", headers=world.headers(token)), 403, "UXU_10011")
+
+
+async def test_correlation_id_rules_apply(api, world: World):
+    headers = {"Authorization": f"Bearer {world.token}"}
+    ux_error(await api.get("/v1/customers/C1", headers=headers), 400, "UXU_10006")
+    ux_error(await api.get("/v1/customers/C1", headers={**headers, "correlationId": "nope"}), 400, "UXU_10007")
+    lower_case = {**headers, "correlationid": str(uuid.uuid4())}
+    assert (await api.get("/v1/customers/C1", headers=lower_case)).status_code == 200

@@ -1,0 +1,118 @@
+"""``pwreset customers import``: JSON Lines and CSV, per-line refusals, idempotent re-runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import TEST_SECRET_KEY
+
+GOOD = {
+    "customerId": "18fc507616c646048ea400138c8ac887", "loginId": "pat.doe", "hostUserId": "HOST001",
+    "memberNumber": "100200300", "firstName": "Pat", "lastName": "Doe", "language": "en", "registered": True,
+    "acceptedDisclosure": True, "password": "an initial password",
+    "contactMethods": [
+        {"id": "123310058", "protocol": "SMS", "telephoneCountryCode": "1", "contactInfo": "2025550143",
+         "isActivated": True, "validated": True, "primary": True, "enrolledDateTime": "2022-03-31T00:00:00Z"},
+        {"id": "123310060", "protocol": "EMAIL", "contactInfo": "Pat@Example.com", "isActivated": True},
+    ],
+}
+
+
+@pytest.fixture
+def pwreset(database_url, tmp_path):
+    env = {"PWRESET_DATABASE_URL": database_url, "PWRESET_SECRET_KEY": TEST_SECRET_KEY, "PATH": "/usr/bin:/bin",
+           "PWRESET_ARGON2_MEMORY_KIB": "1024", "PWRESET_ARGON2_TIME_COST": "1"}
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "pwreset", *args], capture_output=True, text=True, env=env,
+                                input=stdin, cwd=tmp_path, timeout=120, check=False)
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    assert run("institutions", "create", "07675", "--name", "First CU").returncode == 0
+    return run
+
+
+def jsonl(*records: dict | str) -> str:
+    return "\n".join(r if isinstance(r, str) else json.dumps(r) for r in records) + "\n"
+
+
+def test_import_jsonl_then_rerun_changes_nothing(pwreset, tmp_path):
+    path = tmp_path / "customers.jsonl"
+    second = {**GOOD, "customerId": "C2", "loginId": "sam", "contactMethods": [], "password": None}
+    second.pop("password")
+    path.write_text(jsonl(GOOD, second))
+    first = pwreset("customers", "import", str(path), "--institution", "07675")
+    assert first.returncode == 0, first.stderr
+    assert "2 customers read: 2 created, 0 updated, 0 unchanged, 0 refused" in first.stdout
+    again = pwreset("customers", "import", str(path), "--institution", "07675")
+    assert "0 created, 0 updated, 2 unchanged" in again.stdout
+    shown = json.loads(pwreset("customers", "show", GOOD["customerId"], "--institution", "07675").stdout)
+    assert shown["loginId"] == "pat.doe" and shown["hasPassword"] is True
+    assert [m["contactInfo"] for m in shown["contactMethods"]] == ["2025550143", "Pat@example.com"]
+
+
+def test_bad_lines_are_reported_and_skipped_the_rest_goes_in(pwreset, tmp_path):
+    lines = jsonl(
+        GOOD,
+        "{not json",
+        {**GOOD, "customerId": "C3", "loginId": "x", "favouriteColour": "blue"},
+        {**GOOD, "customerId": "C4", "loginId": "y", "passwordHash": "$2b$12$" + "a" * 53},
+        {**GOOD, "customerId": "C5", "loginId": "z",
+         "contactMethods": [{"id": "1", "protocol": "SMS", "telephoneCountryCode": "1", "contactInfo": "12"}]},
+        {**GOOD, "customerId": "C6", "loginId": "PAT.DOE"},
+        {**GOOD, "customerId": "C7", "loginId": "w", "password": None, "passwordHash": "md5$abc"},
+        {**GOOD, "customerId": "C8", "loginId": "v",
+         "contactMethods": [{"id": "1", "protocol": "EMAIL", "contactInfo": "not an email"}]},
+        {**GOOD, "customerId": "C9", "loginId": "ok-too", "contactMethods": []},
+    )
+    result = pwreset("customers", "import", "-", "--institution", "07675", stdin=lines)
+    assert result.returncode == 1
+    errors = dict(line.split(": ", 1) for line in result.stderr.splitlines() if line.startswith("line "))
+    assert set(errors) == {"line 2", "line 3", "line 4", "line 5", "line 6", "line 7", "line 8"}
+    assert "not JSON" in errors["line 2"]
+    assert "favouriteColour" in errors["line 3"]
+    assert "exclusive" in errors["line 4"]
+    assert "phone number" in errors["line 5"]
+    assert "belongs to customer" in errors["line 6"]
+    assert "passwordHash" in errors["line 7"]
+    assert "email" in errors["line 8"]
+    assert "9 customers read: 2 created, 0 updated, 0 unchanged, 7 refused" in result.stdout
+    assert pwreset("customers", "show", "C9", "--institution", "07675").returncode == 0
+    refused = pwreset("customers", "show", "C3", "--institution", "07675")
+    assert refused.returncode == 1 and "no such customer" in refused.stderr
+
+
+def test_csv_carries_the_same_fields(pwreset, tmp_path):
+    path = tmp_path / "customers.csv"
+    methods = json.dumps([{"id": "7", "protocol": "VOICE", "telephoneCountryCode": "44", "contactInfo": "7911123456"}])
+    path.write_text(
+        "customerId,loginId,firstName,registered,contactMethods\n"
+        f'C1,pat,Pat,true,"{methods.replace(chr(34), chr(34) * 2)}"\n'
+        "C2,sam,Sam,maybe,\n"
+    )
+    result = pwreset("customers", "import", str(path), "--institution", "07675")
+    assert result.returncode == 1 and "line 3: registered: expected true or false" in result.stderr
+    shown = json.loads(pwreset("customers", "show", "C1", "--institution", "07675").stdout)
+    assert shown["contactMethods"] == [{"id": "7", "telephoneCountryCode": "44", "contactInfo": "7911123456",
+                                        "protocol": "VOICE", "isActivated": True}]
+
+
+def test_an_update_replaces_fields_and_contact_methods(pwreset, tmp_path):
+    pwreset("customers", "import", "-", "--institution", "07675", stdin=jsonl(GOOD))
+    changed = {**GOOD, "firstName": "Patricia", "contactMethods": GOOD["contactMethods"][1:]}
+    result = pwreset("customers", "import", "-", "--institution", "07675", stdin=jsonl(changed))
+    assert "1 updated" in result.stdout
+    shown = json.loads(pwreset("customers", "show", GOOD["customerId"], "--institution", "07675").stdout)
+    assert shown["firstName"] == "Patricia" and [m["id"] for m in shown["contactMethods"]] == ["123310060"]
+
+
+def test_unknown_institution_and_missing_file(pwreset, tmp_path):
+    unknown = pwreset("customers", "import", "-", "--institution", "99999", stdin=jsonl(GOOD))
+    assert unknown.returncode == 1 and "no institution 99999" in unknown.stderr
+    missing = pwreset("customers", "import", str(tmp_path / "nope.jsonl"), "--institution", "07675")
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
