@@ -18,128 +18,16 @@ local server); writes bench/results/foundation.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
-import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-ROOT = Path(__file__).resolve().parent.parent
-SECRET_KEY = "bench-" + "0123456789abcdefghijklmnopqrstuvwxyz"
-ADMIN_URL = os.environ.get("PWRESET_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-DB_NAME = "pwreset_bench"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def serve(app: str, *, workers: int, env: dict[str, str], factory: bool) -> Iterator[str]:
-    port = free_port()
-    args = [
-        sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers", str(workers),
-        "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
-    ]
-    if factory:
-        args.append("--factory")
-    log = tempfile.NamedTemporaryFile(prefix="pwreset-bench-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(Path(log.name).read_text()[-2000:])
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
-
-
-def wrk(url: str, *, seconds: int, connections: int, script: str | None = None) -> dict[str, float]:
-    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    if script:
-        args += ["-s", script]
-    output = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    return {
-        "rps": rps,
-        "non_2xx": float(errors.group(1)) if errors else 0.0,
-        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan"),
-    }
-
-
-def lua(method: str, headers: dict[str, str], body: str | None = None) -> str:
-    lines = [f'wrk.method = "{method}"']
-    for name, value in headers.items():
-        lines.append(f'wrk.headers["{name}"] = "{value}"')
-    if body is not None:
-        lines.append(f'wrk.body = "{body}"')
-    handle = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
-    handle.write("\n".join(lines) + "\n")
-    handle.close()
-    return handle.name
-
-
-async def _admin(sql: str) -> None:
-    from pwreset.db import async_url
-
-    engine = create_async_engine(async_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(sql))
-    await engine.dispose()
-
-
-def prepare_database() -> str:
-    from pwreset.migrate import upgrade
-
-    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-    asyncio.run(_admin(f"CREATE DATABASE {DB_NAME}"))
-    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
-    upgrade(url)
-    return url
-
-
-def create_client(url: str) -> tuple[str, str]:
-    env = {**os.environ, "PWRESET_DATABASE_URL": url, "PWRESET_SECRET_KEY": SECRET_KEY}
-    run = [sys.executable, "-m", "pwreset"]
-    subprocess.run([*run, "institutions", "create", "07675", "--name", "Bench CU"], env=env, check=True,
-                   capture_output=True)
-    out = subprocess.run(
-        [*run, "clients", "create", "--institution", "07675", "--scopes", "institution-users:read", "--json"],
-        env=env, check=True, capture_output=True, text=True,
-    ).stdout
-    created = json.loads(out)
-    return created["sharedKey"], created["secretKey"]
+from bench.harness import ROOT, SECRET_KEY, create_client, lua, prepare_database, serve, wrk
 
 
 def main() -> None:
@@ -164,6 +52,7 @@ def main() -> None:
         "PWRESET_ACCESS_LOG": "true" if args.access_log else "false",
         "PWRESET_LOG_JSON": "true",
         "PWRESET_DB_POOL_SIZE": "20",
+        "PWRESET_INPROCESS_WORKER": "false",
     }
     basic = base64.b64encode(f"{shared}:{secret}".encode()).decode()
     token_script = lua(

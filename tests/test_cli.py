@@ -132,3 +132,12 @@ def test_serve_answers_and_refuses_to_start_without_a_key(cli, database_url, tmp
         assert response.status_code == 200
     log = (tmp_path / "serve.log").read_text()
     assert created["secretKey"] not in log and response.json()["access_token"] not in log
+
+
+def test_institution_settings(cli):
+    cli("institutions", "create", "07675", "--name", "First")
+    assert "updated" in cli("institutions", "set", "07675", "--min-password-length", "12", "--mask-contact-info").stdout
+    refused = cli("institutions", "set", "07675", "--min-password-length", "4", ok=False)
+    assert refused.returncode == 1 and "between 8 and 64" in refused.stderr
+    missing = cli("institutions", "set", "99999", "--name", "x", ok=False)
+    assert missing.returncode == 1 and "no institution" in missing.stderr

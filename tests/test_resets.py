@@ -333,3 +333,25 @@ async def test_a_legacy_bcrypt_hash_signs_in_and_is_upgraded(api, world: World, 
     again = await get_token(api, world.partner.auth, grant_type="password", username="legacy",
                             password="legacy secret 1")
     assert again.status_code == 200
+
+
+async def test_an_institution_can_require_longer_passwords(api, world: World, services):
+    from pwreset.institutions.service import configure_institution
+
+    async with services.db.transaction() as session:
+        await configure_institution(session, institution_id="07675", clock=services.clock, min_password_length=16)
+    ticket = await ticket_for(api, world, services)
+    body = ux_error(await set_password(api, world, ticket, "fifteen chars!!"), 400, "UXU_20022")
+    assert any("at least 16" in r for r in body["reasons"])
+    assert (await set_password(api, world, ticket, "sixteen chars ok")).status_code == 204
+
+
+async def test_sends_are_audited_with_who_asked(api, world: World, services):
+    headers = world.headers()
+    await api.put("/v1/customers/C1:reset-password", headers=headers, json={"contactMethodId": "101"})
+    await services.dispatcher.run_once()
+    async with services.db.reading() as session:
+        sent = (await session.scalars(select(AuditEvent).where(AuditEvent.event_type == "message.sent"))).one()
+    assert sent.customer_id == "C1" and sent.client_id == world.partner.client_id
+    assert sent.correlation_id == headers["correlationId"] and sent.details["contactMethodId"] == "101"
+    assert "2025550143" not in str(sent.details)

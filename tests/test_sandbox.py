@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -51,6 +52,19 @@ def test_sandbox_prints_working_credentials_and_reuses_its_data(tmp_path):
             data={"grant_type": "client_credentials"},
         )
         assert response.status_code == 200, response.text
+        # A demo customer gets a passcode, printed by the console sink.
+        assert "demo-sms-0001" in output and "demo-voice-0002" in output and "demo-email-0003" in output
+        reset = httpx.put(
+            f"http://127.0.0.1:{port}/v1/customers/demo-sms-0001:reset-password",
+            headers={"Authorization": f"Bearer {response.json()['access_token']}",
+                     "correlationId": str(uuid.uuid4())},
+            json={"contactMethodId": "100000001"},
+        )
+        assert reset.status_code == 204, reset.text
+        deadline = time.monotonic() + 10
+        while "[console SMS to +1•••••0143]" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert re.search(r"\[console SMS to \+1•••••0143\] .* code is \d{6}", log.read_text())
     finally:
         stop(process)
     assert (tmp_path / "pwreset.db").exists()

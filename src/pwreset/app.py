@@ -55,8 +55,9 @@ def create_app(
         tasks = []
         if background:
             tasks.append(asyncio.create_task(services.feed.run(), name="revocation-feed"))
-            tasks.append(asyncio.create_task(services.dispatcher.run(), name="delivery"))
-            if not settings.sandbox:
+            if settings.inprocess_worker:
+                tasks.append(asyncio.create_task(services.dispatcher.run(), name="delivery"))
+            if settings.inprocess_worker and not settings.sandbox:
                 log.warning(
                     "messages, passcodes included, are printed to stdout by the console sink until a delivery "
                     "provider is configured"

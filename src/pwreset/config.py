@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=19_456, ge=1024)
     argon2_parallelism: int = Field(default=1, ge=1)
 
+    #: Deliver queued messages from the API process (the sandbox, small installations).
+    inprocess_worker: bool = True
+
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True

@@ -108,6 +108,37 @@ def institutions_create(
     typer.echo(f"institution {institution_id} created")
 
 
+@institutions_app.command("set")
+def institutions_set(
+    institution_id: Annotated[str, typer.Argument()],
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    min_password_length: Annotated[
+        int | None, typer.Option("--min-password-length", help="shortest new password accepted (8 to 64)")
+    ] = None,
+    mask_contact_info: Annotated[
+        bool | None, typer.Option("--mask-contact-info/--show-contact-info", help="mask contactInfo in the API")
+    ] = None,
+) -> None:
+    """Change an institution's settings."""
+    from pwreset.kit.clock import Clock
+
+    settings = _settings()
+
+    async def work() -> None:
+        db = Database(settings.database_url)
+        try:
+            async with db.transaction() as session:
+                await institutions.configure_institution(
+                    session, institution_id=institution_id, clock=Clock(), name=name,
+                    min_password_length=min_password_length, mask_contact_info=mask_contact_info,
+                )
+        finally:
+            await db.dispose()
+
+    _run(work())
+    typer.echo(f"institution {institution_id} updated")
+
+
 @institutions_app.command("list")
 def institutions_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List institutions."""

@@ -15,6 +15,7 @@ from collections import deque
 from typing import TextIO
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.audit import service as audit
 from pwreset.customers.contact import mask
@@ -64,21 +65,22 @@ class Dispatcher:
                 row.attempts += 1
                 if row.not_after is not None and row.not_after <= now:
                     row.status = "expired"
-                    await audit.record_event(
-                        session, clock=self.clock, event_type="message.expired", outcome="dropped", actor="worker",
-                        institution_id=row.institution_id, details={"messageId": row.id, "kind": row.kind},
-                    )
+                    await self._audit(session, row, "message.expired", "dropped")
                     continue
                 await self.sink.send(self.outbox.open(row))
                 row.status = "sent"
                 row.sent_at = now
-                await audit.record_event(
-                    session, clock=self.clock, event_type="message.sent", outcome="success", actor="worker",
-                    institution_id=row.institution_id,
-                    details={"messageId": row.id, "kind": row.kind, "channel": row.channel,
-                             "destination": row.destination_masked},
-                )
+                await self._audit(session, row, "message.sent", "success")
         return len(rows)
+
+    async def _audit(self, session: AsyncSession, row: OutboxMessage, event_type: str, outcome: str) -> None:
+        await audit.record_event(
+            session, clock=self.clock, event_type=event_type, outcome=outcome, actor="worker",
+            institution_id=row.institution_id, client_id=row.client_id, customer_id=row.customer_id,
+            correlation_id=row.correlation_id,
+            details={"messageId": row.id, "kind": row.kind, "channel": row.channel,
+                     "contactMethodId": row.contact_method_id, "destination": row.destination_masked},
+        )
 
     async def run(self) -> None:
         while not self._stopping.is_set():

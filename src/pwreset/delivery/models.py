@@ -21,7 +21,11 @@ class OutboxMessage(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     institution_id: Mapped[str] = mapped_column(String(64))
     customer_pk: Mapped[str | None] = mapped_column(String(32))
+    #: For the audit trail of the send: who the customer is, which method, who asked, under what id.
+    customer_id: Mapped[str | None] = mapped_column(String(64))
     contact_method_id: Mapped[str | None] = mapped_column(String(64))
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))  # passcode | password_changed
     channel: Mapped[str] = mapped_column(String(8))  # SMS | VOICE | EMAIL
     destination_masked: Mapped[str] = mapped_column(String(64))

@@ -25,7 +25,10 @@ class Message:
     text: str
     subject: str | None = None
     customer_pk: str | None = None
+    customer_id: str | None = None
     contact_method_id: str | None = None
+    client_id: str | None = None
+    correlation_id: str | None = None
     not_after: datetime | None = None
 
 
@@ -53,7 +56,8 @@ class Outbox:
         payload = orjson.dumps({"destination": message.destination, "subject": message.subject, "text": message.text})
         row = OutboxMessage(
             id=new_id(), institution_id=message.institution_id, customer_pk=message.customer_pk,
-            contact_method_id=message.contact_method_id, kind=message.kind, channel=message.channel,
+            customer_id=message.customer_id, contact_method_id=message.contact_method_id, client_id=message.client_id,
+            correlation_id=message.correlation_id, kind=message.kind, channel=message.channel,
             destination_masked=mask(message.destination), sealed=self.sealer.seal(payload), status="pending",
             attempts=0, created_at=now, available_at=now, not_after=message.not_after,
         )

@@ -154,7 +154,8 @@ class ResetService:
             Message(
                 institution_id=customer.institution_id, kind="passcode", channel=method.protocol,
                 destination=method.destination, text=text.text, subject=text.subject, customer_pk=customer.id,
-                contact_method_id=method.method_id, not_after=passcode.expires_at,
+                customer_id=customer.customer_id, contact_method_id=method.method_id, client_id=actor.client_id,
+                correlation_id=actor.correlation_id, not_after=passcode.expires_at,
             ),
         )
         await self._audit(session, "reset.requested", "passcode_queued", customer, actor, method)
@@ -274,7 +275,8 @@ class ResetService:
                 Message(
                     institution_id=customer.institution_id, kind="password_changed", channel=method.protocol,
                     destination=method.destination, text=text.text, subject=text.subject, customer_pk=customer.id,
-                    contact_method_id=method.method_id,
+                    customer_id=customer.customer_id, contact_method_id=method.method_id, client_id=actor.client_id,
+                    correlation_id=actor.correlation_id,
                 ),
             )
         await self._audit(session, "reset.completed", "password_changed", customer, actor, method)

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 22:15:17.632922
+Create Date: 2026-11-23 22:28:40.336183
 """
 
 from collections.abc import Sequence
@@ -23,7 +23,10 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('institution_id', sa.String(length=64), nullable=False),
     sa.Column('customer_pk', sa.String(length=32), nullable=True),
+    sa.Column('customer_id', sa.String(length=64), nullable=True),
     sa.Column('contact_method_id', sa.String(length=64), nullable=True),
+    sa.Column('client_id', sa.String(length=64), nullable=True),
+    sa.Column('correlation_id', sa.String(length=64), nullable=True),
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('channel', sa.String(length=8), nullable=False),
     sa.Column('destination_masked', sa.String(length=64), nullable=False),
