@@ -88,7 +88,8 @@ def round_trip(args: argparse.Namespace, env: dict[str, str], shared: str, secre
         ))
         wrk(base + "/", seconds=2, connections=args.connections, script=read)
         reads = wrk(base + "/", **run, script=read)
-        write = lua("PUT", {**headers, "Content-Type": "application/json"}, '{\\"contactMethodId\\": \\"e\\"}', request=(
+        body = '{\\"contactMethodId\\": \\"e\\"}'
+        write = lua("PUT", {**headers, "Content-Type": "application/json"}, body, request=(
             f"counter = {first}\n"
             "request = function()\n  counter = counter + 1\n"
             '  return wrk.format(nil, string.format("/v1/customers/B%06d:reset-password", counter))\nend'
@@ -99,7 +100,8 @@ def round_trip(args: argparse.Namespace, env: dict[str, str], shared: str, secre
     floor = (floor_before["rps"] + floor_after["rps"]) / 2
     return {
         "floor": floor, "contact_methods": reads, "reset_password": writes,
-        "contact_methods_ratio": round(reads["rps"] / floor, 3), "reset_password_ratio": round(writes["rps"] / floor, 3),
+        "contact_methods_ratio": round(reads["rps"] / floor, 3),
+        "reset_password_ratio": round(writes["rps"] / floor, 3),
     }
 
 

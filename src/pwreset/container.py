@@ -13,6 +13,7 @@ from pwreset.customers.service import Directory
 from pwreset.db import Database, GroupCommitter
 from pwreset.delivery.dispatch import ConsoleSink, Dispatcher
 from pwreset.delivery.outbox import Outbox
+from pwreset.institutions.cache import InstitutionCache
 from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import KeyedHasher, Sealer
 from pwreset.oauth.cache import TokenCache
@@ -50,6 +51,7 @@ class Container:
     sink: ConsoleSink
     dispatcher: Dispatcher
     resets: ResetService
+    institutions: InstitutionCache
 
     async def close(self) -> None:
         if self.redis is not None:
@@ -95,4 +97,5 @@ def build_container(
         settings=settings, db=db, clock=clock, hasher=hasher, redis=redis, cache=cache, feed=feed, oauth=oauth,
         limiter=limiter, auth_failures=auth_failures, hashing=hashing, outbox=outbox, sink=sink,
         dispatcher=Dispatcher(db=db, outbox=outbox, sink=sink, clock=clock), resets=resets,
+        institutions=InstitutionCache(db=db, clock=clock),
     )

@@ -14,8 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, Table, event, insert, text
-from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
@@ -110,6 +116,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _begin_immediate(conn: Connection) -> None:
+    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     target = async_url(url)
     if target.startswith("sqlite"):
@@ -118,7 +129,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # A deferred transaction that reads and then writes fails at once (SQLITE_BUSY) when
         # another connection wrote in between; taking the write lock up front makes concurrent
         # units of work wait their turn (busy_timeout) instead.
-        event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
     return create_async_engine(
         target,
@@ -152,6 +163,12 @@ class Database:
         """A read-only unit of work (rolled back at the end)."""
         async with self.sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for single read-only statements: no BEGIN and ROLLBACK round trips."""
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, cast
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pwreset.audit import service as audit
 from pwreset.customers import repository
 from pwreset.customers.contact import mask
 from pwreset.customers.errors import CustomerNotFound, InvalidUserIdType
-from pwreset.customers.models import ContactMethod, Customer
+from pwreset.customers.models import Customer
 from pwreset.kit.clock import Clock
 from pwreset.passwords.hashing import PasswordHashing
 
@@ -35,7 +37,30 @@ async def find_customer(
     return found
 
 
-def contact_method_view(method: ContactMethod, *, masked: bool = False) -> dict[str, object]:
+class MethodFields(Protocol):
+    """A contact method as the ORM or a Core row carries it."""
+
+    method_id: str
+    protocol: str
+    country_code: str | None
+    contact_info: str
+    activated: bool
+    enrolled_at: datetime | None
+
+
+async def list_contact_methods(
+    conn: AsyncConnection, *, institution_id: str, user_id: str, id_type: str
+) -> tuple[str, list[MethodFields]]:
+    """The customer id and contact methods of one customer of this institution (contract 6.1)."""
+    if id_type not in ("CUSTOMER_ID", "LOGIN_ID"):
+        raise InvalidUserIdType("userIdType must be one of CUSTOMER_ID, LOGIN_ID")
+    rows = await repository.contact_methods_rows(conn, institution_id=institution_id, id_type=id_type, value=user_id)
+    if not rows:
+        raise CustomerNotFound()
+    return rows[0].customer_id, [cast(MethodFields, row) for row in rows if row.method_id is not None]
+
+
+def contact_method_view(method: MethodFields, *, masked: bool = False) -> dict[str, object]:
     """One contact method as contract 6.1 shows it."""
     view: dict[str, object] = {"id": method.method_id}
     if method.protocol != "EMAIL":

@@ -41,7 +41,7 @@ class CounterBackend(Protocol):
 class MemoryCounters:
     """Counts in this process only (a single node, a laptop, the sandbox)."""
 
-    def __init__(self, max_keys: int = 100_000) -> None:
+    def __init__(self, max_keys: int = 200_000) -> None:
         self._counts: dict[tuple[str, int], int] = {}
         self.max_keys = max_keys
 
@@ -50,9 +50,10 @@ class MemoryCounters:
 
     async def increment(self, key: str, window_index: int, ttl: int) -> None:
         if len(self._counts) >= self.max_keys:
-            # Drop windows that can no longer matter; if that frees nothing, start afresh.
+            # Drop windows that can no longer matter; if that frees too little to last a while,
+            # start afresh rather than sweeping again on every increment (memory stays bounded).
             self._counts = {k: v for k, v in self._counts.items() if k[1] >= window_index - 1}
-            if len(self._counts) >= self.max_keys:
+            if len(self._counts) >= self.max_keys * 3 // 4:
                 self._counts.clear()
         slot = (key, window_index)
         self._counts[slot] = self._counts.get(slot, 0) + 1
