@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -133,7 +134,8 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 def clock() -> FrozenClock:
-    return FrozenClock()
+    # Now, rounded down to the hour: sliding-window limits then behave the same in every run.
+    return FrozenClock(start=float(int(time.time()) // 3600 * 3600))
 
 
 @pytest.fixture

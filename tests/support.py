@@ -74,5 +74,7 @@ class FakeDirectory:
             return None
         return found[0]
 
-    async def may_refresh(self, session: AsyncSession, *, institution_id: str, customer_id: str) -> bool:
+    async def may_refresh(
+        self, session: AsyncSession, *, institution_id: str, customer_id: str, issued_at: object
+    ) -> bool:
         return customer_id not in self.locked

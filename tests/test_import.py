@@ -116,3 +116,31 @@ def test_unknown_institution_and_missing_file(pwreset, tmp_path):
     assert unknown.returncode == 1 and "no institution 99999" in unknown.stderr
     missing = pwreset("customers", "import", str(tmp_path / "nope.jsonl"), "--institution", "07675")
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+def test_a_rerun_never_undoes_what_happened_since(pwreset, tmp_path, database_url):
+    import asyncio
+
+    from sqlalchemy import update
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from pwreset.customers.models import Customer
+    from pwreset.db import async_url
+
+    pwreset("customers", "import", "-", "--institution", "07675", stdin=jsonl(GOOD))
+    before = json.loads(pwreset("customers", "show", GOOD["customerId"], "--institution", "07675").stdout)
+
+    async def lock() -> None:
+        engine = create_async_engine(async_url(database_url))
+        async with engine.begin() as conn:
+            await conn.execute(update(Customer).values(locked=True, password_hash="$argon2id$v=19$changed"))
+        await engine.dispose()
+
+    asyncio.run(lock())  # the customer was locked and changed the password since the last import
+    again = pwreset("customers", "import", "-", "--institution", "07675",
+                    stdin=jsonl({**GOOD, "password": "an older initial password"}))
+    assert again.returncode == 0 and "1 unchanged" in again.stdout
+    after = json.loads(pwreset("customers", "show", GOOD["customerId"], "--institution", "07675").stdout)
+    assert after["userStatus"]["locked"] is True and before["userStatus"]["locked"] is False
+    unlocked = pwreset("customers", "import", "-", "--institution", "07675", stdin=jsonl({**GOOD, "locked": False}))
+    assert "1 updated" in unlocked.stdout  # a field the line does carry is applied

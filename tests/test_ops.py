@@ -118,3 +118,25 @@ async def test_access_log_lines_are_json_with_the_tracing_id_and_no_secrets(make
     health_line = next(line for line in lines if line["message"].startswith("GET /healthz 200"))
     assert len(health_line["trace_id"]) == 32  # generated when the caller sent none
     assert response.json()["access_token"] not in stream.getvalue() and partner.secret_key not in stream.getvalue()
+
+
+def test_every_pwreset_secret_shape_is_masked():
+    from pwreset.ops.logs import mask_secrets
+
+    for secret in ("pwr_at_abcdefghijklmnop", "pwr_rt_abcdefghijklmnop", "pwr_cs_abcdefghijklmnop",
+                   "pwr_rst_abcdefghijklmnop"):
+        masked = mask_secrets(f"value {secret} end")
+        assert "abcdefghijklmnop" not in masked and "[redacted]" in masked
+
+
+async def test_the_console_sink_withholds_text_outside_the_sandbox():
+    from pwreset.delivery.dispatch import ConsoleSink
+    from pwreset.delivery.outbox import Opened
+
+    message = Opened(id="m", kind="passcode", channel="SMS", destination="+12025550143", subject=None,
+                     text="your code is 493017", institution_id="07675")
+    for reveal in (False, True):
+        out = io.StringIO()
+        await ConsoleSink(reveal=reveal, stream=out).send(message)
+        assert ("493017" in out.getvalue()) is reveal
+        assert "+12025550143" not in out.getvalue()

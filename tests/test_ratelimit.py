@@ -103,3 +103,14 @@ async def test_an_unreachable_redis_falls_back_to_local_counting():
     with pytest.raises(RateLimited):
         await limiter.consume(rule, "s")
     await redis.aclose()
+
+
+async def test_concurrent_consumers_never_pass_the_limit_together(limiter):
+    import asyncio
+
+    rule = Rule("burst", limit=3, window=60)
+    results = await asyncio.gather(*(limiter.consume(rule, "victim") for _ in range(20)), return_exceptions=True)
+    assert sum(1 for r in results if r is None) == 3
+    assert all(isinstance(r, RateLimited) for r in results if r is not None)
+    limiter.clock.advance(121)  # refused attempts gave their count back: the window empties as usual
+    await limiter.consume(rule, "victim")

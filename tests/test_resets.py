@@ -355,3 +355,36 @@ async def test_sends_are_audited_with_who_asked(api, world: World, services):
     assert sent.customer_id == "C1" and sent.client_id == world.partner.client_id
     assert sent.correlation_id == headers["correlationId"] and sent.details["contactMethodId"] == "101"
     assert "2025550143" not in str(sent.details)
+
+
+async def test_a_session_older_than_the_password_change_cannot_refresh(api, world: World, services):
+    """Even a refresh token the revocation missed (a grant racing the reset) ends at the change."""
+    from sqlalchemy import update
+
+    from pwreset.oauth.models import Token
+
+    signed_in = (await get_token(api, world.partner.auth, grant_type="password", username="pat.doe",
+                                 password=PAT_PASSWORD)).json()
+    ticket = await ticket_for(api, world, services)
+    assert (await set_password(api, world, ticket, "a perfectly fine passphrase")).status_code == 204
+    async with services.db.transaction() as session:  # as if the revoking UPDATE had missed it
+        await session.execute(update(Token).values(revoked_at=None))
+    refreshed = await get_token(api, world.partner.auth, institution_id=None, grant_type="refresh_token",
+                                refresh_token=signed_in["refresh_token"])
+    assert refreshed.json()["code"] == "CMN_90016"
+
+
+async def test_a_new_reset_or_a_completed_one_voids_older_tickets(api, world: World, services, clock):
+    first = await ticket_for(api, world, services)
+    clock.advance(61)
+    second = await ticket_for(api, world, services, method="103")
+    ux_error(await set_password(api, world, first, "a perfectly fine passphrase"), 400, "UXU_20021")
+    assert (await set_password(api, world, second, "a perfectly fine passphrase")).status_code == 204
+
+
+async def test_wrong_customer_passwords_do_not_lock_the_partner_out(api, world: World, services):
+    services.auth_failures.rule = services.auth_failures.rule.__class__("auth-failures", 3, 300)
+    for _ in range(5):
+        wrong = await get_token(api, world.partner.auth, grant_type="password", username="sam", password="nope!")
+        assert wrong.json()["code"] == "CMN_90015"
+    assert (await get_token(api, world.partner.auth)).status_code == 200

@@ -59,8 +59,8 @@ def create_app(
                 tasks.append(asyncio.create_task(services.dispatcher.run(), name="delivery"))
             if settings.inprocess_worker and not settings.sandbox:
                 log.warning(
-                    "messages, passcodes included, are printed to stdout by the console sink until a delivery "
-                    "provider is configured"
+                    "no delivery provider yet: queued messages are marked sent by the console sink, which "
+                    "withholds their text outside the sandbox; customers receive nothing"
                 )
         try:
             yield

@@ -88,7 +88,7 @@ def build_container(
         limiter, Rule("auth-failures", settings.auth_failure_limit, settings.auth_failure_window)
     )
     outbox = Outbox(sealer=Sealer(settings.secret_key_bytes, purpose="outbox"), clock=clock)
-    sink = ConsoleSink()
+    sink = ConsoleSink(reveal=settings.sandbox)
     resets = ResetService(
         settings=settings, clock=clock, hasher=hasher, limiter=limiter, outbox=outbox, oauth=oauth, hashing=hashing,
         policy=PasswordPolicy(hashing=hashing),

@@ -294,7 +294,7 @@ def customers_import(
     settings = _settings()
 
     async def work(services: Container) -> Any:
-        importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock)
+        importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, oauth=services.oauth)
         if source == "-":
             return await importer.run(read_records(sys.stdin, fmt=fmt), institution_id=institution)
         try:

@@ -27,6 +27,7 @@ from pwreset.institutions import repository as institutions
 from pwreset.institutions.errors import InstitutionNotFound
 from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import new_id
+from pwreset.oauth.service import OAuthService
 from pwreset.passwords.hashing import PasswordHashing, UnsupportedHash, scheme_of
 
 BATCH = 500
@@ -103,10 +104,13 @@ def _describe(exc: ValidationError) -> str:
 
 
 class Importer:
-    def __init__(self, *, db: Database, hashing: PasswordHashing, clock: Clock) -> None:
+    def __init__(
+        self, *, db: Database, hashing: PasswordHashing, clock: Clock, oauth: OAuthService | None = None
+    ) -> None:
         self.db = db
         self.hashing = hashing
         self.clock = clock
+        self.oauth = oauth  # revokes the tokens of customers a file deactivates
 
     async def run(
         self, records: Iterable[tuple[int, dict[str, Any] | LineError]], *, institution_id: str
@@ -157,19 +161,22 @@ class Importer:
         if holder is not None and (customer is None or holder.id != customer.id):
             raise LineError(f"loginId {record.loginId!r} belongs to customer {holder.customer_id}")
         methods = [self._method(m) for m in record.contactMethods]
-        fields = {
-            "login_id": record.loginId.strip(),
-            "login_key": repository.login_key(record.loginId),
-            "host_user_id": record.hostUserId,
-            "member_number": record.memberNumber,
-            "first_name": record.firstName,
-            "last_name": record.lastName,
-            "language": record.language,
-            "registered": record.registered,
-            "accepted_disclosure": record.acceptedDisclosure,
-            "active": record.active,
-            "locked": record.locked,
+        values: dict[str, dict[str, Any]] = {
+            "loginId": {"login_id": record.loginId.strip(), "login_key": repository.login_key(record.loginId)},
+            "hostUserId": {"host_user_id": record.hostUserId},
+            "memberNumber": {"member_number": record.memberNumber},
+            "firstName": {"first_name": record.firstName},
+            "lastName": {"last_name": record.lastName},
+            "language": {"language": record.language},
+            "registered": {"registered": record.registered},
+            "acceptedDisclosure": {"accepted_disclosure": record.acceptedDisclosure},
+            "active": {"active": record.active},
+            "locked": {"locked": record.locked},
         }
+        # A new customer takes every field (defaults included); an existing one only the fields
+        # its line carries, so a lock or a flag set here since is not undone by an older file.
+        present = record.model_fields_set if customer is not None else set(values)
+        fields = {attr: value for name, group in values.items() if name in present for attr, value in group.items()}
         if customer is None:
             customer = Customer(
                 id=new_id(), institution_id=institution_id, customer_id=record.customerId, created_at=now,
@@ -180,8 +187,13 @@ class Importer:
             outcome = "created"
         else:
             changed = any(getattr(customer, key) != value for key, value in fields.items())
+            deactivated = customer.active and fields.get("active") is False
             for key, value in fields.items():
                 setattr(customer, key, value)
+            if deactivated and self.oauth is not None:
+                await self.oauth.revoke_customer_tokens(
+                    session, institution_id=institution_id, customer_id=customer.customer_id
+                )
             new_hash = self._password_hash(record, customer.password_hash)
             if new_hash != customer.password_hash:
                 customer.password_hash = new_hash
@@ -195,15 +207,14 @@ class Importer:
         return outcome
 
     def _password_hash(self, record: CustomerIn, current: str | None) -> str | None:
+        """A file's password is an initial one: it never replaces a password the customer has."""
         if record.passwordHash is not None:
             try:
                 scheme_of(record.passwordHash)
             except UnsupportedHash as exc:
                 raise LineError(f"passwordHash: {exc}") from None
-            return record.passwordHash
-        if record.password is not None:
-            if current and self.hashing.verify(current, record.password).ok:
-                return current  # the same password: keep its hash, so a re-run changes nothing
+            return current or record.passwordHash
+        if record.password is not None and not current:
             return self.hashing.hash(record.password)
         return current
 

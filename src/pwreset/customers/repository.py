@@ -19,13 +19,22 @@ def login_key(login_id: str) -> str:
     return login_id.strip().casefold()
 
 
-async def by_customer_id(session: AsyncSession, *, institution_id: str, customer_id: str) -> Customer | None:
+async def by_customer_id(
+    session: AsyncSession, *, institution_id: str, customer_id: str, for_update: bool = False
+) -> Customer | None:
     stmt = select(Customer).where(Customer.institution_id == institution_id, Customer.customer_id == customer_id)
+    if for_update:
+        stmt = stmt.with_for_update()
     return (await session.scalars(stmt)).first()
 
 
-async def by_login_id(session: AsyncSession, *, institution_id: str, login_id: str) -> Customer | None:
+async def by_login_id(
+    session: AsyncSession, *, institution_id: str, login_id: str, for_update: bool = False
+) -> Customer | None:
+    """``for_update`` holds the row: a sign-in and a password reset of one customer never overlap."""
     stmt = select(Customer).where(Customer.institution_id == institution_id, Customer.login_key == login_key(login_id))
+    if for_update:
+        stmt = stmt.with_for_update()
     return (await session.scalars(stmt)).first()
 
 

@@ -138,7 +138,9 @@ class Directory:
     async def authenticate(
         self, session: AsyncSession, *, institution_id: str, username: str, password: str
     ) -> str | None:
-        customer = await repository.by_login_id(session, institution_id=institution_id, login_id=username)
+        customer = await repository.by_login_id(
+            session, institution_id=institution_id, login_id=username, for_update=True
+        )
         if customer is None:
             self.hashing.verify(None, password)  # same cost as a real check: no enumeration by timing
             return None
@@ -165,6 +167,13 @@ class Directory:
             await session.flush()
         return customer.customer_id
 
-    async def may_refresh(self, session: AsyncSession, *, institution_id: str, customer_id: str) -> bool:
-        customer = await repository.by_customer_id(session, institution_id=institution_id, customer_id=customer_id)
-        return customer is not None and customer.active and not customer.locked
+    async def may_refresh(
+        self, session: AsyncSession, *, institution_id: str, customer_id: str, issued_at: datetime
+    ) -> bool:
+        customer = await repository.by_customer_id(
+            session, institution_id=institution_id, customer_id=customer_id, for_update=True
+        )
+        if customer is None or not customer.active or customer.locked:
+            return False
+        # A session that began before the last password change does not outlive it.
+        return customer.password_changed_at is None or issued_at > customer.password_changed_at

@@ -25,19 +25,25 @@ from pwreset.delivery.outbox import Opened, Outbox
 from pwreset.kit.clock import Clock
 
 log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5
 
 
 class ConsoleSink:
-    """Prints each message and keeps the latest ones in memory (tests and the sandbox read them)."""
+    """Prints each message and keeps the latest ones in memory (tests and the sandbox read them).
 
-    def __init__(self, stream: TextIO | None = None, keep: int = 200) -> None:
+    Outside the sandbox the printed line withholds the text: a passcode must not reach a log.
+    """
+
+    def __init__(self, *, reveal: bool, stream: TextIO | None = None, keep: int = 200) -> None:
+        self.reveal = reveal
         self.stream = stream
         self.sent: deque[Opened] = deque(maxlen=keep)
 
     async def send(self, message: Opened) -> None:
         self.sent.append(message)
         out = self.stream or sys.stdout
-        print(f"[console {message.channel} to {mask(message.destination)}] {message.text}", file=out, flush=True)
+        text = message.text if self.reveal else f"({message.kind} message withheld: no delivery provider yet)"
+        print(f"[console {message.channel} to {mask(message.destination)}] {text}", file=out, flush=True)
 
 
 class Dispatcher:
@@ -67,7 +73,14 @@ class Dispatcher:
                     row.status = "expired"
                     await self._audit(session, row, "message.expired", "dropped")
                     continue
-                await self.sink.send(self.outbox.open(row))
+                try:
+                    await self.sink.send(self.outbox.open(row))
+                except Exception as exc:  # one failing message must not undo or hold up the others
+                    row.last_error = type(exc).__name__
+                    if row.attempts >= MAX_ATTEMPTS:
+                        row.status = "dead"
+                        await self._audit(session, row, "message.dead", row.last_error)
+                    continue
                 row.status = "sent"
                 row.sent_at = now
                 await self._audit(session, row, "message.sent", "success")

@@ -1,11 +1,12 @@
 """The port through which the ``password`` and ``refresh_token`` grants reach customers.
 
-The customer directory (``pwreset.customers``) implements it; until one is wired in, no customer
-can sign in and every ``password`` grant fails with CMN_90015.
+``pwreset.customers.service.Directory`` implements it; tests plug in a fake. The token service knows
+nothing else of customers.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,18 +23,10 @@ class CustomerDirectory(Protocol):
         """
         ...
 
-    async def may_refresh(self, session: AsyncSession, *, institution_id: str, customer_id: str) -> bool:
-        """Whether the customer still exists and may hold a session (not locked or removed)."""
+    async def may_refresh(
+        self, session: AsyncSession, *, institution_id: str, customer_id: str, issued_at: datetime
+    ) -> bool:
+        """Whether the customer may still hold the session whose refresh token was issued at
+        ``issued_at`` (exists, active, not locked, no password change since). Holds the customer's
+        row until the transaction ends, so a concurrent reset and refresh cannot overlap."""
         ...
-
-
-class NoDirectory:
-    """No customers: every sign-in fails."""
-
-    async def authenticate(
-        self, session: AsyncSession, *, institution_id: str, username: str, password: str
-    ) -> str | None:
-        return None
-
-    async def may_refresh(self, session: AsyncSession, *, institution_id: str, customer_id: str) -> bool:
-        return False

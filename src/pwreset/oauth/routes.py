@@ -57,7 +57,10 @@ async def token(call: Call) -> Response:
             authenticated = client
             issued = await call.unit_of_work(lambda session: services.oauth.issue(session, authenticated, request))
     except PwresetError as error:
-        await services.auth_failures.failed(address)
+        if isinstance(error, InvalidClient):
+            # Only a stranger's failures count: a partner's backend serves all its customers from one
+            # address, and wrong customer passwords are capped per customer by the directory's lock.
+            await services.auth_failures.failed(address)
         async with services.db.transaction() as session:
             await audit.record_event(
                 session, clock=services.clock, event_type="token.issue_failed", outcome=error.key,

@@ -229,19 +229,21 @@ class OAuthService:
             raise InvalidRefreshToken()
         # Refuse a bad scope before spending the token, so a client's mistake doesn't end its session.
         granted = _narrow(scopes.parse(old.scope), request.scope)
+        assert old.customer_id is not None
+        # Lock the customer first: a reset committing meanwhile has revoked this token by the time
+        # the spend below runs, and a session older than a password change ends here.
+        if not await self.directory.may_refresh(
+            session, institution_id=old.institution_id, customer_id=old.customer_id, issued_at=old.issued_at
+        ):
+            await self._revoke_family(session, old.family_id)
+            raise InvalidRefreshToken()
         if old.used_at is not None or not await repository.spend_refresh_token(session, token_id=old.id, at=now):
-            # A spent refresh token came back: someone holds a copy. End the whole family.
+            # A spent (or meanwhile revoked) refresh token came back: end the whole family.
             await self._revoke_family(session, old.family_id)
             await audit.record_event(
                 session, clock=self.clock, event_type="token.refresh_reuse", outcome="family_revoked",
                 institution_id=old.institution_id, client_id=client.client_id, customer_id=old.customer_id,
             )
-            raise InvalidRefreshToken()
-        assert old.customer_id is not None
-        if not await self.directory.may_refresh(
-            session, institution_id=old.institution_id, customer_id=old.customer_id
-        ):
-            await self._revoke_family(session, old.family_id)
             raise InvalidRefreshToken()
         return self._mint(
             session, client, customer_id=old.customer_id, granted=granted, family_id=old.family_id,

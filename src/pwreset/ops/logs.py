@@ -14,11 +14,11 @@ from pythonjsonlogger.json import JsonFormatter
 
 from pwreset.kit.tracing import trace_id
 
-_SECRET = re.compile(r"pwr_(?:at|rt|cs)_[A-Za-z0-9_-]{8,}")
+_SECRET = re.compile(r"pwr_[a-z]+_[A-Za-z0-9_-]{8,}")
 
 
 def mask_secrets(text: str) -> str:
-    return _SECRET.sub(lambda m: m.group(0)[:7] + "[redacted]", text)
+    return _SECRET.sub(lambda m: m.group(0)[: m.group(0).index("_", 4) + 1] + "[redacted]", text)
 
 
 class ContextFilter(logging.Filter):

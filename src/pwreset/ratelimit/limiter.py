@@ -35,7 +35,11 @@ class CounterBackend(Protocol):
         """(previous window, current window)."""
         ...
 
-    async def increment(self, key: str, window_index: int, ttl: int) -> None: ...
+    async def increment(self, key: str, window_index: int, ttl: int) -> int:
+        """Count one event; the window's count including it (atomic)."""
+        ...
+
+    async def decrement(self, key: str, window_index: int) -> None: ...
 
 
 class MemoryCounters:
@@ -48,7 +52,7 @@ class MemoryCounters:
     async def counts(self, key: str, window_index: int) -> tuple[int, int]:
         return self._counts.get((key, window_index - 1), 0), self._counts.get((key, window_index), 0)
 
-    async def increment(self, key: str, window_index: int, ttl: int) -> None:
+    async def increment(self, key: str, window_index: int, ttl: int) -> int:
         if len(self._counts) >= self.max_keys:
             # Drop windows that can no longer matter; if that frees too little to last a while,
             # start afresh rather than sweeping again on every increment (memory stays bounded).
@@ -56,7 +60,13 @@ class MemoryCounters:
             if len(self._counts) >= self.max_keys * 3 // 4:
                 self._counts.clear()
         slot = (key, window_index)
-        self._counts[slot] = self._counts.get(slot, 0) + 1
+        self._counts[slot] = count = self._counts.get(slot, 0) + 1
+        return count
+
+    async def decrement(self, key: str, window_index: int) -> None:
+        slot = (key, window_index)
+        if self._counts.get(slot, 0) > 0:
+            self._counts[slot] -= 1
 
 
 class RedisCounters:
@@ -72,12 +82,16 @@ class RedisCounters:
         )
         return int(previous or 0), int(current or 0)
 
-    async def increment(self, key: str, window_index: int, ttl: int) -> None:
+    async def increment(self, key: str, window_index: int, ttl: int) -> int:
         name = f"{self.prefix}{key}:{window_index}"
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(name)
             pipe.expire(name, ttl)
-            await pipe.execute()
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def decrement(self, key: str, window_index: int) -> None:
+        await self.redis.decr(f"{self.prefix}{key}:{window_index}")
 
 
 class FallbackCounters:
@@ -105,12 +119,19 @@ class FallbackCounters:
             self._degraded(exc)
             return await self.fallback.counts(key, window_index)
 
-    async def increment(self, key: str, window_index: int, ttl: int) -> None:
+    async def increment(self, key: str, window_index: int, ttl: int) -> int:
         try:
-            await self.primary.increment(key, window_index, ttl)
+            return await self.primary.increment(key, window_index, ttl)
         except (RedisError, OSError) as exc:
             self._degraded(exc)
-            await self.fallback.increment(key, window_index, ttl)
+            return await self.fallback.increment(key, window_index, ttl)
+
+    async def decrement(self, key: str, window_index: int) -> None:
+        try:
+            await self.primary.decrement(key, window_index)
+        except (RedisError, OSError) as exc:
+            self._degraded(exc)
+            await self.fallback.decrement(key, window_index)
 
 
 class RateLimiter:
@@ -129,9 +150,25 @@ class RateLimiter:
         await self.backend.increment(f"{rule.name}:{subject}", index, ttl=math.ceil(rule.window * 2) + 1)
 
     async def consume(self, rule: Rule, subject: str) -> None:
-        """Check, then count this event (for actions that are limited whether or not they succeed)."""
-        await self.check(rule, subject)
-        await self.record(rule, subject)
+        """Count this event, and take the count back and refuse it if that went over the limit.
+
+        Counting first makes concurrent requests safe: each sees the others' increments (Redis
+        INCR is atomic), so a burst cannot all pass a check made before any of them counted. A
+        refused event gives its count back, so a customer pressing "resend" does not use up the
+        hour's allowance.
+        """
+        now = self.clock.timestamp()
+        index = int(now // rule.window)
+        key = f"{rule.name}:{subject}"
+        position = await self.backend.increment(key, index, ttl=math.ceil(rule.window * 2) + 1)
+        previous, _ = await self.backend.counts(key, index)
+        weight = 1.0 - (now - index * rule.window) / rule.window
+        # ``position`` is this event's own place in the window (INCR's answer), so concurrent
+        # events each see a different count and exactly the ones within the limit pass.
+        if previous * weight + position - 1 >= rule.limit:
+            await self.backend.decrement(key, index)
+            _, retry_after = await self._estimate(rule, subject)
+            raise RateLimited(max(1, retry_after))
 
     async def _estimate(self, rule: Rule, subject: str) -> tuple[float, int]:
         now = self.clock.timestamp()

@@ -71,6 +71,20 @@ async def count_reset_failure(
     return int((await session.scalar(select(Customer.failed_reset_count).where(Customer.id == customer_pk))) or 0)
 
 
+async def lock_customer(session: AsyncSession, *, customer_pk: str) -> None:
+    """Hold the customer's row until the transaction ends (SQLite serialises writers anyway)."""
+    await session.execute(select(Customer.id).where(Customer.id == customer_pk).with_for_update())
+
+
+async def void_tickets(session: AsyncSession, *, customer_pk: str, at: datetime) -> None:
+    """End every unspent ticket of the customer (a new reset, or a completed one)."""
+    await session.execute(
+        update(ResetTicket)
+        .where(ResetTicket.customer_pk == customer_pk, ResetTicket.used_at.is_(None))
+        .values(used_at=at)
+    )
+
+
 async def ticket_by_hash(session: AsyncSession, *, ticket_hash: str) -> ResetTicket | None:
     return (await session.scalars(select(ResetTicket).where(ResetTicket.ticket_hash == ticket_hash))).first()
 

@@ -130,10 +130,10 @@ class ResetService:
         subjects = (f"customer:{customer.id}", f"destination:{self.hasher.digest('destination', method.destination)}")
         for rule in self.send_rules:
             for subject in subjects:
-                await self.limiter.check(rule, subject)
-        for rule in self.send_rules:
-            for subject in subjects:
-                await self.limiter.record(rule, subject)
+                await self.limiter.consume(rule, subject)
+        # One reset at a time per customer: two concurrent requests must not leave two live passcodes.
+        await repository.lock_customer(session, customer_pk=customer.id)
+        await repository.void_tickets(session, customer_pk=customer.id, at=now)
 
         ttl = self.settings.passcode_ttl(method.protocol)
         code = "".join(secrets.choice(self.settings.passcode_alphabet) for _ in range(self.settings.passcode_length))
@@ -238,6 +238,7 @@ class ResetService:
         actor: Actor,
     ) -> None:
         now = self.clock.now()
+        await repository.lock_customer(session, customer_pk=customer.id)  # sign-ins wait for the reset
         found = await repository.ticket_by_hash(session, ticket_hash=self.hasher.digest(H_TICKET, ticket))
         if found is None or found.customer_pk != customer.id or found.used_at is not None or found.expires_at <= now:
             raise InvalidTicket()
@@ -252,6 +253,7 @@ class ResetService:
             raise PasswordRefused(reasons)
         if not await repository.spend_ticket(session, ticket_id=found.id, at=now):
             raise InvalidTicket()
+        await repository.void_tickets(session, customer_pk=customer.id, at=now)  # any older ones too
         customer.password_hash = self.hashing.hash(new_password)
         customer.password_changed_at = now
         customer.locked = False
