@@ -132,6 +132,12 @@ def settings(database_url: str) -> Settings:
     )
 
 
+@pytest.fixture(params=["", "/digitalbanking/ux-users"], ids=["gateway", "digitalbanking"])
+def ux(request: pytest.FixtureRequest) -> str:
+    """Both URL styles of the ux-users family (contract section 1)."""
+    return str(request.param)
+
+
 @pytest.fixture
 def clock() -> FrozenClock:
     # Now, rounded down to the hour: sliding-window limits then behave the same in every run.

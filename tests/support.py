@@ -47,6 +47,14 @@ async def get_token(
     return await api.post(f"{prefix}/oauth2/v1/token", auth=auth, headers=headers, data=form)
 
 
+def ux_error(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    """Assert a ux-users error (contract section 5): status, code and a message; the body."""
+    assert response.status_code == status, response.text
+    body: dict[str, object] = response.json()
+    assert body["status"] == status and body["code"] == code and body["message"]
+    return body
+
+
 def bearer(token: str, *, correlation: bool = True) -> dict[str, str]:
     headers = {"Authorization": f"Bearer {token}"}
     if correlation:

@@ -10,25 +10,12 @@ from sqlalchemy import update
 from pwreset.customers.models import Customer
 from pwreset.institutions.models import Institution
 from tests.directory_support import PAT_PASSWORD, World
-from tests.support import get_token
-
-UX = ["", "/digitalbanking/ux-users"]
+from tests.support import get_token, ux_error
 
 
 @pytest.fixture
 def directory():
     return None  # the real customer directory behind the password grant
-
-
-@pytest.fixture(params=UX, ids=["gateway", "digitalbanking"])
-def ux(request) -> str:
-    return str(request.param)
-
-
-def ux_error(response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status"] == status and body["code"] == code and body["message"]
 
 
 async def test_contact_methods_by_customer_id(api, world: World, ux):

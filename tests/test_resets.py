@@ -12,26 +12,12 @@ from pwreset.audit.models import AuditEvent
 from pwreset.delivery.models import OutboxMessage
 from pwreset.resets.models import Passcode
 from tests.directory_support import PAT_PASSWORD, World, load
-from tests.support import get_token
-
-UX = ["", "/digitalbanking/ux-users"]
+from tests.support import get_token, ux_error
 
 
 @pytest.fixture
 def directory():
     return None  # the real customer directory behind the password grant
-
-
-@pytest.fixture(params=UX, ids=["gateway", "digitalbanking"])
-def ux(request) -> str:
-    return str(request.param)
-
-
-def ux_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status"] == status and body["code"] == code and body["message"]
-    return body
 
 
 async def request_reset(api, world, customer="C1", method="101", ux="", **body):

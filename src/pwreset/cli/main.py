@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.config import ConfigurationError, Settings
 from pwreset.container import Container, build_container
@@ -64,6 +65,16 @@ async def _with_services(settings: Settings, work: Callable[[Container], Awaitab
         await services.close()
 
 
+async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """One unit of work on the database alone (no secret key needed)."""
+    db = Database(settings.database_url)
+    try:
+        async with db.transaction() as session:
+            return await work(session)
+    finally:
+        await db.dispose()
+
+
 def _echo_json(value: object) -> None:
     typer.echo(json.dumps(value, indent=2))
 
@@ -94,17 +105,10 @@ def institutions_create(
 
     settings = _settings()
 
-    async def work() -> None:
-        db = Database(settings.database_url)
-        try:
-            async with db.transaction() as session:
-                await institutions.create_institution(
-                    session, institution_id=institution_id, name=name, clock=Clock()
-                )
-        finally:
-            await db.dispose()
+    async def work(session: AsyncSession) -> None:
+        await institutions.create_institution(session, institution_id=institution_id, name=name, clock=Clock())
 
-    _run(work())
+    _run(_in_transaction(settings, work))
     typer.echo(f"institution {institution_id} created")
 
 
@@ -124,18 +128,13 @@ def institutions_set(
 
     settings = _settings()
 
-    async def work() -> None:
-        db = Database(settings.database_url)
-        try:
-            async with db.transaction() as session:
-                await institutions.configure_institution(
-                    session, institution_id=institution_id, clock=Clock(), name=name,
-                    min_password_length=min_password_length, mask_contact_info=mask_contact_info,
-                )
-        finally:
-            await db.dispose()
+    async def work(session: AsyncSession) -> None:
+        await institutions.configure_institution(
+            session, institution_id=institution_id, clock=Clock(), name=name,
+            min_password_length=min_password_length, mask_contact_info=mask_contact_info,
+        )
 
-    _run(work())
+    _run(_in_transaction(settings, work))
     typer.echo(f"institution {institution_id} updated")
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -149,15 +149,7 @@ class ResetService:
             "passcode", method.protocol, language=customer.language, institution=institution.name, code=code,
             minutes=ttl // 60,
         )
-        self.outbox.enqueue(
-            session,
-            Message(
-                institution_id=customer.institution_id, kind="passcode", channel=method.protocol,
-                destination=method.destination, text=text.text, subject=text.subject, customer_pk=customer.id,
-                customer_id=customer.customer_id, contact_method_id=method.method_id, client_id=actor.client_id,
-                correlation_id=actor.correlation_id, not_after=passcode.expires_at,
-            ),
-        )
+        self._queue(session, "passcode", text, customer, method, actor, not_after=passcode.expires_at)
         await self._audit(session, "reset.requested", "passcode_queued", customer, actor, method)
 
     # 6.3
@@ -272,18 +264,31 @@ class ResetService:
         if method is not None:
             text = messages.render("password_changed", method.protocol, language=customer.language,
                                    institution=institution.name)
-            self.outbox.enqueue(
-                session,
-                Message(
-                    institution_id=customer.institution_id, kind="password_changed", channel=method.protocol,
-                    destination=method.destination, text=text.text, subject=text.subject, customer_pk=customer.id,
-                    customer_id=customer.customer_id, contact_method_id=method.method_id, client_id=actor.client_id,
-                    correlation_id=actor.correlation_id,
-                ),
-            )
+            self._queue(session, "password_changed", text, customer, method, actor)
         await self._audit(session, "reset.completed", "password_changed", customer, actor, method)
 
     # helpers
+
+    def _queue(
+        self,
+        session: AsyncSession,
+        kind: str,
+        text: messages.Rendered,
+        customer: Customer,
+        method: ContactMethod,
+        actor: Actor,
+        *,
+        not_after: datetime | None = None,
+    ) -> None:
+        self.outbox.enqueue(
+            session,
+            Message(
+                institution_id=customer.institution_id, kind=kind, channel=method.protocol,
+                destination=method.destination, text=text.text, subject=text.subject, customer_pk=customer.id,
+                customer_id=customer.customer_id, contact_method_id=method.method_id, client_id=actor.client_id,
+                correlation_id=actor.correlation_id, not_after=not_after,
+            ),
+        )
 
     def _code_hash(self, passcode_id: str, code: str) -> str:
         return self.hasher.digest(H_PASSCODE, f"{passcode_id}:{code}")
