@@ -162,13 +162,16 @@ class ResetService:
         if not recent:
             raise NoPasscode()
         latest = recent[0]
-        if self._matches(latest, code):
-            if latest.status == "used":
-                raise PasscodeUsed()
-            if latest.status == "exhausted":
-                raise PasscodeExhausted()
-            if latest.expires_at <= now:
-                raise PasscodeExpired()
+        right = self._matches(latest, code)
+        if not right and any(p.status == "superseded" and self._matches(p, code) for p in recent[1:]):
+            raise PasscodeSuperseded()
+        if latest.status == "used":
+            raise PasscodeUsed()
+        if latest.status == "exhausted":
+            raise PasscodeExhausted()
+        if latest.expires_at <= now:
+            raise PasscodeExpired()
+        if right:
             if not await repository.claim(session, passcode_id=latest.id, at=now):
                 raise PasscodeUsed()  # a concurrent request won it
             customer.failed_reset_count = 0
@@ -184,14 +187,6 @@ class ResetService:
             await session.flush()
             await self._audit(session, "passcode.verified", "success", customer, actor, passcode=latest)
             return Ticket(ticket, self.settings.reset_ticket_ttl)
-        if any(p.status == "superseded" and self._matches(p, code) for p in recent[1:]):
-            raise PasscodeSuperseded()
-        if latest.status == "used":
-            raise PasscodeUsed()
-        if latest.status == "exhausted":
-            raise PasscodeExhausted()
-        if latest.expires_at <= now:
-            raise PasscodeExpired()
         tries = await repository.count_wrong_try(
             session, passcode_id=latest.id, max_attempts=self.settings.passcode_max_attempts
         )
