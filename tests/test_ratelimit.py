@@ -114,3 +114,24 @@ async def test_concurrent_consumers_never_pass_the_limit_together(limiter):
     assert all(isinstance(r, RateLimited) for r in results if r is not None)
     limiter.clock.advance(121)  # refused attempts gave their count back: the window empties as usual
     await limiter.consume(rule, "victim")
+
+
+async def test_a_clean_address_costs_one_counter_read_per_second():
+    from pwreset.ratelimit.limiter import FailureGuard
+
+    class Counting(MemoryCounters):
+        reads = 0
+
+        async def counts(self, key, window_index):
+            Counting.reads += 1
+            return await super().counts(key, window_index)
+
+    clock = FrozenClock(start=960_000.0)
+    guard = FailureGuard(RateLimiter(Counting(), clock), Rule("auth", limit=2, window=60))
+    for _ in range(50):
+        await guard.check("10.0.0.1")
+    assert Counting.reads == 1
+    await guard.failed("10.0.0.1")  # a failure makes the next checks ask again
+    await guard.failed("10.0.0.1")
+    with pytest.raises(RateLimited):
+        await guard.check("10.0.0.1")
