@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from sqlalchemy import event
 
@@ -113,35 +115,34 @@ async def test_a_rolled_back_revocation_changes_nothing(api, make_partner, servi
     assert (await get_token(api, partner.auth)).status_code == 200
 
 
-async def test_validating_a_known_token_costs_no_database_round_trip(api, token, services):
+@contextlib.contextmanager
+def sql_statements(services):
+    """Every SQL statement the service sends while the block runs."""
     statements: list[str] = []
 
-    def count(conn, cursor, statement, *args):
+    def record(conn, cursor, statement, *args):
         statements.append(statement)
 
-    assert (await api.get("/v1/probe", headers=bearer(token))).status_code == 200
-    event.listen(services.db.engine.sync_engine, "before_cursor_execute", count)
+    event.listen(services.db.engine.sync_engine, "before_cursor_execute", record)
     try:
+        yield statements
+    finally:
+        event.remove(services.db.engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_validating_a_known_token_costs_no_database_round_trip(api, token, services):
+    assert (await api.get("/v1/probe", headers=bearer(token))).status_code == 200
+    with sql_statements(services) as statements:
         for _ in range(50):
             assert (await api.get("/v1/probe", headers=bearer(token))).status_code == 200
-    finally:
-        event.remove(services.db.engine.sync_engine, "before_cursor_execute", count)
     assert statements == []
 
 
 async def test_a_token_from_another_node_is_read_once_then_served_from_cache(api, token, services):
     services.cache.clear()  # as if the token had been issued by another node
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(services.db.engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with sql_statements(services) as statements:
         for _ in range(10):
             assert (await api.get("/v1/probe", headers=bearer(token))).status_code == 200
-    finally:
-        event.remove(services.db.engine.sync_engine, "before_cursor_execute", count)
     assert len([s for s in statements if "tokens" in s]) == 1
 
 

@@ -5,10 +5,8 @@ Details must never carry a secret, a passcode or a full destination; callers pas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.audit.models import AuditEvent
@@ -41,14 +39,3 @@ async def record_event(
             details=details or {},
         )
     )
-
-
-async def list_events(
-    session: AsyncSession, *, institution_id: str | None = None, event_type: str | None = None, limit: int = 100
-) -> Sequence[AuditEvent]:
-    stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
-    if institution_id is not None:
-        stmt = stmt.where(AuditEvent.institution_id == institution_id)
-    if event_type is not None:
-        stmt = stmt.where(AuditEvent.event_type == event_type)
-    return (await session.scalars(stmt)).all()

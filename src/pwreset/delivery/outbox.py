@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,7 +71,3 @@ class Outbox:
             id=row.id, kind=row.kind, channel=row.channel, destination=payload["destination"],
             subject=payload["subject"], text=payload["text"], institution_id=row.institution_id,
         )
-
-    @staticmethod
-    def deadline(now: datetime, seconds: int) -> datetime:
-        return now + timedelta(seconds=seconds)

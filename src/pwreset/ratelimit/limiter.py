@@ -139,11 +139,13 @@ class RateLimiter:
         self.backend = backend
         self.clock = clock
 
-    async def check(self, rule: Rule, subject: str) -> None:
-        """Raise :class:`RateLimited` if ``subject`` has used up ``rule``; counts nothing."""
+    async def check(self, rule: Rule, subject: str) -> float:
+        """Raise :class:`RateLimited` if ``subject`` has used up ``rule``; counts nothing.
+        Returns the current estimate (0 when the subject has no events in the window)."""
         estimate, retry_after = await self._estimate(rule, subject)
         if estimate >= rule.limit:
             raise RateLimited(retry_after)
+        return estimate
 
     async def record(self, rule: Rule, subject: str) -> None:
         index = int(self.clock.timestamp() // rule.window)
@@ -207,10 +209,7 @@ class FailureGuard:
         now = self.limiter.clock.timestamp()
         if self._clean_until.get(subject, 0.0) > now:
             return
-        estimate, retry_after = await self.limiter._estimate(self.rule, subject)
-        if estimate >= self.rule.limit:
-            raise RateLimited(retry_after)
-        if estimate == 0:
+        if await self.limiter.check(self.rule, subject) == 0:
             if len(self._clean_until) >= 100_000:
                 self._clean_until.clear()
             self._clean_until[subject] = now + self.CLEAN_FOR
