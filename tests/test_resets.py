@@ -6,9 +6,10 @@ import asyncio
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pwreset.audit.models import AuditEvent
+from pwreset.customers.models import Customer
 from pwreset.delivery.models import OutboxMessage
 from pwreset.resets.models import Passcode
 from tests.directory_support import PAT_PASSWORD, World, load
@@ -201,6 +202,26 @@ async def test_twenty_parallel_wrong_guesses_never_exceed_the_cap(api, world: Wo
     assert passcode.attempts == 5 and passcode.status == "exhausted"
     assert codes.count("UXU_20011") == 4
     ux_error(await verify(api, world, code), 400, "UXU_20015")
+
+
+async def test_simultaneous_requests_leave_one_live_passcode(api, world: World, services):
+    services.resets.send_rules = ()  # lift the send limits so that the requests race
+    responses = await asyncio.gather(*(request_reset(api, world, method="103") for _ in range(8)))
+    assert [r.status_code for r in responses] == [204] * 8
+    async with services.db.reading() as session:
+        statuses = sorted((await session.scalars(select(Passcode.status))).all())
+        queued = (await session.scalars(select(OutboxMessage.kind))).all()
+    assert statuses == ["active"] + ["superseded"] * 7
+    assert queued == ["passcode"] * 8
+
+
+async def test_a_customer_deactivated_after_the_send_cannot_verify(api, world: World, services):
+    await request_reset(api, world)
+    code = await delivered_code(services)
+    async with services.db.transaction() as session:
+        pat = (Customer.institution_id == "07675") & (Customer.customer_id == "C1")
+        await session.execute(update(Customer).where(pat).values(active=False))
+    ux_error(await verify(api, world, code), 400, "UXU_20006")
 
 
 # 6.4

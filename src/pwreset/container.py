@@ -90,8 +90,8 @@ def build_container(
     outbox = Outbox(sealer=Sealer(settings.secret_key_bytes, purpose="outbox"), clock=clock)
     sink = ConsoleSink(reveal=settings.sandbox)
     resets = ResetService(
-        settings=settings, clock=clock, hasher=hasher, limiter=limiter, outbox=outbox, oauth=oauth, hashing=hashing,
-        policy=PasswordPolicy(hashing=hashing),
+        settings=settings, db=db, clock=clock, hasher=hasher, limiter=limiter, outbox=outbox, oauth=oauth,
+        hashing=hashing, policy=PasswordPolicy(hashing=hashing),
     )
     return Container(
         settings=settings, db=db, clock=clock, hasher=hasher, redis=redis, cache=cache, feed=feed, oauth=oauth,

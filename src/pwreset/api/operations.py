@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -200,7 +201,7 @@ def endpoint(op: Operation) -> Endpoint:
             response = await op.handler(call)
         except PwresetError as error:
             response = render(error, family)
-        except (OperationalError, DBAPIError, ConnectionError, TimeoutError, OSError) as exc:
+        except (OperationalError, DBAPIError, PoolTimeout, ConnectionError, TimeoutError, OSError) as exc:
             log.error("dependency unavailable: %s", type(exc).__name__)
             response = render(Unavailable(), family)
         except Exception:

@@ -13,6 +13,26 @@ from pwreset.audit.models import AuditEvent
 from pwreset.kit.clock import Clock
 
 
+def event_row(
+    *,
+    clock: Clock,
+    event_type: str,
+    outcome: str,
+    actor: str = "api",
+    institution_id: str | None = None,
+    client_id: str | None = None,
+    customer_id: str | None = None,
+    correlation_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An audit event as a row, for a writer that inserts in bulk (a group commit)."""
+    return {
+        "occurred_at": clock.now(), "event_type": event_type, "outcome": outcome, "actor": actor,
+        "institution_id": institution_id, "client_id": client_id, "customer_id": customer_id,
+        "correlation_id": correlation_id, "details": details or {},
+    }
+
+
 async def record_event(
     session: AsyncSession,
     *,
@@ -26,16 +46,12 @@ async def record_event(
     correlation_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
+    """Add an audit event to the caller's unit of work."""
     session.add(
         AuditEvent(
-            occurred_at=clock.now(),
-            event_type=event_type,
-            outcome=outcome,
-            actor=actor,
-            institution_id=institution_id,
-            client_id=client_id,
-            customer_id=customer_id,
-            correlation_id=correlation_id,
-            details=details or {},
+            **event_row(
+                clock=clock, event_type=event_type, outcome=outcome, actor=actor, institution_id=institution_id,
+                client_id=client_id, customer_id=customer_id, correlation_id=correlation_id, details=details,
+            )
         )
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.customers.models import ContactMethod, Customer
+from pwreset.db import Database
 
 _customers = Customer.__table__.c
 _methods = ContactMethod.__table__.c
@@ -47,11 +48,13 @@ async def by_host_user_id(session: AsyncSession, *, institution_id: str, host_us
     return (await session.scalars(stmt)).first()
 
 
-def _contact_methods_statement(by: Any) -> Any:
+def _entry_statement(by: Any) -> Any:
     return (
         select(
-            _customers.customer_id, _methods.method_id, _methods.protocol, _methods.country_code,
-            _methods.contact_info, _methods.activated, _methods.enrolled_at,
+            _customers.id.label("customer_pk"), _customers.customer_id, _customers.language, _customers.registered,
+            _customers.accepted_disclosure, _customers.active, _customers.reset_blocked_until,
+            _methods.id.label("method_pk"), _methods.method_id, _methods.protocol, _methods.country_code,
+            _methods.contact_info, _methods.destination, _methods.activated, _methods.enrolled_at,
         )
         .select_from(Customer.__table__.outerjoin(ContactMethod.__table__, _methods.customer_pk == _customers.id))
         .where(_customers.institution_id == bindparam("institution_id"), by == bindparam("value"))
@@ -60,20 +63,18 @@ def _contact_methods_statement(by: Any) -> Any:
 
 
 # Built once: SQLAlchemy then skips statement construction and cache-key work on every request.
-_CONTACT_METHODS = {id_type: _contact_methods_statement(column) for id_type, column in _BY.items()}
+_ENTRY = {id_type: _entry_statement(column) for id_type, column in _BY.items()}
 
 
-async def contact_methods_rows(
-    conn: AsyncConnection, *, institution_id: str, id_type: str, value: str
-) -> Sequence[Any]:
-    """A customer's id and contact methods in one round trip, without the ORM (the hot read of 6.1).
+async def entry_rows(db: Database, *, institution_id: str, id_type: str, value: str) -> Sequence[Mapping[str, Any]]:
+    """A customer's state and contact methods in one round trip, without the ORM (the hot reads of
+    6.1 and 6.2).
 
     One row per method (or one with empty method columns when there is none); none at all when
     the institution has no such customer.
     """
     key = login_key(value) if id_type == "LOGIN_ID" else value
-    result = await conn.execute(_CONTACT_METHODS[id_type], {"institution_id": institution_id, "value": key})
-    return result.all()
+    return await db.fetch(_ENTRY[id_type], {"institution_id": institution_id, "value": key})
 
 
 async def add_failed_login(session: AsyncSession, *, customer_pk: str, lock_at: int) -> tuple[int, bool]:

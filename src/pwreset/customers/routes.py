@@ -9,6 +9,7 @@ from pwreset.api.operations import Call, Operation
 from pwreset.customers import service
 from pwreset.customers.models import Customer
 from pwreset.customers.schemas import ContactMethodsRead, CustomerRead, InstitutionUserRead
+from pwreset.customers.service import DirectoryEntry
 from pwreset.errors import Family, PwresetError, json_response
 from pwreset.institutions.models import Institution
 from pwreset.oauth.errors import WrongCustomer
@@ -53,28 +54,36 @@ async def institution_of(call: Call, session: AsyncSession) -> Institution:
     return institution
 
 
-async def contact_methods(call: Call) -> Response:
-    """The hottest read: one Core query and the cached institution settings, no ORM session."""
+async def resolve_entry(call: Call) -> DirectoryEntry:
+    """The path's customer as a directory entry (one prepared query, no ORM session),
+    with the same rules as :func:`resolve_customer`."""
     user_id = _path_value(call, "customerId")
     id_type = call.request.query_params.get("userIdType", "CUSTOMER_ID")
     own = call.caller.customer_id
     if own is not None and id_type == "CUSTOMER_ID" and user_id != own:
         raise WrongCustomer()
-    institution = await call.services.institutions.get(call.caller.institution_id)
     try:
-        async with call.services.db.autocommit() as conn:
-            customer_id, methods = await service.list_contact_methods(
-                conn, institution_id=institution.id, user_id=user_id, id_type=id_type
-            )
+        entry = await service.directory_entry(
+            call.services.db, institution_id=call.caller.institution_id, user_id=user_id, id_type=id_type
+        )
     except PwresetError as error:
         if own is not None and error.key == "customer.not_found":
             raise WrongCustomer() from None
         raise
-    if own is not None and customer_id != own:
+    if own is not None and entry.customer_id != own:
         raise WrongCustomer()
-    masked = institution.mask_contact_info
+    return entry
+
+
+async def contact_methods(call: Call) -> Response:
+    """The hottest read: one Core query and the cached institution settings, no ORM session."""
+    entry = await resolve_entry(call)
+    masked = (await call.services.institutions.get(call.caller.institution_id)).mask_contact_info
     return json_response(
-        {"customerId": customer_id, "contactMethods": [service.contact_method_view(m, masked=masked) for m in methods]}
+        {
+            "customerId": entry.customer_id,
+            "contactMethods": [service.contact_method_view(m, masked=masked) for m in entry.methods],
+        }
     )
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, cast
+from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.audit import service as audit
 from pwreset.customers import repository
 from pwreset.customers.contact import mask
 from pwreset.customers.errors import CustomerNotFound, InvalidUserIdType
 from pwreset.customers.models import Customer
+from pwreset.db import Database
 from pwreset.kit.clock import Clock
 from pwreset.passwords.hashing import PasswordHashing
 
@@ -38,26 +39,74 @@ async def find_customer(
 
 
 class MethodFields(Protocol):
-    """A contact method as the ORM or a Core row carries it."""
+    """A contact method as the ORM or a directory entry carries it."""
 
+    @property
+    def method_id(self) -> str: ...
+    @property
+    def protocol(self) -> str: ...
+    @property
+    def country_code(self) -> str | None: ...
+    @property
+    def contact_info(self) -> str: ...
+    @property
+    def activated(self) -> bool: ...
+    @property
+    def enrolled_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    pk: str
     method_id: str
     protocol: str
     country_code: str | None
     contact_info: str
+    destination: str
     activated: bool
     enrolled_at: datetime | None
 
 
-async def list_contact_methods(
-    conn: AsyncConnection, *, institution_id: str, user_id: str, id_type: str
-) -> tuple[str, list[MethodFields]]:
-    """The customer id and contact methods of one customer of this institution (contract 6.1)."""
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """What the hot paths need of a customer, read in one query without the ORM (6.1, 6.2).
+
+    A snapshot: a path that changes the customer's row takes it again under a lock.
+    """
+
+    pk: str
+    institution_id: str
+    customer_id: str
+    language: str
+    registered: bool
+    accepted_disclosure: bool
+    active: bool
+    reset_blocked_until: datetime | None
+    methods: tuple[MethodEntry, ...]
+
+
+async def directory_entry(db: Database, *, institution_id: str, user_id: str, id_type: str) -> DirectoryEntry:
+    """One customer of this institution, named by CUSTOMER_ID or LOGIN_ID, with its methods in order."""
     if id_type not in ("CUSTOMER_ID", "LOGIN_ID"):
         raise InvalidUserIdType("userIdType must be one of CUSTOMER_ID, LOGIN_ID")
-    rows = await repository.contact_methods_rows(conn, institution_id=institution_id, id_type=id_type, value=user_id)
+    rows = await repository.entry_rows(db, institution_id=institution_id, id_type=id_type, value=user_id)
     if not rows:
         raise CustomerNotFound()
-    return rows[0].customer_id, [cast(MethodFields, row) for row in rows if row.method_id is not None]
+    first = rows[0]
+    return DirectoryEntry(
+        pk=first["customer_pk"], institution_id=institution_id, customer_id=first["customer_id"],
+        language=first["language"], registered=first["registered"], accepted_disclosure=first["accepted_disclosure"],
+        active=first["active"], reset_blocked_until=first["reset_blocked_until"],
+        methods=tuple(
+            MethodEntry(
+                pk=row["method_pk"], method_id=row["method_id"], protocol=row["protocol"],
+                country_code=row["country_code"], contact_info=row["contact_info"], destination=row["destination"],
+                activated=row["activated"], enrolled_at=row["enrolled_at"],
+            )
+            for row in rows
+            if row["method_pk"] is not None
+        ),
+    )
 
 
 def contact_method_view(method: MethodFields, *, masked: bool = False) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,18 +53,24 @@ class Outbox:
         self.wake = asyncio.Event()
 
     def enqueue(self, session: AsyncSession, message: Message) -> OutboxMessage:
-        now = self.clock.now()
-        payload = orjson.dumps({"destination": message.destination, "subject": message.subject, "text": message.text})
-        row = OutboxMessage(
-            id=new_id(), institution_id=message.institution_id, customer_pk=message.customer_pk,
-            customer_id=message.customer_id, contact_method_id=message.contact_method_id, client_id=message.client_id,
-            correlation_id=message.correlation_id, kind=message.kind, channel=message.channel,
-            destination_masked=mask(message.destination), sealed=self.sealer.seal(payload), status="pending",
-            attempts=0, created_at=now, available_at=now, not_after=message.not_after,
-        )
+        """Add the message to the caller's unit of work; workers are woken once it commits."""
+        row = OutboxMessage(**self.row(message))
         session.add(row)
         on_commit(session, self.wake.set)
         return row
+
+    def row(self, message: Message) -> dict[str, Any]:
+        """The sealed outbox row, for a writer that inserts in bulk (it calls ``wake`` after commit)."""
+        now = self.clock.now()
+        payload = orjson.dumps({"destination": message.destination, "subject": message.subject, "text": message.text})
+        return {
+            "id": new_id(), "institution_id": message.institution_id, "customer_pk": message.customer_pk,
+            "customer_id": message.customer_id, "contact_method_id": message.contact_method_id,
+            "client_id": message.client_id, "correlation_id": message.correlation_id, "kind": message.kind,
+            "channel": message.channel, "destination_masked": mask(message.destination),
+            "sealed": self.sealer.seal(payload), "status": "pending", "attempts": 0, "created_at": now,
+            "available_at": now, "not_after": message.not_after,
+        }
 
     def open(self, row: OutboxMessage) -> Opened:
         payload = orjson.loads(self.sealer.open(row.sealed))

@@ -3,14 +3,18 @@ requests cannot both win a passcode or push a count past its cap."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import case, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ARRAY, String, Table, any_, bindparam, case, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from pwreset.audit.models import AuditEvent
 from pwreset.customers.models import Customer
-from pwreset.db import UTCDateTime
+from pwreset.db import UTCDateTime, copy_rows
+from pwreset.delivery.models import OutboxMessage
 from pwreset.resets.models import Passcode, ResetTicket
 
 
@@ -94,3 +98,67 @@ async def spend_ticket(session: AsyncSession, *, ticket_id: str, at: datetime) -
         update(ResetTicket).where(ResetTicket.id == ticket_id, ResetTicket.used_at.is_(None)).values(used_at=at)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class RequestedReset:
+    """Everything one accepted reset request writes: its passcode, its message, its audit event."""
+
+    customer_pk: str
+    at: datetime
+    passcode: dict[str, Any]
+    message: dict[str, Any]
+    event: dict[str, Any]
+
+
+_PASSCODES = cast(Table, Passcode.__table__)
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+_AUDIT = cast(Table, AuditEvent.__table__)
+_TICKETS = cast(Table, ResetTicket.__table__)
+_customers = Customer.__table__.c
+_tickets = _TICKETS.c
+_passcodes = _PASSCODES.c
+
+
+def _batch_statements(among: Callable[[Any], Any]) -> tuple[Any, Any, Any]:
+    lock = select(_customers.id).where(among(_customers.id)).order_by(_customers.id).with_for_update()
+    void = (
+        update(_TICKETS)
+        .where(among(_tickets.customer_pk), _tickets.used_at.is_(None))
+        .values(used_at=bindparam("at"))
+    )
+    supersede = update(_PASSCODES).where(among(_passcodes.customer_pk), _passcodes.status == "active")
+    return lock, void, supersede.values(status="superseded")
+
+
+# Built once; the batch writer runs them for hundreds of resets at a time. PostgreSQL gets one
+# array parameter (``= ANY($1)``), so every batch size shares one prepared statement; SQLite an
+# expanding IN list.
+_BATCH = {
+    "postgresql": _batch_statements(lambda column: column == any_(bindparam("pks", type_=ARRAY(String)))),
+    "sqlite": _batch_statements(lambda column: column.in_(bindparam("pks", expanding=True))),
+}
+
+
+async def write_requested(conn: AsyncConnection, batch: Sequence[RequestedReset]) -> None:
+    """Write a batch of accepted reset requests in the connection's transaction.
+
+    Per customer, as a request at a time would: the customer's row is held (in id order, so two
+    batches cannot deadlock), unspent tickets and the active passcode end, and only the newest
+    passcode of the batch stays active.
+    """
+    pks = sorted({reset.customer_pk for reset in batch})
+    newest: dict[str, RequestedReset] = {}
+    for reset in batch:
+        newest[reset.customer_pk] = reset
+    lock, void, supersede = _BATCH[conn.dialect.name]
+    await conn.execute(lock, {"pks": pks})
+    await conn.execute(void, {"pks": pks, "at": max(reset.at for reset in batch)})
+    await conn.execute(supersede, {"pks": pks})
+    passcodes = [
+        reset.passcode if newest[reset.customer_pk] is reset else {**reset.passcode, "status": "superseded"}
+        for reset in batch
+    ]
+    await copy_rows(conn, _PASSCODES, passcodes)
+    await copy_rows(conn, _OUTBOX, [reset.message for reset in batch])
+    await copy_rows(conn, _AUDIT, [reset.event for reset in batch])

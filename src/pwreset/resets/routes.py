@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from pwreset.api.operations import Call, Operation
-from pwreset.customers.routes import institution_of, resolve_customer
+from pwreset.customers.routes import institution_of, resolve_customer, resolve_entry
 from pwreset.errors import Family, json_response
 from pwreset.oauth.scopes import USERS_WRITE
 from pwreset.resets.schemas import ResetPasswordBody, SetPasswordBody, TicketRead, VerifyPasscodeBody
@@ -19,15 +19,11 @@ def _actor(call: Call) -> Actor:
 
 async def reset_password(call: Call) -> Response:
     body: ResetPasswordBody = await call.json(ResetPasswordBody)
-
-    async def work(session: AsyncSession) -> None:
-        customer = await resolve_customer(call, session)
-        await call.services.resets.request_reset(
-            session, customer=customer, institution=await institution_of(call, session),
-            contact_method_id=body.contactMethodId, protocol=body.protocol, actor=_actor(call),
-        )
-
-    await call.unit_of_work(work)
+    entry = await resolve_entry(call)
+    await call.services.resets.request_reset(
+        entry=entry, institution=await call.services.institutions.get(call.caller.institution_id),
+        contact_method_id=body.contactMethodId, protocol=body.protocol, actor=_actor(call),
+    )
     return Response(status_code=204)
 
 
@@ -84,13 +80,13 @@ OPERATIONS = [
         body=VerifyPasscodeBody, response=TicketRead, params=_USER_TYPE, tags=("Reset Password",),
         errors=(
             *_COMMON, "passcode.wrong", "passcode.expired", "passcode.used", "passcode.superseded",
-            "passcode.exhausted", "passcode.none",
+            "passcode.exhausted", "passcode.none", "reset.customer_inactive",
         ),
     ),
     Operation(
         "PUT", "/v1/customers/{customerId}:set-password", Family.UX_USERS, set_password,
         "Set the new password with a reset ticket (contract 6.4) [ext]", scopes=frozenset({USERS_WRITE}),
         body=SetPasswordBody, status=204, params=_USER_TYPE, tags=("Reset Password",),
-        errors=(*_COMMON, "ticket.invalid", "password.policy"),
+        errors=(*_COMMON, "ticket.invalid", "password.policy", "reset.customer_inactive"),
     ),
 ]

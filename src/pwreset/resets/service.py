@@ -1,7 +1,8 @@
 """The reset flow (contract 6.2 to 6.4, OWASP Forgot Password Cheat Sheet).
 
 1. ``request_reset``: checks in the contract's order, rate limits per customer and per destination,
-   a new passcode (superseding the last) and its message, in one transaction.
+   a new passcode (superseding the last) and its message, in one transaction shared with the other
+   requests of the moment (group commit, decision 0006).
 2. ``verify_passcode``: constant-time comparison; 5 wrong tries end a passcode, 20 wrong in a row
    across passcodes within 24 h suspend resets for the customer; a right one becomes a single-use
    reset ticket bound to the customer and that passcode.
@@ -25,8 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pwreset.audit import service as audit
 from pwreset.config import Settings
 from pwreset.customers.models import ContactMethod, Customer
+from pwreset.customers.service import DirectoryEntry
+from pwreset.db import Database, GroupCommit
 from pwreset.delivery import messages
 from pwreset.delivery.outbox import Message, Outbox
+from pwreset.institutions.cache import InstitutionSettings
 from pwreset.institutions.models import Institution
 from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import KeyedHasher, new_id, new_secret
@@ -78,6 +82,7 @@ class ResetService:
         self,
         *,
         settings: Settings,
+        db: Database,
         clock: Clock,
         hasher: KeyedHasher,
         limiter: RateLimiter,
@@ -94,6 +99,8 @@ class ResetService:
         self.oauth = oauth
         self.hashing = hashing
         self.policy = policy
+        self.db = db
+        self.requests = GroupCommit(self._write_requested)
         self.send_rules = (
             Rule("send-short", settings.send_limit_short, 60),
             Rule("send-long", settings.send_limit_long, 3600),
@@ -103,59 +110,80 @@ class ResetService:
 
     async def request_reset(
         self,
-        session: AsyncSession,
         *,
-        customer: Customer,
-        institution: Institution,
+        entry: DirectoryEntry,
+        institution: InstitutionSettings,
         contact_method_id: str,
         protocol: str | None,
         actor: Actor,
     ) -> None:
-        method = next((m for m in customer.contact_methods if m.method_id == contact_method_id), None)
+        """Checks on a directory snapshot, then the writes through a group commit (decision 0006):
+        the passcode, its sealed message and the audit event are committed before this returns."""
+        method = next((m for m in entry.methods if m.method_id == contact_method_id), None)
         if method is None:
             raise UnknownContactMethod()
         if protocol is not None and protocol.upper() != method.protocol:
             raise ProtocolMismatch()
         if not method.activated:
             raise MethodNotActivated()
-        if not customer.registered:
+        if not entry.registered:
             raise NotRegistered()
-        if not customer.accepted_disclosure:
+        if not entry.accepted_disclosure:
             raise DisclosureNotAccepted()
-        if not customer.active:
+        if not entry.active:
             raise CustomerInactive()
         now = self.clock.now()
-        if customer.reset_blocked_until is not None and customer.reset_blocked_until > now:
+        if entry.reset_blocked_until is not None and entry.reset_blocked_until > now:
             raise CoolingOff()
-        subjects = (f"customer:{customer.id}", f"destination:{self.hasher.digest('destination', method.destination)}")
+        subjects = (f"customer:{entry.pk}", f"destination:{self.hasher.digest('destination', method.destination)}")
         for rule in self.send_rules:
             for subject in subjects:
                 await self.limiter.consume(rule, subject)
-        # One reset at a time per customer: two concurrent requests must not leave two live passcodes.
-        await repository.lock_customer(session, customer_pk=customer.id)
-        await repository.void_tickets(session, customer_pk=customer.id, at=now)
 
         ttl = self.settings.passcode_ttl(method.protocol)
         code = "".join(secrets.choice(self.settings.passcode_alphabet) for _ in range(self.settings.passcode_length))
-        await repository.supersede_active(session, customer_pk=customer.id)
-        passcode = Passcode(
-            id=new_id(), institution_id=customer.institution_id, customer_pk=customer.id,
-            contact_method_pk=method.id, protocol=method.protocol, status="active", attempts=0, created_at=now,
-            expires_at=now + timedelta(seconds=ttl),
-        )
-        passcode.code_hash = self._code_hash(passcode.id, code)
-        session.add(passcode)
+        passcode_id = new_id()
+        expires_at = now + timedelta(seconds=ttl)
         text = messages.render(
-            "passcode", method.protocol, language=customer.language, institution=institution.name, code=code,
+            "passcode", method.protocol, language=entry.language, institution=institution.name, code=code,
             minutes=ttl // 60,
         )
-        self._queue(session, "passcode", text, customer, method, actor, not_after=passcode.expires_at)
-        await self._audit(session, "reset.requested", "passcode_queued", customer, actor, method)
+        message = Message(
+            institution_id=entry.institution_id, kind="passcode", channel=method.protocol,
+            destination=method.destination, text=text.text, subject=text.subject, customer_pk=entry.pk,
+            customer_id=entry.customer_id, contact_method_id=method.method_id, client_id=actor.client_id,
+            correlation_id=actor.correlation_id, not_after=expires_at,
+        )
+        await self.requests.submit(
+            repository.RequestedReset(
+                customer_pk=entry.pk, at=now,
+                passcode={
+                    "id": passcode_id, "institution_id": entry.institution_id, "customer_pk": entry.pk,
+                    "contact_method_pk": method.pk, "protocol": method.protocol,
+                    "code_hash": self._code_hash(passcode_id, code), "status": "active", "attempts": 0,
+                    "created_at": now, "expires_at": expires_at, "used_at": None,
+                },
+                message=self.outbox.row(message),
+                event=audit.event_row(
+                    clock=self.clock, event_type="reset.requested", outcome="passcode_queued",
+                    institution_id=entry.institution_id, client_id=actor.client_id, customer_id=entry.customer_id,
+                    correlation_id=actor.correlation_id,
+                    details={"contactMethodId": method.method_id, "protocol": method.protocol},
+                ),
+            )
+        )
+
+    async def _write_requested(self, batch: list[repository.RequestedReset]) -> None:
+        async with self.db.engine.begin() as conn:
+            await repository.write_requested(conn, batch)
+        self.outbox.wake.set()
 
     # 6.3
 
     async def verify_passcode(self, session: AsyncSession, *, customer: Customer, code: str, actor: Actor) -> Ticket:
         now = self.clock.now()
+        if not customer.active:  # deactivated since the passcode was sent
+            raise CustomerInactive()
         if customer.reset_blocked_until is not None and customer.reset_blocked_until > now:
             raise CoolingOff()
         recent = await repository.latest_passcodes(session, customer_pk=customer.id)
@@ -226,6 +254,8 @@ class ResetService:
     ) -> None:
         now = self.clock.now()
         await repository.lock_customer(session, customer_pk=customer.id)  # sign-ins wait for the reset
+        if not customer.active:
+            raise CustomerInactive()
         found = await repository.ticket_by_hash(session, ticket_hash=self.hasher.digest(H_TICKET, ticket))
         if found is None or found.customer_pk != customer.id or found.used_at is not None or found.expires_at <= now:
             raise InvalidTicket()
