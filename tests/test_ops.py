@@ -130,13 +130,13 @@ def test_every_pwreset_secret_shape_is_masked():
 
 
 async def test_the_console_sink_withholds_text_outside_the_sandbox():
-    from pwreset.delivery.dispatch import ConsoleSink
-    from pwreset.delivery.outbox import Opened
+    from pwreset.delivery.providers import ConsoleProvider
+    from pwreset.delivery.providers.base import Outgoing
 
-    message = Opened(id="m", kind="passcode", channel="SMS", destination="+12025550143", subject=None,
-                     text="your code is 493017", institution_id="07675")
+    message = Outgoing(id="m", institution_id="07675", institution_name="CU", kind="passcode", channel="SMS",
+                       destination="+12025550143", language="en", subject=None, text="your code is 493017")
     for reveal in (False, True):
         out = io.StringIO()
-        await ConsoleSink(reveal=reveal, stream=out).send(message)
+        await ConsoleProvider(reveal=reveal, stream=out).send(message)
         assert ("493017" in out.getvalue()) is reveal
         assert "+12025550143" not in out.getvalue()

@@ -29,7 +29,7 @@ async def request_reset(api, world, customer="C1", method="101", ux="", **body):
 
 
 async def delivered_code(services) -> str:
-    await services.dispatcher.run_once()
+    await services.worker.run_once()
     message = services.sink.sent[-1]
     found = re.search(r"\b(\d{6})\b", message.text) or re.search(r"code is: ((?:\d, ){5}\d)", message.text)
     assert found, message.text
@@ -83,7 +83,7 @@ async def test_a_passcode_goes_to_the_chosen_method(api, world: World, services,
 ])
 async def test_refusals_in_the_contracts_order(api, world: World, services, ux, customer, method, body, code):
     ux_error(await request_reset(api, world, customer=customer, method=method, ux=ux, **body), 400, code)
-    assert await services.dispatcher.run_once() == 0  # nothing was queued
+    assert await services.worker.run_once() == 0  # nothing was queued
 
 
 @pytest.mark.parametrize("body", [{}, {"contactMethodId": ""}, {"contactMethodId": "101", "protocol": "FAX"}, None])
@@ -293,7 +293,7 @@ async def test_a_customer_resets_a_forgotten_password_end_to_end(api, world: Wor
     stale = await get_token(api, partner.auth, grant_type="password", username="jordan", password="old password 2019")
     assert stale.json()["code"] == "CMN_90015"
     # The customer is told.
-    await services.dispatcher.run_once()
+    await services.worker.run_once()
     assert services.sink.sent[-1].kind == "password_changed" and services.sink.sent[-1].destination == "+12025550111"
     async with services.db.reading() as session:
         events = [e.event_type for e in (await session.scalars(
@@ -356,7 +356,7 @@ async def test_an_institution_can_require_longer_passwords(api, world: World, se
 async def test_sends_are_audited_with_who_asked(api, world: World, services):
     headers = world.headers()
     await api.put("/v1/customers/C1:reset-password", headers=headers, json={"contactMethodId": "101"})
-    await services.dispatcher.run_once()
+    await services.worker.run_once()
     async with services.db.reading() as session:
         sent = (await session.scalars(select(AuditEvent).where(AuditEvent.event_type == "message.sent"))).one()
     assert sent.customer_id == "C1" and sent.client_id == world.partner.client_id

@@ -56,17 +56,19 @@ def create_app(
         if background:
             tasks.append(asyncio.create_task(services.feed.run(), name="revocation-feed"))
             if settings.inprocess_worker:
-                tasks.append(asyncio.create_task(services.dispatcher.run(), name="delivery"))
-            if settings.inprocess_worker and not settings.sandbox:
+                tasks.append(asyncio.create_task(services.worker.run(), name="delivery"))
+            console = [channel for channel, p in services.worker.providers.items() if p.name == "console"]
+            if console and not settings.sandbox:
                 log.warning(
-                    "no delivery provider yet: queued messages are marked sent by the console sink, which "
-                    "withholds their text outside the sandbox; customers receive nothing"
+                    "console delivery for %s: those messages are printed with their text withheld and "
+                    "customers receive nothing; set PWRESET_EMAIL_PROVIDER, PWRESET_SMS_PROVIDER and "
+                    "PWRESET_VOICE_PROVIDER", ", ".join(console),
                 )
         try:
             yield
         finally:
             services.feed.stop()
-            services.dispatcher.stop()
+            services.worker.stop()
             for task in tasks:
                 await task
             await services.close()

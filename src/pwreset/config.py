@@ -5,6 +5,8 @@ Tests and the sandbox build their own :class:`Settings`; nothing reads a global.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -62,6 +64,34 @@ class Settings(BaseSettings):
     #: Deliver queued messages from the API process (the sandbox, small installations).
     inprocess_worker: bool = True
 
+    # Delivery (issue 4): one adapter per channel, chosen here.
+    email_provider: Literal["smtp", "webhook", "console"] = "console"
+    sms_provider: Literal["twilio", "webhook", "console"] = "console"
+    voice_provider: Literal["twilio", "webhook", "console"] = "console"
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535, description="default 25, 587 or 465 by security")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    email_from: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_base_url: str = "https://api.twilio.com"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    #: Seconds a provider call may take before it counts as a transient failure.
+    provider_timeout: float = Field(default=10.0, gt=0, le=120)
+    #: Seconds a worker owns a claimed message; after that another worker may take it over.
+    outbox_lease: float = Field(default=60.0, gt=0)
+    outbox_max_attempts: int = Field(default=8, ge=1)
+    #: Exponential backoff between attempts: base * 2^(attempt-1), full jitter, capped.
+    outbox_backoff_base: float = Field(default=2.0, gt=0)
+    outbox_backoff_cap: float = Field(default=300.0, gt=0)
+    worker_concurrency: int = Field(default=32, ge=1, le=1000, description="sends in flight per worker")
+    #: Polling interval when no database notification wakes the worker (SQLite).
+    worker_poll_interval: float = Field(default=0.05, gt=0, le=60)
+
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True
@@ -94,6 +124,22 @@ class Settings(BaseSettings):
             )
         if len(set(value)) < 10:
             raise ConfigurationError("PWRESET_SECRET_KEY has too little variety to be a random secret")
+
+    def check_delivery(self) -> None:
+        """Refuse a provider chosen without what it needs, with the variables to set."""
+        missing: list[str] = []
+        if self.email_provider == "smtp":
+            missing += [name for name in ("smtp_host", "email_from") if getattr(self, name) is None]
+        if "twilio" in (self.sms_provider, self.voice_provider):
+            missing += [
+                name for name in ("twilio_account_sid", "twilio_auth_token", "twilio_from_number")
+                if getattr(self, name) is None
+            ]
+        if "webhook" in (self.email_provider, self.sms_provider, self.voice_provider):
+            missing += [name for name in ("webhook_url", "webhook_secret") if getattr(self, name) is None]
+        if missing:
+            names = ", ".join(f"PWRESET_{name.upper()}" for name in dict.fromkeys(missing))
+            raise ConfigurationError(f"the chosen delivery providers need {names}")
 
     def passcode_ttl(self, protocol: str) -> int:
         return {"SMS": self.passcode_ttl_sms, "VOICE": self.passcode_ttl_voice}.get(protocol, self.passcode_ttl_email)

@@ -11,8 +11,10 @@ from sqlalchemy import Table
 from pwreset.config import Settings
 from pwreset.customers.service import Directory
 from pwreset.db import Database, GroupCommitter
-from pwreset.delivery.dispatch import ConsoleSink, Dispatcher
 from pwreset.delivery.outbox import Outbox
+from pwreset.delivery.providers import ConsoleProvider, build_providers
+from pwreset.delivery.rendering import Renderer
+from pwreset.delivery.worker import Worker
 from pwreset.institutions.cache import InstitutionCache
 from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import KeyedHasher, Sealer
@@ -48,12 +50,13 @@ class Container:
     auth_failures: FailureGuard
     hashing: PasswordHashing
     outbox: Outbox
-    sink: ConsoleSink
-    dispatcher: Dispatcher
+    sink: ConsoleProvider
+    worker: Worker
     resets: ResetService
     institutions: InstitutionCache
 
     async def close(self) -> None:
+        await self.worker.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.dispose()
@@ -63,6 +66,7 @@ def build_container(
     settings: Settings, *, clock: Clock | None = None, directory: CustomerDirectory | None = None
 ) -> Container:
     settings.check_secret_key()
+    settings.check_delivery()
     clock = clock or Clock()
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     hasher = KeyedHasher(settings.secret_key_bytes)
@@ -88,7 +92,8 @@ def build_container(
         limiter, Rule("auth-failures", settings.auth_failure_limit, settings.auth_failure_window)
     )
     outbox = Outbox(sealer=Sealer(settings.secret_key_bytes, purpose="outbox"), clock=clock)
-    sink = ConsoleSink(reveal=settings.sandbox)
+    sink = ConsoleProvider(reveal=settings.sandbox)
+    institutions = InstitutionCache(db=db, clock=clock)
     resets = ResetService(
         settings=settings, db=db, clock=clock, hasher=hasher, limiter=limiter, outbox=outbox, oauth=oauth,
         hashing=hashing, policy=PasswordPolicy(hashing=hashing),
@@ -96,6 +101,9 @@ def build_container(
     return Container(
         settings=settings, db=db, clock=clock, hasher=hasher, redis=redis, cache=cache, feed=feed, oauth=oauth,
         limiter=limiter, auth_failures=auth_failures, hashing=hashing, outbox=outbox, sink=sink,
-        dispatcher=Dispatcher(db=db, outbox=outbox, sink=sink, clock=clock), resets=resets,
-        institutions=InstitutionCache(db=db, clock=clock),
+        worker=Worker(
+            settings=settings, db=db, outbox=outbox, renderer=Renderer(db=db, clock=clock), institutions=institutions,
+            providers=build_providers(settings, sink), clock=clock,
+        ),
+        resets=resets, institutions=institutions,
     )

@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -38,6 +39,10 @@ app.add_typer(institutions_app, name="institutions")
 app.add_typer(clients_app, name="clients")
 customers_app = typer.Typer(help="The customer directory.", no_args_is_help=True)
 app.add_typer(customers_app, name="customers")
+outbox_app = typer.Typer(help="Queued messages: inspect, retry, purge.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+templates_app = typer.Typer(help="An institution's own message texts (Jinja2).", no_args_is_help=True)
+app.add_typer(templates_app, name="templates")
 
 
 class CommandError(Exception):
@@ -352,6 +357,7 @@ def serve(
 
     settings = _settings()
     settings.check_secret_key()  # refuse before forking workers
+    settings.check_delivery()
     uvicorn.run(
         "pwreset.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
         log_config=None, access_log=False, server_header=False, proxy_headers=True,
@@ -398,7 +404,7 @@ Get a token:
     -H 'transactionId: 4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f' -H 'institutionId: {credentials.institution_id}' \\
     -d grant_type=client_credentials
 
-Demo customers (passcodes are printed here, by the console sink):
+Demo customers (messages are printed here by the console provider, passcodes included):
 
 {demo}
 
@@ -417,6 +423,148 @@ API description: {base}/docs
         create_app(settings, container=build_container(settings)), host=host, port=port,
         log_config=None, access_log=False, server_header=False,
     )
+
+
+# delivery
+
+
+@app.command("worker")
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="serve /metrics for Prometheus on this port")
+    ] = None,
+) -> None:
+    """Deliver queued messages until SIGTERM or Ctrl-C (then finish the sends in flight)."""
+    import signal
+
+    from pwreset.ops.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    async def work(services: Container) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, services.worker.stop)
+        if metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(metrics_port, addr="127.0.0.1")
+        channels = ", ".join(f"{c}={p.name}" for c, p in services.worker.providers.items())
+        typer.echo(f"pwreset worker: delivering ({channels}); SIGTERM finishes the sends in flight", err=True)
+        await services.worker.run()
+
+    _run(_with_services(settings, work))
+
+
+def _duration(value: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = value[:-1], value[-1:]
+    if unit not in units or not number.isdigit():
+        raise CommandError(f"--older-than {value!r}: use a number and a unit, like 30d, 12h or 90m")
+    return timedelta(seconds=int(number) * units[unit])
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: Annotated[str | None, typer.Option("--status", help="pending, sending, sent, dead or expired")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The latest messages, newest first (destinations masked, texts sealed)."""
+    from pwreset.delivery import admin
+
+    rows = _run(_in_transaction(_settings(), lambda s: admin.list_messages(s, status=status, limit=limit)))
+    listed = [
+        {"id": r.id, "status": r.status, "kind": r.kind, "channel": r.channel, "destination": r.destination_masked,
+         "institutionId": r.institution_id, "attempts": r.attempts, "createdAt": r.created_at.isoformat(),
+         "sentAt": r.sent_at.isoformat() if r.sent_at else None, "lastError": r.last_error}
+        for r in rows
+    ]
+    if as_json:
+        _echo_json(listed)
+        return
+    for m in listed:
+        typer.echo(f"{m['id']}  {m['status']:8} {m['channel']:5} {m['kind']:16} {m['destination']:20} "
+                   f"attempts {m['attempts']}  {m['createdAt']}  {m['lastError'] or ''}".rstrip())
+
+
+@outbox_app.command("retry")
+def outbox_retry(message_id: Annotated[str, typer.Argument()]) -> None:
+    """Queue a dead message again, with its attempts reset."""
+    from pwreset.delivery import admin
+    from pwreset.kit.clock import Clock
+
+    row = _run(_in_transaction(_settings(), lambda s: admin.retry(s, message_id=message_id, clock=Clock())))
+    typer.echo(f"{row.id} queued again")
+
+
+@outbox_app.command("purge")
+def outbox_purge(
+    older_than: Annotated[str, typer.Option("--older-than", help="age, like 30d, 12h or 90m")],
+) -> None:
+    """Delete sent, dead and expired messages older than the given age (never queued ones)."""
+    from pwreset.delivery import admin
+    from pwreset.kit.clock import Clock
+
+    age = _duration(older_than)
+    count = _run(_in_transaction(_settings(), lambda s: admin.purge(s, older_than=age, clock=Clock())))
+    typer.echo(f"deleted {count} messages")
+
+
+@templates_app.command("set")
+def templates_set(
+    institution: Annotated[str, typer.Option("--institution")],
+    kind: Annotated[str, typer.Option("--kind", help="passcode or password_changed")],
+    channel: Annotated[str, typer.Option("--channel", help="SMS, VOICE or EMAIL")],
+    language: Annotated[str, typer.Option("--language", help="en or es")],
+    body: Annotated[Path, typer.Option("--body", help="file with the text (Jinja2)")],
+    subject: Annotated[str | None, typer.Option("--subject", help="email subject (Jinja2)")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="file with the email's HTML part (Jinja2)")] = None,
+) -> None:
+    """Use the institution's own text for one kind of message (checked: SMS must fit one segment)."""
+    from pwreset.delivery import admin
+    from pwreset.kit.clock import Clock
+
+    try:
+        text = body.read_text(encoding="utf-8")
+        html_text = html.read_text(encoding="utf-8") if html else None
+    except OSError as exc:
+        raise CommandError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    _run(_in_transaction(_settings(), lambda s: admin.set_template(
+        s, institution_id=institution, kind=kind, channel=channel.upper(), language=language, body=text,
+        subject=subject, html=html_text, clock=Clock(),
+    )))
+    typer.echo(f"template {kind}/{channel.upper()}/{language} set for institution {institution}")
+
+
+@templates_app.command("list")
+def templates_list(institution: Annotated[str, typer.Option("--institution")]) -> None:
+    """The institution's own templates (the shipped ones apply to everything else)."""
+    from pwreset.delivery import admin
+
+    rows = _run(_in_transaction(_settings(), lambda s: admin.list_templates(s, institution_id=institution)))
+    for r in rows:
+        typer.echo(f"{r.kind:16} {r.channel:5} {r.language}  updated {r.updated_at.isoformat()}")
+
+
+@templates_app.command("delete")
+def templates_delete(
+    institution: Annotated[str, typer.Option("--institution")],
+    kind: Annotated[str, typer.Option("--kind")],
+    channel: Annotated[str, typer.Option("--channel")],
+    language: Annotated[str, typer.Option("--language")],
+) -> None:
+    """Go back to the shipped text for one kind of message."""
+    from pwreset.delivery import admin
+    from pwreset.kit.clock import Clock
+
+    deleted = _run(_in_transaction(_settings(), lambda s: admin.delete_template(
+        s, institution_id=institution, kind=kind, channel=channel.upper(), language=language, clock=Clock(),
+    )))
+    if not deleted:
+        raise CommandError(f"institution {institution} has no {kind}/{channel.upper()}/{language} template")
+    typer.echo("deleted; the shipped text applies again")
 
 
 def main() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pwreset.db import Base, UTCDateTime
@@ -11,8 +11,15 @@ from pwreset.db import Base, UTCDateTime
 class OutboxMessage(Base):
     """A message to deliver, written in the same transaction as the change that caused it.
 
-    The body is sealed (AES-GCM under a key derived from the server secret): a passcode is never
-    stored in the clear. ``not_after`` drops a passcode message that could no longer be used.
+    The destination and the message's variables (the passcode) are sealed (AES-GCM under a key
+    derived from the server secret): a passcode is never stored in the clear. The worker renders
+    the text from the templates when it sends. ``not_after`` drops a passcode message that could
+    no longer be used.
+
+    ``status``: pending -> sending (claimed: ``available_at`` is then the end of the lease, after
+    which another worker may take it over) -> sent | pending again (a transient failure, with
+    backoff) | dead (permanent failure or attempts exhausted) | expired. ``claim`` is the token of
+    the current claim: only its holder may record the outcome.
     """
 
     __tablename__ = "outbox"
@@ -37,3 +44,26 @@ class OutboxMessage(Base):
     not_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    claim: Mapped[str | None] = mapped_column(String(32))
+    #: The provider's id for the accepted message (Twilio SID, SMTP queue id), for support.
+    provider_ref: Mapped[str | None] = mapped_column(String(128))
+
+
+class MessageTemplate(Base):
+    """An institution's own text for one kind of message on one channel in one language (Jinja2)."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (
+        UniqueConstraint("institution_id", "kind", "channel", "language", name="uq_message_templates_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    institution_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(8))
+    language: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -21,8 +21,7 @@ async def reset_password(call: Call) -> Response:
     body: ResetPasswordBody = await call.json(ResetPasswordBody)
     entry = await resolve_entry(call)
     await call.services.resets.request_reset(
-        entry=entry, institution=await call.services.institutions.get(call.caller.institution_id),
-        contact_method_id=body.contactMethodId, protocol=body.protocol, actor=_actor(call),
+        entry=entry, contact_method_id=body.contactMethodId, protocol=body.protocol, actor=_actor(call),
     )
     return Response(status_code=204)
 

@@ -28,9 +28,7 @@ from pwreset.config import Settings
 from pwreset.customers.models import ContactMethod, Customer
 from pwreset.customers.service import DirectoryEntry
 from pwreset.db import Database, GroupCommit
-from pwreset.delivery import messages
-from pwreset.delivery.outbox import Message, Outbox
-from pwreset.institutions.cache import InstitutionSettings
+from pwreset.delivery.outbox import Message, Outbox, notify
 from pwreset.institutions.models import Institution
 from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import KeyedHasher, new_id, new_secret
@@ -112,7 +110,6 @@ class ResetService:
         self,
         *,
         entry: DirectoryEntry,
-        institution: InstitutionSettings,
         contact_method_id: str,
         protocol: str | None,
         actor: Actor,
@@ -144,13 +141,10 @@ class ResetService:
         code = "".join(secrets.choice(self.settings.passcode_alphabet) for _ in range(self.settings.passcode_length))
         passcode_id = new_id()
         expires_at = now + timedelta(seconds=ttl)
-        text = messages.render(
-            "passcode", method.protocol, language=entry.language, institution=institution.name, code=code,
-            minutes=ttl // 60,
-        )
         message = Message(
             institution_id=entry.institution_id, kind="passcode", channel=method.protocol,
-            destination=method.destination, text=text.text, subject=text.subject, customer_pk=entry.pk,
+            destination=method.destination, language=entry.language,
+            variables={"code": code, "minutes": ttl // 60}, customer_pk=entry.pk,
             customer_id=entry.customer_id, contact_method_id=method.method_id, client_id=actor.client_id,
             correlation_id=actor.correlation_id, not_after=expires_at,
         )
@@ -176,7 +170,8 @@ class ResetService:
     async def _write_requested(self, batch: list[repository.RequestedReset]) -> None:
         async with self.db.engine.begin() as conn:
             await repository.write_requested(conn, batch)
-        self.outbox.wake.set()
+            await notify(conn)
+        self.outbox.committed([reset.message["channel"] for reset in batch])
 
     # 6.3
 
@@ -287,29 +282,26 @@ class ResetService:
             (m for m in customer.contact_methods if passcode is not None and m.id == passcode.contact_method_pk), None
         ) or next((m for m in customer.contact_methods if m.activated), None)
         if method is not None:
-            text = messages.render("password_changed", method.protocol, language=customer.language,
-                                   institution=institution.name)
-            self._queue(session, "password_changed", text, customer, method, actor)
+            await self._queue(session, "password_changed", customer, method, actor)
         await self._audit(session, "reset.completed", "password_changed", customer, actor, method)
 
     # helpers
 
-    def _queue(
+    async def _queue(
         self,
         session: AsyncSession,
         kind: str,
-        text: messages.Rendered,
         customer: Customer,
         method: ContactMethod,
         actor: Actor,
         *,
         not_after: datetime | None = None,
     ) -> None:
-        self.outbox.enqueue(
+        await self.outbox.enqueue(
             session,
             Message(
                 institution_id=customer.institution_id, kind=kind, channel=method.protocol,
-                destination=method.destination, text=text.text, subject=text.subject, customer_pk=customer.id,
+                destination=method.destination, language=customer.language, customer_pk=customer.id,
                 customer_id=customer.customer_id, contact_method_id=method.method_id, client_id=actor.client_id,
                 correlation_id=actor.correlation_id, not_after=not_after,
             ),
