@@ -43,7 +43,20 @@ class FakeProvider:
     accepted_keys: set[str] = field(default_factory=set)
     repeats: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    #: From this many requests on, hold each one unanswered until ``release``, then answer 503
+    #: (the client is gone by then: nothing was accepted).
+    hold_after: int | None = None
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _never: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def until(self, predicate: Any) -> None:
+        """Wait until ``predicate(self)`` holds; re-checked on every request and acceptance."""
+        async with self.changed:
+            await self.changed.wait_for(lambda: predicate(self))
+
+    async def _notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
 
     def answer(self, *answers: Any) -> None:
         self.script.extend(answers)
@@ -55,7 +68,11 @@ class FakeProvider:
         body = json.loads(raw) if "json" in content_type else None
         self.requests.append(Received(request.method, request.path, dict(request.headers), raw, form, body))
         self.arrived.set()
+        await self._notify()
         answer = self.script.pop(0) if self.script else 201
+        if self.hold_after is not None and len(self.requests) > self.hold_after:
+            await self._never.wait()
+            return web.Response(status=503)
         if answer == "timeout":
             await self._never.wait()
         if answer == "drop":
@@ -69,6 +86,7 @@ class FakeProvider:
                 self.repeats += 1
             elif key:
                 self.accepted_keys.add(key)
+            await self._notify()
         return web.json_response({"sid": f"SM{len(self.requests):032d}"}, status=status, headers=headers)
 
     def release(self) -> None:

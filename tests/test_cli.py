@@ -141,3 +141,34 @@ def test_institution_settings(cli):
     assert refused.returncode == 1 and "between 8 and 64" in refused.stderr
     missing = cli("institutions", "set", "99999", "--name", "x", ok=False)
     assert missing.returncode == 1 and "no institution" in missing.stderr
+
+
+def test_outbox_and_templates_commands(cli, tmp_path):
+    cli("institutions", "create", "07675", "--name", "First Credit Union")
+    short = tmp_path / "sms.txt"
+    short.write_text("{{ institution }}: code {{ code }}")
+    assert "set for institution 07675" in cli(
+        "templates", "set", "--institution", "07675", "--kind", "passcode", "--channel", "sms", "--language", "en",
+        "--body", str(short),
+    ).stdout
+    assert cli("templates", "list", "--institution", "07675").stdout.startswith("passcode         SMS   en")
+    long = tmp_path / "long.txt"
+    long.write_text("{{ institution }}: " + "your code " * 20 + "{{ code }}")
+    refused = cli("templates", "set", "--institution", "07675", "--kind", "passcode", "--channel", "SMS",
+                  "--language", "en", "--body", str(long), ok=False)
+    assert refused.returncode == 1 and "more than one segment" in refused.stderr
+    assert "shipped text" in cli("templates", "delete", "--institution", "07675", "--kind", "passcode",
+                                 "--channel", "SMS", "--language", "en").stdout
+    assert cli("outbox", "list", "--json").stdout.strip() == "[]"
+    for args, problem in ((("outbox", "retry", "nope"), "no message nope"),
+                          (("outbox", "purge", "--older-than", "soon"), "use a number and a unit"),
+                          (("outbox", "list", "--status", "lost"), "status must be one of")):
+        result = cli(*args, ok=False)
+        assert result.returncode == 1 and problem in result.stderr, result.stderr
+    assert cli("outbox", "purge", "--older-than", "30d").stdout.strip() == "deleted 0 messages"
+
+
+def test_the_worker_refuses_a_provider_without_its_settings(cli):
+    result = cli("worker", env={"PWRESET_SMS_PROVIDER": "twilio"}, ok=False)
+    assert result.returncode == 1
+    assert "PWRESET_TWILIO_ACCOUNT_SID, PWRESET_TWILIO_AUTH_TOKEN, PWRESET_TWILIO_FROM_NUMBER" in result.stderr

@@ -11,10 +11,12 @@ import base64
 import hashlib
 import hmac
 import io
+import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -257,3 +259,75 @@ def test_providers_are_chosen_by_configuration():
 def test_a_provider_without_its_settings_is_refused_at_start(overrides, missing):
     with pytest.raises(ConfigurationError, match=missing):
         Settings(secret_key="k" * 40, **overrides).check_delivery()
+
+
+# SMTP over TLS, with authentication
+
+
+@pytest.fixture(scope="module")
+def server_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, standing in for an institution's internal CA."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def _server_context(server_cert: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*map(str, server_cert))
+    return context
+
+
+def _authenticator(logins: list[tuple[bytes, bytes]]):
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def check(server, session, envelope, mechanism, data):
+        if isinstance(data, LoginPassword):
+            logins.append((data.login, data.password))
+            return AuthResult(success=data.login == b"mailer" and data.password == b"s3cret-pass")
+        return AuthResult(success=False)
+
+    return check
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_smtp_over_tls_with_login(server_cert, security):
+    logins: list[tuple[bytes, bytes]] = []
+    context = _server_context(server_cert)
+    options: dict[str, Any] = {"authenticator": _authenticator(logins)}
+    if security == "starttls":
+        server = smtp_server(tls_context=context, require_starttls=True, auth_require_tls=True, **options)
+    else:  # aiosmtpd does not count implicit TLS as TLS for AUTH; the whole connection is TLS here
+        server = smtp_server(ssl_context=context, auth_require_tls=False, **options)
+    async with server as (mailbox, port):
+        provider = SmtpProvider(host="127.0.0.1", port=port, sender="reset@cu.example", security=security,
+                                username="mailer", password="s3cret-pass", ca_file=str(server_cert[0]), timeout=5)
+        await provider.send(outgoing("EMAIL"))
+        assert mailbox.messages[-1]["To"] == "pat@example.com" and logins == [(b"mailer", b"s3cret-pass")]
+        untrusting = SmtpProvider(host="127.0.0.1", port=port, sender="reset@cu.example", security=security,
+                                  username="mailer", password="s3cret-pass", timeout=5)
+        with pytest.raises(TransientFailure):  # an unverifiable certificate: nothing is sent
+            await untrusting.send(outgoing("EMAIL", n=2))
+        assert len(mailbox.messages) == 1

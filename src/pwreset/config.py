@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    #: A CA bundle (PEM) to verify the mail server's certificate against, for an internal CA.
+    smtp_ca_file: str | None = None
     email_from: str | None = None
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None

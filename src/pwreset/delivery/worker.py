@@ -131,6 +131,10 @@ class Worker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._slot_free = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
+        #: Seconds between polls while LISTENing: only leases that ran out and retries come due then.
+        self.listen_poll = 1.0
+        #: Set once ``run`` is ready to be woken (tests wait for it).
+        self.listening = asyncio.Event()
 
     # one pass (tests, `pwreset outbox` tools)
 
@@ -148,6 +152,7 @@ class Worker:
 
     async def run(self) -> None:
         await self._listen()
+        self.listening.set()
         depth_task = asyncio.create_task(self._report_depth(), name="outbox-depth")
         try:
             while not self._stopping.is_set():
@@ -194,8 +199,7 @@ class Worker:
             timeout: float | None = None
         else:
             waiters = [self.outbox.wake.wait()]
-            # With LISTEN, polling only picks up leases that ran out and retries that came due.
-            timeout = 1.0 if self._listener is not None else self.settings.worker_poll_interval
+            timeout = self.listen_poll if self._listener is not None else self.settings.worker_poll_interval
         tasks = [asyncio.create_task(w) for w in waiters] + [asyncio.create_task(self._stopping.wait())]
         try:
             await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

@@ -22,7 +22,7 @@ class SmtpProvider:
 
     def __init__(
         self, *, host: str, port: int, sender: str, security: str = "starttls", username: str | None = None,
-        password: str | None = None, timeout: float = 10.0,
+        password: str | None = None, timeout: float = 10.0, ca_file: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -31,6 +31,7 @@ class SmtpProvider:
         self.username = username
         self.password = password
         self.timeout = timeout
+        self.ca_file = ca_file
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpProvider:
@@ -39,7 +40,7 @@ class SmtpProvider:
             host=settings.smtp_host, port=settings.smtp_port or _DEFAULT_PORT[settings.smtp_security],
             sender=settings.email_from, security=settings.smtp_security, username=settings.smtp_username,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            timeout=settings.provider_timeout,
+            timeout=settings.provider_timeout, ca_file=settings.smtp_ca_file,
         )
 
     def compose(self, message: Outgoing) -> EmailMessage:
@@ -61,7 +62,7 @@ class SmtpProvider:
             _refused, reply = await aiosmtplib.send(
                 self.compose(message), hostname=self.host, port=self.port, username=self.username,
                 password=self.password, use_tls=self.security == "tls", start_tls=self.security == "starttls",
-                timeout=self.timeout,
+                timeout=self.timeout, cert_bundle=self.ca_file,
             )
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [refused.code for refused in error.recipients]
