@@ -32,7 +32,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(app: str, *, workers: int, env: dict[str, str], factory: bool) -> Iterator[str]:
+def serve(
+    app: str, *, workers: int, env: dict[str, str], factory: bool, log_path: Path | None = None
+) -> Iterator[str]:
+    """Serve ``app`` with uvicorn until the block ends; its output goes to ``log_path`` (or a temp file)."""
     port = free_port()
     args = [
         sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers", str(workers),
@@ -40,7 +43,10 @@ def serve(app: str, *, workers: int, env: dict[str, str], factory: bool) -> Iter
     ]
     if factory:
         args.append("--factory")
-    log = tempfile.NamedTemporaryFile(prefix="pwreset-bench-", suffix=".log", delete=False)  # noqa: SIM115
+    if log_path is not None:
+        log = log_path.open("wb")
+    else:
+        log = tempfile.NamedTemporaryFile(prefix="pwreset-bench-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -120,6 +120,12 @@ class Mailbox:
     refuse: str | None = None
     loop: asyncio.AbstractEventLoop | None = None
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    ehlos: list[str] = field(default_factory=list)  # one per connection
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]):
+        self.ehlos.append(hostname)
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if self.refuse:

@@ -229,6 +229,18 @@ async def test_smtp_deferred_recipient_is_transient_and_refused_is_permanent(smt
     assert smtp.mailbox.messages == []
 
 
+async def test_smtp_connections_are_reused_and_replaced_when_closed(smtp):
+    import socket
+
+    for n in range(3):
+        await smtp.provider.send(outgoing("EMAIL", n=n))
+    assert smtp.mailbox.ehlos == [socket.gethostname()]  # one connection, no DNS lookup for the name
+    smtp.provider._idle[0].close()  # the connection went away while idle
+    await smtp.provider.send(outgoing("EMAIL", n=4))
+    assert len(smtp.mailbox.ehlos) == 2 and len(smtp.mailbox.messages) == 4
+    await smtp.provider.close()
+
+
 async def test_smtp_server_down_is_transient():
     provider = SmtpProvider(host="127.0.0.1", port=free_port(), sender="reset@cu.example", security="none",
                             timeout=1.0)
@@ -331,3 +343,15 @@ async def test_smtp_over_tls_with_login(server_cert, security):
         with pytest.raises(TransientFailure):  # an unverifiable certificate: nothing is sent
             await untrusting.send(outgoing("EMAIL", n=2))
         assert len(mailbox.messages) == 1
+
+
+async def test_smtp_non_ascii_subject_sender_and_text_arrive_intact():
+    async with smtp_server() as (mailbox, port):
+        provider = SmtpProvider(host="127.0.0.1", port=port, sender="Crédit Unión <reset@cu.example>",
+                                security="none", timeout=2.0)
+        await provider.send(outgoing("EMAIL", subject="Su código", text="Su código es 493017.", html=None))
+        await provider.close()
+    got = mailbox.messages[-1]
+    assert got["Subject"] == "Su código" and got["From"].addresses[0].display_name == "Crédit Unión"
+    assert got.get_content().strip() == "Su código es 493017." and got.get_content_type() == "text/plain"
+    assert mailbox.envelopes[-1][0] == "reset@cu.example"
