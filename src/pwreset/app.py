@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from pwreset.accounts.routes import OPERATIONS as ACCOUNT_OPERATIONS
 from pwreset.api.openapi import build_openapi
 from pwreset.api.operations import Operation, OperationDispatcher, routes
 from pwreset.config import Settings
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def all_operations() -> list[Operation]:
-    return [*OAUTH_OPERATIONS, *CUSTOMER_OPERATIONS, *RESET_OPERATIONS]
+    return [*OAUTH_OPERATIONS, *CUSTOMER_OPERATIONS, *RESET_OPERATIONS, *ACCOUNT_OPERATIONS]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

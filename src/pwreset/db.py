@@ -11,10 +11,11 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Generic, TypeVar, cast
 
 import asyncpg
-from sqlalchemy import DateTime, MetaData, Table, event, insert, text
+from sqlalchemy import DateTime, MetaData, Numeric, String, Table, event, insert, text
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -87,6 +88,29 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """Money and other exact amounts: NUMERIC(20, 4) on PostgreSQL; on SQLite, whose NUMERIC would
+    keep a float, the decimal's text. Never a float in storage."""
+
+    impl = Numeric(20, 4)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(32))
+        return dialect.type_descriptor(Numeric(20, 4, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            raise TypeError("amounts are Decimal, never float")
+        return str(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
 
 
 def async_url(url: str) -> str:

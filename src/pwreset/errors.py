@@ -93,6 +93,10 @@ WIRE: dict[str, dict[Family, tuple[int, str]]] = {
     "passcode.none": {UXU: (400, "UXU_20016")},
     "ticket.invalid": {UXU: (400, "UXU_20021")},
     "password.policy": {UXU: (400, "UXU_20022")},
+    # Accounts, contract section 8.
+    "account.not_found": {ACC: (404, "ACC_00012")},
+    "accounts.bad_filter": {ACC: (400, "ACC_00005")},
+    "accounts.user_parameters": {ACC: (400, "ACC_99992")},
     "unavailable": {OAUTH2: (500, "CMN_90000"), UXU: (503, "UXU_30001"), ACC: (503, "ACC_30001"),
                     DBU: (503, "DBU_30001")},
     "internal": {OAUTH2: (500, "CMN_90000"), UXU: (500, "UXU_99998"), ACC: (500, "ACC_99999"),

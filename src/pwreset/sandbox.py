@@ -68,6 +68,27 @@ def sandbox_key(directory: Path) -> str:
     return key
 
 
+def demo_accounts(number: int, holder: str) -> list[dict[str, object]]:
+    """A checking, a savings and a loan account for a demo customer."""
+    routing = "011000015"
+    return [
+        {"id": f"chk-{number}", "accountNumber": f"00012345{number:04d}", "nickName": "Everyday",
+         "description": "Checking", "type": {"value": "CHECKING"}, "primaryHolderName": holder,
+         "routingNumber": routing, "currentBalance": {"currencyCode": "USD", "amount": f"{1520.35 * number:.2f}"},
+         "availableBalance": {"currencyCode": "USD", "amount": f"{1490.35 * number:.2f}"},
+         "status": {"open": True}, "allowedActions": {"transferFrom": True, "transferTo": True}},
+        {"id": f"sav-{number}", "accountNumber": f"00098765{number:04d}", "nickName": "Rainy day",
+         "description": "Savings", "type": {"value": "SAVINGS"}, "primaryHolderName": holder,
+         "routingNumber": routing, "currentBalance": {"currencyCode": "USD", "amount": f"{8200.00 * number:.2f}"},
+         "availableBalance": {"currencyCode": "USD", "amount": f"{8200.00 * number:.2f}"},
+         "status": {"open": True}, "allowedActions": {"transferFrom": True, "transferTo": True}},
+        {"id": f"loan-{number}", "accountNumber": f"00055500{number:04d}", "nickName": "Car loan",
+         "description": "Auto loan", "type": {"value": "AUTO_LOAN"}, "primaryHolderName": holder,
+         "currentBalance": {"currencyCode": "USD", "amount": f"-{12850.75 * number:.2f}"},
+         "status": {"open": True}, "allowedActions": {"transferTo": True}},
+    ]
+
+
 async def seed(services: Container) -> SandboxCredentials:
     """Create the demo institution and client unless they exist (idempotent)."""
     shared_key = SHARED_KEY_PREFIX + "demo" + services.hasher.derive("sandbox-shared-key")[:24]
@@ -96,6 +117,7 @@ async def seed(services: Container) -> SandboxCredentials:
                      "telephoneCountryCode": c.country_code, "isActivated": True, "validated": True,
                      "primary": True}
                 ],
+                "accounts": demo_accounts(number, f"{c.first_name} {c.last_name}"),
             },
         )
         for number, c in enumerate(DEMO_CUSTOMERS, 1)

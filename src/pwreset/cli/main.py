@@ -315,9 +315,6 @@ def customers_import(
         f"{report.total} customers read: {report.created} created, {report.updated} updated, "
         f"{report.unchanged} unchanged, {len(report.refused)} refused"
     )
-    if report.accounts_not_stored:
-        typer.echo(f"{report.accounts_not_stored} accounts read but not stored: the Accounts API is not built yet",
-                   err=True)
     if report.refused:
         raise typer.Exit(1)
 

@@ -15,9 +15,13 @@ from datetime import UTC
 from typing import Any, TextIO
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pwreset.accounts.catalogue import TYPES
+from pwreset.accounts.models import Account
+from pwreset.accounts.schemas import AccountIn
 from pwreset.customers import repository
 from pwreset.customers.contact import InvalidContact, normalise
 from pwreset.customers.models import ContactMethod, Customer
@@ -44,7 +48,6 @@ class ImportReport:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    accounts_not_stored: int = 0
     refused: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -150,7 +153,6 @@ class Importer:
                     report.refused.append((number, f"conflicts with another customer ({_constraint(exc)})"))
                     continue
                 setattr(report, outcome, getattr(report, outcome) + 1)
-                report.accounts_not_stored += len(record.accounts)
 
     async def _upsert(self, session: AsyncSession, record: CustomerIn, institution_id: str) -> str:
         now = self.clock.now()
@@ -200,6 +202,9 @@ class Importer:
                 changed = True
             outcome = "updated" if changed else "unchanged"
         if self._sync_methods(customer, methods, institution_id) and outcome == "unchanged":
+            outcome = "updated"
+        await session.flush()  # a new customer's row must exist before its accounts
+        if await self._sync_accounts(session, customer, record, now) and outcome == "unchanged":
             outcome = "updated"
         if outcome != "unchanged":
             customer.updated_at = now
@@ -257,6 +262,57 @@ class Importer:
                     setattr(current, key, value)
                     changed = True
         return changed
+
+
+    async def _sync_accounts(self, session: AsyncSession, customer: Customer, record: CustomerIn, now: Any) -> bool:
+        """Make the customer's accounts those of the file (by the file's account id); whether
+        anything changed. The opaque API id of an account stays the same across re-imports."""
+        if "accounts" not in record.model_fields_set:
+            return False  # a line without accounts leaves the customer's accounts alone
+        existing = {
+            a.source_id: a
+            for a in (await session.scalars(select(Account).where(Account.customer_pk == customer.id))).all()
+        }
+        wanted = {a.id for a in record.accounts}
+        changed = False
+        for gone in [a for key, a in existing.items() if key not in wanted]:
+            await session.delete(gone)
+            changed = True
+        for position, account in enumerate(record.accounts):
+            values = account_values(account, position)
+            current = existing.get(account.id)
+            if current is None:
+                session.add(Account(
+                    id=new_id(), institution_id=customer.institution_id, customer_pk=customer.id,
+                    source_id=account.id, created_at=now, updated_at=now, **values,
+                ))
+                changed = True
+                continue
+            differs = {key: value for key, value in values.items() if getattr(current, key) != value}
+            if differs:
+                for key, value in differs.items():
+                    setattr(current, key, value)
+                current.updated_at = now
+                changed = True
+        return changed
+
+
+def account_values(account: AccountIn, position: int) -> dict[str, Any]:
+    """The stored columns of an imported account (the catalogue fills what the file leaves out)."""
+    fi_type, description, _category = TYPES[account.type.value]
+    current, available = account.currentBalance, account.availableBalance
+    return {
+        "position": position, "account_number": account.accountNumber, "nick_name": account.nickName,
+        "description": account.description, "type_value": account.type.value,
+        "fi_account_type": account.type.fiAccountType if account.type.fiAccountType is not None else fi_type,
+        "type_description": account.type.description or description, "category": account.category,
+        "primary_holder_name": account.primaryHolderName, "routing_number": account.routingNumber,
+        "current_currency": current.currencyCode if current else None,
+        "current_amount": current.decimal if current else None,
+        "available_currency": available.currencyCode if available else None,
+        "available_amount": available.decimal if available else None,
+        "status": dict(account.status), "allowed_actions": dict(account.allowedActions),
+    }
 
 
 def _constraint(exc: IntegrityError) -> str:

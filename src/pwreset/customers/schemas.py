@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pwreset.accounts.schemas import AccountIn
 
 Id = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")
 
@@ -42,8 +44,7 @@ class CustomerIn(BaseModel):
     password: str | None = Field(default=None, min_length=1, max_length=128)
     passwordHash: str | None = Field(default=None, max_length=255)
     contactMethods: list[ContactMethodIn] = Field(default_factory=list, max_length=20)
-    #: Read by the Accounts API issue; counted and reported, not yet stored.
-    accounts: list[dict[str, Any]] = Field(default_factory=list)
+    accounts: list[AccountIn] = Field(default_factory=list, max_length=200)
 
     @model_validator(mode="after")
     def _checks(self) -> CustomerIn:
@@ -52,6 +53,9 @@ class CustomerIn(BaseModel):
         ids = [m.id for m in self.contactMethods]
         if len(ids) != len(set(ids)):
             raise ValueError("contact method ids must be unique within a customer")
+        account_ids = [a.id for a in self.accounts]
+        if len(account_ids) != len(set(account_ids)):
+            raise ValueError("account ids must be unique within a customer")
         return self
 
 

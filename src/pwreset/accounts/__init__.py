@@ -1,0 +1,1 @@
+"""Customers' accounts and the Accounts API (contract section 8)."""

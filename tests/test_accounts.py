@@ -1,0 +1,255 @@
+"""Contract section 8: the Accounts API, in both URL styles, on both databases; accounts in the
+import format; masking; tenant isolation; $filter inputs that try SQL or OData tricks."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from pwreset.accounts.models import Account
+from tests.directory_support import PAT_PASSWORD, customer, load, sms
+from tests.support import get_token
+
+PREFIXES = ["", "/digitalbanking/db-accounts"]
+
+
+def account(source_id: str, number: str, type_value: str = "CHECKING", **fields) -> dict:
+    return {"id": source_id, "accountNumber": number, "type": {"value": type_value}, **fields}
+
+
+CHECKING = account("chk-1", "000123456789", nickName="Everyday", description="Checking", primaryHolderName="Pat Doe",
+                   routingNumber="011000015", currentBalance={"currencyCode": "USD", "amount": "1520.35"},
+                   availableBalance={"currencyCode": "USD", "amount": "1490.3"}, status={"open": True},
+                   allowedActions={"transferFrom": True})
+SAVINGS = account("sav-1", "000987654321", "SAVINGS", currentBalance={"currencyCode": "USD", "amount": "8200"})
+LOAN = account("loan-1", "555000111", "AUTO_LOAN", currentBalance={"currencyCode": "USD", "amount": "-12850.75"})
+YEN = account("yen-1", "JP0001", "SAVINGS", currentBalance={"currencyCode": "JPY", "amount": "125000"})
+
+
+@pytest.fixture
+def directory():
+    return None  # the real directory behind the password grant (customer tokens)
+
+
+@pytest.fixture
+async def bank(api, make_partner, services):
+    """Two institutions; Pat (07675) with four accounts; Sam with one; Olga at 11111 with one."""
+    records = {
+        "07675": [
+            customer("C1", "pat.doe", sms("101"), hostUserId="HOST001", password=PAT_PASSWORD,
+                     accounts=[CHECKING, SAVINGS, LOAN, YEN]),
+            customer("C2", "sam", sms("201", "2025550178"), hostUserId="HOST002",
+                     accounts=[account("chk-2", "000111222333")]),
+        ],
+        "11111": [customer("X1", "olga", sms("901", "2025550190"), hostUserId="HOST001",
+                           accounts=[account("chk-1", "000444555666")])],
+    }
+    masked = await make_partner("07675", scopes="accounts:read", grant_types="client_credentials password")
+    unmasked = await make_partner("07675", scopes="accounts:read accounts:read_unmasked")
+    other = await make_partner("11111", scopes="accounts:read")
+    for institution_id, rows in records.items():
+        report = await load(services, institution_id, rows)
+        assert not report.refused, report.refused
+
+    async def token(partner, institution_id="07675", **form) -> str:
+        response = await get_token(api, partner.auth, institution_id=institution_id, **form)
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    class Bank:
+        pass
+
+    bank = Bank()
+    bank.masked = await token(masked)
+    bank.unmasked = await token(unmasked)
+    bank.other = await token(other, "11111")
+    bank.pat = await token(masked, grant_type="password", username="pat.doe", password=PAT_PASSWORD,
+                           scope="accounts:read")
+    return bank
+
+
+def headers(token: str, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "transactionId": str(uuid.uuid4()), **extra}
+
+
+def acc_error(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code and body["message"] and set(body) == {"code", "message"}
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+async def test_a_users_accounts_as_the_contract_shows_them(api, bank, prefix):
+    response = await api.get(f"{prefix}/v1/accounts", params={"hostUserId": "HOST001"},
+                             headers=headers(bank.masked, transactionId="tx-42"))
+    assert response.status_code == 200, response.text
+    assert response.headers["transactionId"] == "tx-42"
+    body = response.json()
+    assert body["totalGroupCount"] == "1" and len(body["accounts"]) == 4
+    checking = body["accounts"][0]
+    assert set(checking) == {
+        "id", "institutionId", "institutionUserId", "accountNumber", "nickName", "description", "type", "category",
+        "primaryHolderName", "currentBalance", "availableBalance", "status", "allowedActions", "routingNumber",
+    }
+    assert checking["accountNumber"] == "6789" and checking["institutionId"] == "07675"
+    assert checking["type"] == {"value": "CHECKING", "fiAccountType": 1, "description": "Checking"}
+    assert checking["category"] == "DEPOSIT" and checking["routingNumber"] == "011000015"
+    assert checking["currentBalance"] == {"currencyCode": "USD", "amount": "1520.35"}
+    assert checking["availableBalance"] == {"currencyCode": "USD", "amount": "1490.30"}
+    assert checking["status"] == {"open": True} and checking["allowedActions"] == {"transferFrom": True}
+    assert [a["category"] for a in body["accounts"]] == ["DEPOSIT", "DEPOSIT", "LOAN", "DEPOSIT"]
+    assert body["accounts"][2]["currentBalance"]["amount"] == "-12850.75"
+    assert body["accounts"][3]["currentBalance"] == {"currencyCode": "JPY", "amount": "125000"}
+    by_login = await api.get(f"{prefix}/v1/accounts", params={"loginId": "PAT.DOE"}, headers=headers(bank.masked))
+    assert by_login.json() == body
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+async def test_one_account_and_unmasked_numbers(api, bank, prefix):
+    listed = (await api.get("/v1/accounts", params={"loginId": "pat.doe"}, headers=headers(bank.masked))).json()
+    account_id = listed["accounts"][1]["id"]
+    assert len(account_id) == 32 and account_id != "sav-1"  # opaque, not the host's id
+    one = await api.get(f"{prefix}/v1/accounts/{account_id}", params={"loginId": "pat.doe"},
+                        headers=headers(bank.unmasked))
+    assert one.status_code == 200 and one.json()["accountNumber"] == "000987654321"
+    assert one.json()["id"] == account_id and one.json()["type"]["value"] == "SAVINGS"
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+async def test_a_customer_token_reads_only_its_own_accounts(api, bank, prefix):
+    own = await api.get(f"{prefix}/v1/accounts", headers=headers(bank.pat))
+    assert own.status_code == 200 and len(own.json()["accounts"]) == 4
+    for params in ({"hostUserId": "HOST002"}, {"loginId": "pat.doe"}):
+        acc_error(await api.get(f"{prefix}/v1/accounts", params=params, headers=headers(bank.pat)), 400, "ACC_99992")
+    sams = (await api.get("/v1/accounts", params={"loginId": "sam"}, headers=headers(bank.masked))).json()
+    acc_error(await api.get(f"{prefix}/v1/accounts/{sams['accounts'][0]['id']}", headers=headers(bank.pat)),
+              404, "ACC_00012")
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+@pytest.mark.parametrize(("params", "status", "code"), [
+    ({}, 400, "ACC_99992"),
+    ({"hostUserId": "HOST001", "loginId": "pat.doe"}, 400, "ACC_99992"),
+    ({"hostUserId": ""}, 400, "ACC_99992"),
+    ({"loginId": "x" * 129}, 400, "ACC_99992"),
+    ({"loginId": "nobody"}, 404, "ACC_00101"),
+    ({"hostUserId": "HOST404"}, 404, "ACC_00101"),
+    ({"loginId": "olga"}, 404, "ACC_00101"),  # another institution's user does not exist here
+])
+async def test_user_parameter_refusals(api, bank, prefix, params, status, code):
+    acc_error(await api.get(f"{prefix}/v1/accounts", params=params, headers=headers(bank.masked)), status, code)
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+async def test_tracing_and_auth_refusals(api, bank, prefix, make_partner):
+    url = f"{prefix}/v1/accounts"
+    params = {"loginId": "pat.doe"}
+    acc_error(await api.get(url, params=params, headers={"Authorization": f"Bearer {bank.masked}"}), 400, "ACC_99998")
+    acc_error(await api.get(url, params=params, headers=headers(bank.masked, transactionId="t" * 65)), 400,
+              "ACC_99997")
+    acc_error(await api.get(url, params=params, headers={"transactionId": "t"}), 401, "ACC_10005")
+    acc_error(await api.get(url, params=params, headers=headers("pwr_at_nope")), 401, "ACC_10001")
+    users_only = await make_partner("07675", scopes="institution-users:read")
+    token = (await get_token(api, users_only.auth)).json()["access_token"]
+    acc_error(await api.get(url, params=params, headers=headers(token)), 403, "ACC_10002")
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+async def test_unknown_and_foreign_account_ids(api, bank, prefix):
+    olga = (await api.get("/v1/accounts", params={"loginId": "olga"}, headers=headers(bank.other))).json()
+    foreign = olga["accounts"][0]["id"]
+    for account_id in (foreign, "0" * 32, "chk-1", "x" * 65):
+        response = await api.get(f"{prefix}/v1/accounts/{account_id}", params={"hostUserId": "HOST001"},
+                                 headers=headers(bank.masked))
+        acc_error(response, 400 if len(account_id) > 64 else 404, "ACC_99992" if len(account_id) > 64 else "ACC_00012")
+    # The same host user id names a different user at the other institution, who sees only their own.
+    assert [a["accountNumber"] for a in olga["accounts"]] == ["5666"]
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+async def test_filters(api, bank, prefix):
+    listed = (await api.get("/v1/accounts", params={"loginId": "pat.doe"}, headers=headers(bank.masked))).json()
+    loan_id = listed["accounts"][2]["id"]
+
+    async def ids(value: str):
+        response = await api.get(f"{prefix}/v1/accounts", params={"loginId": "pat.doe", "$filter": value},
+                                 headers=headers(bank.masked))
+        assert response.status_code == 200, response.text
+        return [a["nickName"] or a["type"]["value"] for a in response.json()["accounts"]]
+
+    assert await ids("category eq 'DEPOSIT'") == ["Everyday", "SAVINGS", "SAVINGS"]
+    assert await ids("  category   eq  'LOAN' ") == ["AUTO_LOAN"]
+    assert await ids("category eq 'INVESTMENT'") == []
+    assert await ids(f"id eq '{loan_id}'") == ["AUTO_LOAN"]
+    assert await ids("id eq 'it''s not there'") == []
+
+
+@pytest.mark.parametrize("value", [
+    "category eq 'DEPOSIT' or 1 eq 1", "category eq 'DEPOSIT'; DROP TABLE accounts; --", "id eq '' OR '1'='1'",
+    "category eq 'deposit'", "category ne 'DEPOSIT'", "category eq DEPOSIT", "nickName eq 'Everyday'",
+    "id eq 'a' and category eq 'LOAN'", "contains(id,'a')", "category eq 'DEPOSIT", "", " ", "id eq \"x\"",
+    "category eq 'DEPOSIT'\x00", "$filter=category eq 'LOAN'", "x" * 300, "id in ('a','b')",
+])
+async def test_filter_tricks_are_acc_00005_and_change_nothing(api, bank, services, value):
+    response = await api.get("/v1/accounts", params={"loginId": "pat.doe", "$filter": value},
+                             headers=headers(bank.masked))
+    acc_error(response, 400, "ACC_00005")
+    async with services.db.reading() as session:
+        assert len((await session.scalars(select(Account))).all()) == 6
+
+
+async def test_accounts_in_the_import_format(services, make_partner):
+    await make_partner("07675")
+    base = customer("C9", "nine", sms("1"), accounts=[CHECKING])
+    assert (await load(services, "07675", [base])).created == 1
+    assert (await load(services, "07675", [base])).unchanged == 1  # a re-run changes nothing
+    async with services.db.reading() as session:
+        first = (await session.scalars(select(Account))).one()
+    assert first.current_amount == Decimal("1520.35") and isinstance(first.current_amount, Decimal)
+    moved = {**CHECKING, "currentBalance": {"currencyCode": "USD", "amount": "99.99"}}
+    assert (await load(services, "07675", [{**base, "accounts": [moved, SAVINGS]}])).updated == 1
+    assert (await load(services, "07675", [customer("C9", "nine", sms("1"))])).unchanged == 1  # no accounts key
+    async with services.db.reading() as session:
+        rows = {a.source_id: a for a in (await session.scalars(select(Account))).all()}
+    assert set(rows) == {"chk-1", "sav-1"} and rows["chk-1"].id == first.id  # the API id is stable
+    assert rows["chk-1"].current_amount == Decimal("99.99")
+    assert (await load(services, "07675", [{**base, "accounts": []}])).updated == 1
+    async with services.db.reading() as session:
+        assert (await session.scalars(select(Account))).all() == []
+
+
+@pytest.mark.parametrize(("bad", "reason"), [
+    ({"amount": 12.5, "currencyCode": "USD"}, "string"),
+    ({"amount": "1e400", "currencyCode": "USD"}, "finite"),
+    ({"amount": "1.23456", "currencyCode": "USD"}, "at most 4 decimals"),
+    ({"amount": "NaN", "currencyCode": "USD"}, "finite"),
+    ({"amount": "12", "currencyCode": "usd"}, "currencyCode"),
+])
+async def test_bad_amounts_are_refused_with_the_line(services, make_partner, bad, reason):
+    await make_partner("07675")
+    report = await load(services, "07675", [customer("C9", "nine", sms("1"),
+                                                     accounts=[{**CHECKING, "currentBalance": bad}])])
+    assert report.created == 0 and len(report.refused) == 1 and reason in report.refused[0][1], report.refused
+
+
+@pytest.mark.parametrize(("bad", "reason"), [
+    ({"type": {"value": "TIME_MACHINE"}}, "unknown account type"),
+    ({"category": "LOAN"}, "category DEPOSIT"),
+    ({"category": "SHOES"}, "category must be one of"),
+    ({"routingNumber": "011000016"}, "ABA checksum"),
+    ({"accountNumber": "12"}, "accountNumber"),
+    ({"colour": "red"}, "colour"),
+])
+async def test_bad_accounts_are_refused(services, make_partner, bad, reason):
+    await make_partner("07675")
+    report = await load(services, "07675", [customer("C9", "nine", sms("1"), accounts=[{**CHECKING, **bad}])])
+    assert len(report.refused) == 1 and reason in report.refused[0][1], report.refused
+
+
+async def test_a_cross_user_account_keeps_its_type(services, make_partner):
+    await make_partner("07675")
+    shared = {**SAVINGS, "category": "CROSS_USER_ACCOUNT"}
+    assert (await load(services, "07675", [customer("C9", "nine", sms("1"), accounts=[shared])])).created == 1
