@@ -172,3 +172,25 @@ def test_the_worker_refuses_a_provider_without_its_settings(cli):
     result = cli("worker", env={"PWRESET_SMS_PROVIDER": "twilio"}, ok=False)
     assert result.returncode == 1
     assert "PWRESET_TWILIO_ACCOUNT_SID, PWRESET_TWILIO_AUTH_TOKEN, PWRESET_TWILIO_FROM_NUMBER" in result.stderr
+
+
+def test_customers_export_and_reimport(cli, tmp_path):
+    cli("institutions", "create", "07675", "--name", "First Credit Union")
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({
+        "customerId": "C1", "loginId": "pat", "password": "an initial password",
+        "contactMethods": [{"id": "1", "protocol": "EMAIL", "contactInfo": "pat@example.com"}],
+        "accounts": [{"id": "a1", "accountNumber": "000123456789", "type": {"value": "CHECKING"},
+                      "currentBalance": {"currencyCode": "USD", "amount": "10.50"}}],
+    }) + "\n")
+    cli("customers", "import", str(source), "--institution", "07675")
+    exported = tmp_path / "out.jsonl"
+    result = cli("customers", "export", "--institution", "07675", "-o", str(exported))
+    assert "1 customers exported" in result.stderr
+    record = json.loads(exported.read_text())
+    assert record["accounts"][0]["currentBalance"]["amount"] == "10.5" and "passwordHash" not in record
+    assert "1 unchanged" in cli("customers", "import", str(exported), "--institution", "07675").stdout
+    with_secrets = json.loads(cli("customers", "export", "--institution", "07675", "--with-secrets").stdout)
+    assert with_secrets["passwordHash"].startswith("$argon2id$")
+    missing = cli("customers", "export", "--institution", "99999", ok=False)
+    assert missing.returncode == 1 and "no institution 99999" in missing.stderr

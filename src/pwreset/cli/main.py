@@ -319,6 +319,46 @@ def customers_import(
         raise typer.Exit(1)
 
 
+@customers_app.command("export")
+def customers_export(
+    institution: Annotated[str, typer.Option("--institution")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")] = None,
+    with_secrets: Annotated[
+        bool, typer.Option("--with-secrets", help="include password hashes (keep the file as safe as the database)")
+    ] = False,
+) -> None:
+    """The institution's directory as JSON Lines in the import format (contract section 10)."""
+    import orjson
+
+    from pwreset.customers.exporter import export
+
+    settings = _settings()
+
+    async def work(db: Database) -> int:
+        count = 0
+        out = output.open("wb") if output is not None else sys.stdout.buffer
+        try:
+            async for record in export(db, institution_id=institution, with_secrets=with_secrets):
+                out.write(orjson.dumps(record) + b"\n")
+                count += 1
+        finally:
+            if output is not None:
+                out.close()
+            else:
+                out.flush()
+        return count
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    count = _run(run())
+    typer.echo(f"{count} customers exported", err=True)
+
+
 @customers_app.command("show")
 def customers_show(
     customer_id: Annotated[str, typer.Argument()],
