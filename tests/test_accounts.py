@@ -253,3 +253,53 @@ async def test_a_cross_user_account_keeps_its_type(services, make_partner):
     await make_partner("07675")
     shared = {**SAVINGS, "category": "CROSS_USER_ACCOUNT"}
     assert (await load(services, "07675", [customer("C9", "nine", sms("1"), accounts=[shared])])).created == 1
+
+
+async def test_a_pruned_customer_loses_accounts_and_tokens(api, bank, services):
+    from pwreset.customers.importer import Importer
+
+    importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, oauth=services.oauth)
+    keep = customer("C2", "sam", sms("201", "2025550178"), hostUserId="HOST002")
+    report = await importer.run([(1, keep)], institution_id="07675", prune=True)
+    assert report.pruned == 1 and not report.prune_skipped  # Pat is gone
+    response = await api.get("/v1/accounts", headers=headers(bank.pat))
+    acc_error(response, 401, "ACC_10001")  # Pat's token was revoked
+    async with services.db.reading() as session:
+        left = {a.source_id for a in (await session.scalars(select(Account))).all()}
+    assert left == {"chk-2", "chk-1"}  # Sam's, and Olga's at the other institution
+
+
+async def test_a_failed_batch_writes_nothing_of_it(services, make_partner, monkeypatch, backend):
+    from pwreset.customers import bulk
+    from pwreset.customers.importer import Importer
+
+    await make_partner("07675")
+    importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, batch_size=2)
+    rows = [customer(f"B{n}", f"b{n}", sms("1"), accounts=[CHECKING]) for n in range(4)]
+    if backend == "postgresql":
+        real = bulk.write
+
+        async def fail_second(conn, staged, **kwargs):
+            outcomes = await real(conn, staged, **kwargs)
+            if staged[0].customer_id == "B2":
+                raise OSError("connection lost mid-batch")
+            return outcomes
+
+        monkeypatch.setattr(bulk, "write", fail_second)
+    else:
+        real_upsert = Importer._upsert
+
+        async def fail_b3(self, session, record, *args):
+            if record.customerId == "B3":
+                raise OSError("disk full")
+            return await real_upsert(self, session, record, *args)
+
+        monkeypatch.setattr(Importer, "_upsert", fail_b3)
+    with pytest.raises(OSError):
+        await importer.run(list(enumerate(rows, 1)), institution_id="07675")
+    async with services.db.reading() as session:
+        from pwreset.customers.models import Customer
+
+        ids = sorted((await session.scalars(select(Customer.customer_id))).all())
+        accounts = (await session.scalars(select(Account))).all()
+    assert ids == ["B0", "B1"] and len(accounts) == 2  # the first batch, whole; nothing of the second

@@ -144,3 +144,45 @@ def test_a_rerun_never_undoes_what_happened_since(pwreset, tmp_path, database_ur
     assert after["userStatus"]["locked"] is True and before["userStatus"]["locked"] is False
     unlocked = pwreset("customers", "import", "-", "--institution", "07675", stdin=jsonl({**GOOD, "locked": False}))
     assert "1 updated" in unlocked.stdout  # a field the line does carry is applied
+
+
+def test_a_dry_run_validates_everything_and_writes_nothing(pwreset, tmp_path):
+    lines = jsonl(GOOD, {**GOOD, "customerId": "C2", "loginId": "sam", "favouriteColour": "blue"},
+                  {**GOOD, "customerId": "C3", "loginId": "PAT.doe"})  # a login repeated within the file
+    result = pwreset("customers", "import", "-", "--institution", "07675", "--dry-run", stdin=lines)
+    assert result.returncode == 1
+    assert "dry run: 3 customers read: 1 valid, 2 refused; nothing written" in result.stdout
+    assert "line 2: favouriteColour" in result.stderr and "line 3: loginId 'PAT.doe' belongs to" in result.stderr
+    assert pwreset("customers", "show", GOOD["customerId"], "--institution", "07675").returncode == 1
+    clean = pwreset("customers", "import", "-", "--institution", "07675", "--dry-run", stdin=jsonl(GOOD))
+    assert clean.returncode == 0 and "1 valid, 0 refused" in clean.stdout
+
+
+def test_prune_deletes_the_customers_a_full_file_leaves_out(pwreset, tmp_path):
+    others = [{**GOOD, "customerId": f"C{n}", "loginId": f"user{n}", "contactMethods": []} for n in range(2, 5)]
+    assert pwreset("customers", "import", "-", "--institution", "07675", stdin=jsonl(GOOD, *others)).returncode == 0
+    refused = pwreset("customers", "import", "-", "--institution", "07675", "--prune",
+                      stdin=jsonl(GOOD, "{broken"))
+    assert refused.returncode == 1 and "--prune skipped" in refused.stderr
+    assert pwreset("customers", "show", "C4", "--institution", "07675").returncode == 0  # nobody deleted
+    full = pwreset("customers", "import", "-", "--institution", "07675", "--prune", stdin=jsonl(GOOD, others[0]))
+    assert full.returncode == 0 and "2 customers absent from the file deleted" in full.stdout, full.stdout
+    assert pwreset("customers", "show", "C2", "--institution", "07675").returncode == 0
+    for gone in ("C3", "C4"):
+        assert pwreset("customers", "show", gone, "--institution", "07675").returncode == 1
+    both = pwreset("customers", "import", "-", "--institution", "07675", "--prune", "--dry-run", stdin=jsonl(GOOD))
+    assert both.returncode == 1 and "cannot be evaluated in a --dry-run" in both.stderr
+
+
+def test_progress_lines_when_not_on_a_terminal(capsys):
+    import io
+
+    from pwreset.cli.main import _Progress
+    from pwreset.customers.importer import ImportReport
+
+    data = io.StringIO("a\nb\n")
+    with _Progress(data, size=4) as progress:
+        assert list(progress.reader()) == ["a\n", "b\n"]
+        progress.last = -1e9  # the last line was long ago
+        progress.update(ImportReport(read=2, created=2))
+    assert "progress: 2 lines (100 % of the file)" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from pwreset.accounts.models import Account
 from pwreset.audit.models import AuditEvent
+from pwreset.customers.marks import ImportMark
 from pwreset.customers.models import ContactMethod, Customer
 from pwreset.delivery.models import MessageTemplate, OutboxMessage
 from pwreset.institutions.models import Institution
@@ -9,6 +10,6 @@ from pwreset.oauth.models import ApiClient, Token, TokenRevocation
 from pwreset.resets.models import Passcode, ResetTicket
 
 __all__ = [
-    "Account", "ApiClient", "AuditEvent", "ContactMethod", "Customer", "Institution", "MessageTemplate",
+    "Account", "ApiClient", "AuditEvent", "ContactMethod", "Customer", "ImportMark", "Institution", "MessageTemplate",
     "OutboxMessage", "Passcode", "ResetTicket", "Token", "TokenRevocation",
 ]

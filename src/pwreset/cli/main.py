@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
@@ -288,6 +289,12 @@ def customers_import(
     fmt: Annotated[
         str | None, typer.Option("--format", help="jsonl or csv (default: from the file name; jsonl for -)")
     ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate every line, write nothing")] = False,
+    prune: Annotated[
+        bool,
+        typer.Option("--prune", help="delete the institution's customers absent from the file (a full refresh); "
+                                     "skipped if any line is refused"),
+    ] = False,
 ) -> None:
     """Load customers (contract section 10): upsert by customer id; bad lines are reported, not written."""
     from pwreset.customers.importer import Importer, read_records
@@ -295,28 +302,99 @@ def customers_import(
     fmt = (fmt or ("csv" if source.lower().endswith(".csv") else "jsonl")).lower()
     if fmt not in ("jsonl", "csv"):
         raise CommandError("--format is jsonl or csv")
+    if dry_run and prune:
+        raise CommandError("--prune cannot be evaluated in a --dry-run")
     settings = _settings()
 
     async def work(services: Container) -> Any:
         importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, oauth=services.oauth)
         if source == "-":
-            return await importer.run(read_records(sys.stdin, fmt=fmt), institution_id=institution)
-        try:
-            handle = open(source, encoding="utf-8-sig", newline="")  # noqa: SIM115, ASYNC230
-        except OSError as exc:
-            raise CommandError(f"cannot read {source}: {exc.strerror}") from None
-        with handle:
-            return await importer.run(read_records(handle, fmt=fmt), institution_id=institution)
+            handle = sys.stdin
+            size = None
+        else:
+            try:
+                handle = open(source, encoding="utf-8-sig", newline="")  # noqa: SIM115, ASYNC230
+            except OSError as exc:
+                raise CommandError(f"cannot read {source}: {exc.strerror}") from None
+            size = os.fstat(handle.fileno()).st_size
+        with _Progress(handle, size) as progress:
+            return await importer.run(
+                read_records(progress.reader(), fmt=fmt), institution_id=institution, dry_run=dry_run, prune=prune,
+                progress=progress.update,
+            )
 
     report = _run(_with_services(settings, work))
     for number, reason in report.refused:
         typer.echo(f"line {number}: {reason}", err=True)
-    typer.echo(
-        f"{report.total} customers read: {report.created} created, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {len(report.refused)} refused"
-    )
+    if report.dry_run:
+        typer.echo(f"dry run: {report.total} customers read: {report.valid} valid, {len(report.refused)} refused; "
+                   "nothing written")
+    else:
+        typer.echo(
+            f"{report.total} customers read: {report.created} created, {report.updated} updated, "
+            f"{report.unchanged} unchanged, {len(report.refused)} refused"
+        )
+    if prune:
+        if report.prune_skipped:
+            typer.echo("--prune skipped: the file had refused lines (or none valid); nobody was deleted", err=True)
+        else:
+            typer.echo(f"{report.pruned} customers absent from the file deleted (their tokens revoked)")
     if report.refused:
         raise typer.Exit(1)
+
+
+class _Progress:
+    """A progress bar on a terminal (rich); elsewhere a plain line every few seconds, on stderr."""
+
+    def __init__(self, handle: Any, size: int | None) -> None:
+        self.handle = handle
+        self.size = size
+        self.bytes = 0
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+        self.started = 0.0
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> _Progress:
+        import time
+
+        self.started = self.last = time.monotonic()
+        if self.tty:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("importing"), BarColumn(), TextColumn("{task.fields[lines]:,} lines"),
+                TimeElapsedColumn(), TimeRemainingColumn(), transient=True, console=None,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("import", total=self.size, lines=0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+        if self.handle is not sys.stdin:
+            self.handle.close()
+
+    def reader(self) -> Any:
+        for line in self.handle:
+            self.bytes += len(line.encode()) if self.size else 0
+            yield line
+
+    def update(self, report: Any) -> None:
+        import time
+
+        now = time.monotonic()
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.bytes if self.size else None, lines=report.total)
+            return
+        if now - self.last >= 5:
+            self.last = now
+            rate = report.total / max(now - self.started, 1e-9)
+            share = f" ({100 * self.bytes / self.size:.0f} % of the file)" if self.size else ""
+            typer.echo(f"progress: {report.total:,} lines{share}, {rate:,.0f} lines/s, "
+                       f"{len(report.refused)} refused", err=True)
 
 
 @customers_app.command("export")

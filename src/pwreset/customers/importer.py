@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, TextIO
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.accounts.catalogue import TYPES
 from pwreset.accounts.models import Account
 from pwreset.accounts.schemas import AccountIn
-from pwreset.customers import repository
+from pwreset.audit import service as audit
+from pwreset.customers import bulk, marks, repository
 from pwreset.customers.contact import InvalidContact, normalise
 from pwreset.customers.models import ContactMethod, Customer
 from pwreset.customers.schemas import CustomerIn
@@ -34,7 +35,20 @@ from pwreset.kit.crypto import new_id
 from pwreset.oauth.service import OAuthService
 from pwreset.passwords.hashing import PasswordHashing, UnsupportedHash, scheme_of
 
-BATCH = 500
+BATCH = 500  # lines per transaction, row by row (SQLite)
+BULK_BATCH = 5000  # lines per transaction on PostgreSQL's bulk path
+_FIELD_COLUMNS = {
+    "hostUserId": "host_user_id", "memberNumber": "member_number", "firstName": "first_name", "lastName": "last_name",
+    "language": "language", "registered": "registered", "acceptedDisclosure": "accepted_disclosure",
+    "active": "active", "locked": "locked",
+}
+_EXISTING = text(
+    "SELECT id, customer_id, password_hash IS NOT NULL AS has_password, active FROM customers "
+    "WHERE institution_id = :i AND customer_id = ANY(:ids)"
+)
+_LOGIN_HOLDERS = text(
+    "SELECT login_key, customer_id FROM customers WHERE institution_id = :i AND login_key = ANY(:keys)"
+)
 _BOOLEAN_COLUMNS = {"registered", "acceptedDisclosure", "active", "locked"}
 _JSON_COLUMNS = {"contactMethods", "accounts"}
 
@@ -49,10 +63,15 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     refused: list[tuple[int, str]] = field(default_factory=list)
+    read: int = 0
+    dry_run: bool = False
+    valid: int = 0  # a dry run's lines that would be written
+    pruned: int = 0
+    prune_skipped: bool = False
 
     @property
     def total(self) -> int:
-        return self.created + self.updated + self.unchanged + len(self.refused)
+        return self.read
 
 
 def read_records(stream: TextIO, *, fmt: str) -> Iterator[tuple[int, dict[str, Any] | LineError]]:
@@ -106,55 +125,213 @@ def _describe(exc: ValidationError) -> str:
     return f"{where}: {message}" if where else message
 
 
+@dataclass
+class Prepared:
+    """A line that passed validation: the record and its normalised contact methods."""
+
+    number: int
+    record: CustomerIn
+    login_key: str
+    methods: list[dict[str, Any]]
+
+
 class Importer:
+    """Reads lines in batches: each batch is validated in full first (a bad line is refused with its
+    number and reason, and nothing of it is written), then written in one transaction, so a batch is
+    all or nothing and a re-run after a crash picks up where the file left off (upserts). On
+    PostgreSQL the batch goes through the bulk path (``bulk.py``: COPY into staging tables, then
+    set-based upserts); elsewhere row by row."""
+
     def __init__(
-        self, *, db: Database, hashing: PasswordHashing, clock: Clock, oauth: OAuthService | None = None
+        self, *, db: Database, hashing: PasswordHashing, clock: Clock, oauth: OAuthService | None = None,
+        batch_size: int | None = None,
     ) -> None:
         self.db = db
         self.hashing = hashing
         self.clock = clock
-        self.oauth = oauth  # revokes the tokens of customers a file deactivates
+        self.oauth = oauth  # revokes the tokens of customers a file deactivates or prunes
+        self.batch_size = batch_size or (BULK_BATCH if db.dialect == "postgresql" else BATCH)
 
     async def run(
-        self, records: Iterable[tuple[int, dict[str, Any] | LineError]], *, institution_id: str
+        self,
+        records: Iterable[tuple[int, dict[str, Any] | LineError]],
+        *,
+        institution_id: str,
+        dry_run: bool = False,
+        prune: bool = False,
+        progress: Callable[[ImportReport], None] | None = None,
     ) -> ImportReport:
         async with self.db.reading() as session:
             if await institutions.get(session, institution_id) is None:
                 raise InstitutionNotFound(f"no institution {institution_id}")
-        report = ImportReport()
+        report = ImportReport(dry_run=dry_run)
+        run_id = new_id()
+        if prune and not dry_run:
+            await marks.clear(self.db, institution_id=institution_id)
         batch: list[tuple[int, dict[str, Any] | LineError]] = []
         for item in records:
             batch.append(item)
-            if len(batch) >= BATCH:
-                await self._batch(batch, institution_id, report)
+            if len(batch) >= self.batch_size:
+                await self._batch(batch, institution_id, report, run_id if prune else None)
                 batch = []
+                if progress is not None:
+                    progress(report)
         if batch:
-            await self._batch(batch, institution_id, report)
+            await self._batch(batch, institution_id, report, run_id if prune else None)
+        if prune and not dry_run:
+            if report.refused or not (report.created + report.updated + report.unchanged):
+                report.prune_skipped = True  # a partial or empty file must not delete anyone
+            else:
+                report.pruned = await self._prune(institution_id, run_id)
+            await marks.clear(self.db, institution_id=institution_id)
+        if progress is not None:
+            progress(report)
         return report
 
-    async def _batch(
-        self, batch: list[tuple[int, dict[str, Any] | LineError]], institution_id: str, report: ImportReport
-    ) -> None:
-        async with self.db.transaction() as session:
-            for number, raw in batch:
+    def _prepare(self, batch: list[tuple[int, dict[str, Any] | LineError]], report: ImportReport) -> list[Prepared]:
+        """Validate and normalise a batch; refuse bad lines and repeats within the batch."""
+        prepared: list[Prepared] = []
+        by_customer: dict[str, int] = {}
+        by_login: dict[str, tuple[str, int]] = {}
+        for number, raw in batch:
+            report.read += 1
+            try:
+                if isinstance(raw, LineError):
+                    raise raw
                 try:
-                    if isinstance(raw, LineError):
-                        raise raw
+                    record = CustomerIn.model_validate(raw)
+                except ValidationError as exc:
+                    raise LineError(_describe(exc)) from None
+                methods = [self._method(m) for m in record.contactMethods]
+                if record.passwordHash is not None:
                     try:
-                        record = CustomerIn.model_validate(raw)
-                    except ValidationError as exc:
-                        raise LineError(_describe(exc)) from None
+                        scheme_of(record.passwordHash)
+                    except UnsupportedHash as exc:
+                        raise LineError(f"passwordHash: {exc}") from None
+                key = repository.login_key(record.loginId)
+                if record.customerId in by_customer:
+                    raise LineError(f"customer {record.customerId} is also on line {by_customer[record.customerId]}")
+                holder = by_login.get(key)
+                if holder is not None and holder[0] != record.customerId:
+                    raise LineError(f"loginId {record.loginId!r} belongs to customer {holder[0]} (line {holder[1]})")
+            except LineError as exc:
+                report.refused.append((number, str(exc)))
+                continue
+            by_customer[record.customerId] = number
+            by_login[key] = (record.customerId, number)
+            prepared.append(Prepared(number, record, key, methods))
+        return prepared
+
+    async def _batch(
+        self, batch: list[tuple[int, dict[str, Any] | LineError]], institution_id: str, report: ImportReport,
+        run_id: str | None,
+    ) -> None:
+        prepared = self._prepare(batch, report)
+        if report.dry_run or not prepared:
+            report.valid += len(prepared)
+            return
+        if self.db.dialect == "postgresql":
+            await self._write_bulk(prepared, institution_id, report)
+        else:
+            await self._write_rows(prepared, institution_id, report)
+        if run_id is not None:
+            await marks.add(self.db, institution_id=institution_id, run_id=run_id,
+                            customer_ids=[p.record.customerId for p in prepared])
+
+    async def _write_rows(self, prepared: list[Prepared], institution_id: str, report: ImportReport) -> None:
+        async with self.db.transaction() as session:
+            for line in prepared:
+                try:
                     async with session.begin_nested():
-                        outcome = await self._upsert(session, record, institution_id)
+                        outcome = await self._upsert(session, line.record, institution_id, line.methods)
                 except LineError as exc:
-                    report.refused.append((number, str(exc)))
+                    report.refused.append((line.number, str(exc)))
                     continue
                 except IntegrityError as exc:
-                    report.refused.append((number, f"conflicts with another customer ({_constraint(exc)})"))
+                    report.refused.append((line.number, f"conflicts with another customer ({_constraint(exc)})"))
                     continue
                 setattr(report, outcome, getattr(report, outcome) + 1)
 
-    async def _upsert(self, session: AsyncSession, record: CustomerIn, institution_id: str) -> str:
+    async def _write_bulk(self, prepared: list[Prepared], institution_id: str, report: ImportReport) -> None:
+        now = self.clock.now()
+        async with self.db.engine.begin() as conn:
+            ids = [p.record.customerId for p in prepared]
+            existing = {
+                row.customer_id: row for row in (await conn.execute(_EXISTING, {"i": institution_id, "ids": ids})).all()
+            }
+            holders = {
+                row.login_key: row.customer_id
+                for row in (await conn.execute(
+                    _LOGIN_HOLDERS, {"i": institution_id, "keys": [p.login_key for p in prepared]}
+                )).all()
+            }
+            staged: list[bulk.Staged] = []
+            for line in prepared:
+                record = line.record
+                holder = holders.get(line.login_key)
+                if holder is not None and holder != record.customerId:
+                    report.refused.append((line.number, f"loginId {record.loginId!r} belongs to customer {holder}"))
+                    continue
+                found = existing.get(record.customerId)
+                staged.append(self._stage(line, found))
+            outcomes = await bulk.write(conn, staged, institution_id=institution_id, now=now, oauth=self.oauth)
+        for outcome in outcomes.values():
+            setattr(report, outcome, getattr(report, outcome) + 1)
+
+    def _stage(self, line: Prepared, found: Any) -> bulk.Staged:
+        record = line.record
+        is_new = found is None
+        pk = new_id() if is_new else found.id
+        password_hash = None
+        if record.passwordHash is not None:
+            password_hash = record.passwordHash
+        elif record.password is not None and (is_new or not found.has_password):
+            password_hash = self.hashing.hash(record.password)
+        values = {
+            "customer_id": record.customerId, "login_id": record.loginId.strip(), "login_key": line.login_key,
+            "host_user_id": record.hostUserId, "member_number": record.memberNumber, "first_name": record.firstName,
+            "last_name": record.lastName, "language": record.language, "registered": record.registered,
+            "accepted_disclosure": record.acceptedDisclosure, "active": record.active, "locked": record.locked,
+        }
+        present = bulk.ALL if is_new else sum(
+            bulk.BIT[column] for name, column in _FIELD_COLUMNS.items() if name in record.model_fields_set
+        )
+        methods = []
+        for position, method in enumerate(line.methods):
+            enrolled = method["enrolled_at"]
+            if enrolled is not None and enrolled.tzinfo is None:
+                method = {**method, "enrolled_at": enrolled.replace(tzinfo=UTC)}
+            methods.append(bulk.method_row(pk, position, method))
+        accounts = None
+        if "accounts" in record.model_fields_set:
+            accounts = [bulk.account_row(pk, account_values(a, n), a.id) for n, a in enumerate(record.accounts)]
+        return bulk.Staged(
+            number=line.number, customer_id=record.customerId, pk=pk, is_new=is_new,
+            customer=bulk.customer_row(pk, values, password_hash=password_hash, present=present, is_new=is_new),
+            methods=methods, accounts=accounts,
+            deactivates=not is_new and found.active and "active" in record.model_fields_set and not record.active,
+        )
+
+    async def _prune(self, institution_id: str, run_id: str) -> int:
+        """Delete the institution's customers the file did not name; revoke their tokens first."""
+        async with self.db.transaction() as session:
+            gone = await marks.absent(session, institution_id=institution_id, run_id=run_id)
+            for customer in gone:
+                if self.oauth is not None:
+                    await self.oauth.revoke_customer_tokens(
+                        session, institution_id=institution_id, customer_id=customer.customer_id
+                    )
+                await session.delete(customer)
+            if gone:
+                await audit.record_event(
+                    session, clock=self.clock, event_type="customers.pruned", outcome="deleted", actor="cli",
+                    institution_id=institution_id, details={"count": len(gone)},
+                )
+        return len(gone)
+
+    async def _upsert(
+        self, session: AsyncSession, record: CustomerIn, institution_id: str, methods: list[dict[str, Any]]
+    ) -> str:
         now = self.clock.now()
         customer = await repository.by_customer_id(
             session, institution_id=institution_id, customer_id=record.customerId
@@ -162,7 +339,6 @@ class Importer:
         holder = await repository.by_login_id(session, institution_id=institution_id, login_id=record.loginId)
         if holder is not None and (customer is None or holder.id != customer.id):
             raise LineError(f"loginId {record.loginId!r} belongs to customer {holder.customer_id}")
-        methods = [self._method(m) for m in record.contactMethods]
         values: dict[str, dict[str, Any]] = {
             "loginId": {"login_id": record.loginId.strip(), "login_key": repository.login_key(record.loginId)},
             "hostUserId": {"host_user_id": record.hostUserId},
