@@ -69,7 +69,7 @@ FROM stage_customers WHERE is_new
 _METHOD_COLUMNS = ("position", "protocol", "country_code", "contact_info", "destination", "activated", "validated",
                    "enrolled_at")
 _DELETE_METHODS = """
-DELETE FROM contact_methods m WHERE m.customer_pk = ANY(:pks)
+DELETE FROM contact_methods m USING unnest(CAST(:pks AS text[])) AS x(pk) WHERE m.customer_pk = x.pk
   AND NOT EXISTS (SELECT 1 FROM stage_methods s WHERE s.customer_pk = m.customer_pk AND s.method_id = m.method_id)
 RETURNING m.customer_pk
 """
@@ -86,7 +86,7 @@ _ACCOUNT_COLUMNS = ("position", "account_number", "nick_name", "description", "t
                     "type_description", "category", "primary_holder_name", "routing_number", "current_currency",
                     "current_amount", "available_currency", "available_amount")
 _DELETE_ACCOUNTS = """
-DELETE FROM accounts a WHERE a.customer_pk = ANY(:pks)
+DELETE FROM accounts a USING unnest(CAST(:pks AS text[])) AS x(pk) WHERE a.customer_pk = x.pk
   AND NOT EXISTS (SELECT 1 FROM stage_accounts s WHERE s.customer_pk = a.customer_pk AND s.source_id = a.source_id)
 RETURNING a.customer_pk
 """

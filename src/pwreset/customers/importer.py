@@ -42,12 +42,17 @@ _FIELD_COLUMNS = {
     "language": "language", "registered": "registered", "acceptedDisclosure": "accepted_disclosure",
     "active": "active", "locked": "locked",
 }
+# Joins against unnest(), not "= ANY(array)": with the table's statistics still those of a much
+# smaller table mid-import, the planner scanned the whole table and tested every row against the
+# 5,000-element array (7 s a batch at 50,000 customers, measured in the PostgreSQL log).
 _EXISTING = text(
-    "SELECT id, customer_id, password_hash IS NOT NULL AS has_password, active FROM customers "
-    "WHERE institution_id = :i AND customer_id = ANY(:ids)"
+    "SELECT c.id, c.customer_id, c.password_hash IS NOT NULL AS has_password, c.active "
+    "FROM unnest(CAST(:ids AS text[])) AS x(customer_id) "
+    "JOIN customers c ON c.institution_id = :i AND c.customer_id = x.customer_id"
 )
 _LOGIN_HOLDERS = text(
-    "SELECT login_key, customer_id FROM customers WHERE institution_id = :i AND login_key = ANY(:keys)"
+    "SELECT c.login_key, c.customer_id FROM unnest(CAST(:keys AS text[])) AS x(login_key) "
+    "JOIN customers c ON c.institution_id = :i AND c.login_key = x.login_key"
 )
 _BOOLEAN_COLUMNS = {"registered", "acceptedDisclosure", "active", "locked"}
 _JSON_COLUMNS = {"contactMethods", "accounts"}
