@@ -176,10 +176,11 @@ async def test_a_dead_workers_claim_is_taken_over_after_the_lease(services, scri
     assert await services.worker.run_once() == 1
     state = (await rows(services))[message]
     assert state.status == "sent" and state.attempts == 2 and len(scripted.sent) == 1
-    # The old claim can no longer record an outcome over the new one.
+    # The old claim can no longer record an outcome over the new one, nor audit it.
     stale = services.worker._failed(row, old_claim, PermanentFailure("late"))
     await services.worker.outcomes.submit(stale)
     assert (await rows(services))[message].status == "sent"
+    assert await events(services, "message.dead") == []
 
 
 async def test_a_message_that_kills_its_workers_ends_dead(services, scripted, clock):
@@ -190,6 +191,19 @@ async def test_a_message_that_kills_its_workers_ends_dead(services, scripted, cl
     await services.worker.run_once()
     state = (await rows(services))[message]
     assert state.status == "dead" and "attempts exhausted" in state.last_error and scripted.sent == []
+
+
+async def test_a_message_queued_by_the_previous_version_is_still_sent(services, scripted):
+    """Rows sealed before delivery rendered at send time carry their text, not variables."""
+    import orjson
+
+    message = await queue(services, "252525")
+    legacy = orjson.dumps({"destination": "+12025550143", "subject": None, "text": "Old text 252525"})
+    async with services.db.transaction() as session:
+        row = await session.get(OutboxMessage, message)
+        row.sealed = services.outbox.sealer.seal(legacy)
+    await services.worker.run_once()
+    assert scripted.sent[-1].text == "Old text 252525"
 
 
 # Waking and stopping

@@ -35,8 +35,8 @@ def start_worker(database_url: str, hook: str, log: Path) -> subprocess.Popen[by
     env = {
         **os.environ, "PWRESET_DATABASE_URL": database_url, "PWRESET_SECRET_KEY": TEST_SECRET_KEY,
         "PWRESET_SMS_PROVIDER": "webhook", "PWRESET_WEBHOOK_URL": hook,
-        "PWRESET_WEBHOOK_SECRET": "crash-test-webhook-secret-0123456789", "PWRESET_OUTBOX_LEASE": "2",
-        "PWRESET_WORKER_CONCURRENCY": str(CONCURRENCY), "PWRESET_PROVIDER_TIMEOUT": "30", "PWRESET_LOG_JSON": "false",
+        "PWRESET_WEBHOOK_SECRET": "crash-test-webhook-secret-0123456789", "PWRESET_OUTBOX_LEASE": "7",
+        "PWRESET_WORKER_CONCURRENCY": str(CONCURRENCY), "PWRESET_PROVIDER_TIMEOUT": "1", "PWRESET_LOG_JSON": "false",
     }
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "pwreset", "worker"], env=env, cwd=REPO_ROOT, stdout=out,

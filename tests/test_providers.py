@@ -263,6 +263,12 @@ def test_providers_are_chosen_by_configuration():
     assert chosen["EMAIL"].port == 587  # STARTTLS by default
 
 
+def test_a_lease_shorter_than_a_send_is_refused():
+    with pytest.raises(ConfigurationError, match="PWRESET_OUTBOX_LEASE must be longer"):
+        Settings(secret_key="k" * 40, outbox_lease=12, provider_timeout=10).check_delivery()
+    Settings(secret_key="k" * 40, outbox_lease=16, provider_timeout=10).check_delivery()
+
+
 @pytest.mark.parametrize(("overrides", "missing"), [
     ({"email_provider": "smtp"}, "PWRESET_SMTP_HOST, PWRESET_EMAIL_FROM"),
     ({"sms_provider": "twilio", "twilio_account_sid": SID}, "PWRESET_TWILIO_AUTH_TOKEN, PWRESET_TWILIO_FROM_NUMBER"),
@@ -343,6 +349,13 @@ async def test_smtp_over_tls_with_login(server_cert, security):
         with pytest.raises(TransientFailure):  # an unverifiable certificate: nothing is sent
             await untrusting.send(outgoing("EMAIL", n=2))
         assert len(mailbox.messages) == 1
+
+
+async def test_no_header_injection_through_a_subject(smtp):
+    await smtp.provider.send(outgoing("EMAIL", subject="Hello\r\nBcc: thief@example.com"))
+    got = smtp.mailbox.messages[-1]
+    assert got["Bcc"] is None and smtp.mailbox.envelopes[-1][1] == ["pat@example.com"]
+    assert got["Subject"] == "Hello Bcc: thief@example.com"
 
 
 async def test_smtp_non_ascii_subject_sender_and_text_arrive_intact():

@@ -129,6 +129,11 @@ class Settings(BaseSettings):
 
     def check_delivery(self) -> None:
         """Refuse a provider chosen without what it needs, with the variables to set."""
+        if self.outbox_lease <= self.provider_timeout + 5:
+            raise ConfigurationError(
+                "PWRESET_OUTBOX_LEASE must be longer than PWRESET_PROVIDER_TIMEOUT + 5 seconds, or another "
+                "worker takes over messages still being sent and they go out twice"
+            )
         missing: list[str] = []
         if self.email_provider == "smtp":
             missing += [name for name in ("smtp_host", "email_from") if getattr(self, name) is None]

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, BinaryIO, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -414,7 +414,11 @@ def customers_export(
 
     async def work(db: Database) -> int:
         count = 0
-        out = output.open("wb") if output is not None else sys.stdout.buffer
+        out: BinaryIO
+        if output is not None:  # readable by its owner only: it may hold password hashes
+            out = os.fdopen(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+        else:
+            out = sys.stdout.buffer
         try:
             async for record in export(db, institution_id=institution, with_secrets=with_secrets):
                 out.write(orjson.dumps(record) + b"\n")

@@ -66,6 +66,10 @@ SELECT pk, :institution, customer_id, login_id, login_key, host_user_id, member_
   language, registered, accepted_disclosure, active, locked, 0, 0, password_hash, :now, :now
 FROM stage_customers WHERE is_new
 """
+_TOUCH = """
+UPDATE customers c SET updated_at = :now FROM unnest(CAST(:pks AS text[])) AS x(pk)
+WHERE c.id = x.pk AND c.updated_at <> :now
+"""
 _METHOD_COLUMNS = ("position", "protocol", "country_code", "contact_info", "destination", "activated", "validated",
                    "enrolled_at")
 _DELETE_METHODS = """
@@ -172,6 +176,9 @@ async def write(
         changed |= {row[0] for row in (await conn.execute(text(_DELETE_ACCOUNTS), {"pks": account_pks})).all()}
     if accounts:
         changed |= {row[0] for row in (await conn.execute(text(_UPSERT_ACCOUNTS), params)).all()}
+    touched = [s.pk for s in staged if not s.is_new and s.pk in changed]
+    if touched:  # contact methods or accounts changed: the customer was updated too
+        await conn.execute(text(_TOUCH), {"pks": touched, "now": now})
     deactivated = [s.customer_id for s in staged if s.deactivates]
     if deactivated and oauth is not None:
         session = AsyncSession(bind=conn)

@@ -11,7 +11,7 @@ import csv
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -172,7 +172,7 @@ class Importer:
         report = ImportReport(dry_run=dry_run)
         run_id = new_id()
         if prune and not dry_run:
-            await marks.clear(self.db, institution_id=institution_id)
+            await marks.clear_stale(self.db, before=self.clock.now() - timedelta(days=1))
         batch: list[tuple[int, dict[str, Any] | LineError]] = []
         for item in records:
             batch.append(item)
@@ -188,7 +188,7 @@ class Importer:
                 report.prune_skipped = True  # a partial or empty file must not delete anyone
             else:
                 report.pruned = await self._prune(institution_id, run_id)
-            await marks.clear(self.db, institution_id=institution_id)
+            await marks.clear(self.db, institution_id=institution_id, run_id=run_id)
         if progress is not None:
             progress(report)
         return report
@@ -241,7 +241,7 @@ class Importer:
             await self._write_rows(prepared, institution_id, report)
         if run_id is not None:
             await marks.add(self.db, institution_id=institution_id, run_id=run_id,
-                            customer_ids=[p.record.customerId for p in prepared])
+                            customer_ids=[p.record.customerId for p in prepared], at=self.clock.now())
 
     async def _write_rows(self, prepared: list[Prepared], institution_id: str, report: ImportReport) -> None:
         async with self.db.transaction() as session:

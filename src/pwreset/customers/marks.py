@@ -1,9 +1,12 @@
 """Which customers an import run named, for ``--prune``: kept in the database, not in memory, so a
-million-customer file costs no more memory with ``--prune`` than without."""
+million-customer file costs no more memory with ``--prune`` than without. Each run has its own id
+and removes only its own marks, so two runs at once cannot prune each other's customers; marks
+left by a crashed run are removed a day later."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import String, Table, delete, exists, select
@@ -11,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pwreset.customers.models import Customer
-from pwreset.db import Base, Database, copy_rows
+from pwreset.db import Base, Database, UTCDateTime, copy_rows
 
 
 class ImportMark(Base):
@@ -20,19 +23,27 @@ class ImportMark(Base):
     institution_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 _MARKS = cast(Table, ImportMark.__table__)
 
 
-async def clear(db: Database, *, institution_id: str) -> None:
-    """Forget every run's marks for the institution (an earlier run may have crashed)."""
+async def clear(db: Database, *, institution_id: str, run_id: str) -> None:
+    """Forget this run's marks."""
     async with db.engine.begin() as conn:
-        await conn.execute(delete(_MARKS).where(_MARKS.c.institution_id == institution_id))
+        await conn.execute(delete(_MARKS).where(_MARKS.c.institution_id == institution_id, _MARKS.c.run_id == run_id))
 
 
-async def add(db: Database, *, institution_id: str, run_id: str, customer_ids: list[str]) -> None:
-    rows = [{"institution_id": institution_id, "run_id": run_id, "customer_id": c} for c in customer_ids]
+async def clear_stale(db: Database, *, before: datetime) -> None:
+    """Forget the marks of runs that crashed long ago."""
+    async with db.engine.begin() as conn:
+        await conn.execute(delete(_MARKS).where(_MARKS.c.created_at < before))
+
+
+async def add(db: Database, *, institution_id: str, run_id: str, customer_ids: list[str], at: datetime) -> None:
+    rows = [{"institution_id": institution_id, "run_id": run_id, "customer_id": c, "created_at": at}
+            for c in customer_ids]
     async with db.engine.begin() as conn:
         await copy_rows(conn, _MARKS, rows)
 

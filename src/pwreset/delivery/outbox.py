@@ -55,6 +55,8 @@ class Opened:
     destination: str
     language: str
     variables: dict[str, Any]
+    #: ``subject`` and ``text`` of a row sealed by a version that rendered at request time.
+    legacy: dict[str, Any] = field(default_factory=dict)
 
 
 class Outbox:
@@ -96,6 +98,7 @@ class Outbox:
         return Opened(
             id=row.id, institution_id=row.institution_id, kind=row.kind, channel=row.channel,
             destination=payload["destination"], language=row.language, variables=payload.get("variables", {}),
+            legacy={k: payload[k] for k in ("subject", "text") if k in payload},
         )
 
 

@@ -115,6 +115,8 @@ def check_override(override: Override, kind: str, channel: str) -> Rendered:
         )
     if channel == "EMAIL" and not rendered.subject:
         raise TemplateInvalid("an email template needs a subject")
+    if rendered.subject and ("\r" in rendered.subject or "\n" in rendered.subject):
+        raise TemplateInvalid("an email subject must be one line")
     return rendered
 
 

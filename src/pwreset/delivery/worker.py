@@ -9,7 +9,8 @@
   group commit, with an audit event for sent, dead and expired messages.
 - **At least once.** A message is marked sent only after the provider accepted it, so a worker
   killed between the two sends it again after the lease; every send carries the message id as
-  idempotency key (``Idempotency-Key`` over HTTP, the Message-ID in email).
+  idempotency key (``Idempotency-Key`` over HTTP, the Message-ID in email). Whether a repeat is
+  dropped is up to the provider: the webhook contract asks receivers to; Twilio does not promise it.
 - **Retries**: transient failures wait ``base * 2^(attempt-1)`` seconds, capped, with jitter (or
   the provider's ``Retry-After`` if longer); permanent failures and the last attempt go to
   ``dead`` with the reason. A passcode message past its passcode's expiry is dropped as
@@ -42,7 +43,7 @@ from pwreset.delivery import metrics
 from pwreset.delivery.models import OutboxMessage
 from pwreset.delivery.outbox import CHANNEL, Outbox
 from pwreset.delivery.providers.base import Accepted, DeliveryFailure, Outgoing, PermanentFailure, Provider
-from pwreset.delivery.rendering import Renderer, TemplateInvalid, variables_for
+from pwreset.delivery.rendering import Rendered, Renderer, TemplateInvalid, variables_for
 from pwreset.institutions.cache import InstitutionCache
 from pwreset.institutions.errors import InstitutionNotFound
 from pwreset.kit.clock import Clock
@@ -84,6 +85,7 @@ _SETTLE = (
         status=bindparam("m_status"), sent_at=bindparam("m_sent_at"), provider_ref=bindparam("m_ref"),
         last_error=bindparam("m_error"), available_at=bindparam("m_available_at"), claim=None,
     )
+    .returning(_c.id)
 )
 
 
@@ -264,14 +266,19 @@ class Worker:
         try:
             opened = self.outbox.open(row)
             institution = await self.institutions.get(row.institution_id)
-            variables = variables_for(
-                institution=institution.name, code=str(opened.variables.get("code", "")),
-                minutes=int(opened.variables.get("minutes", 0)),
-            )
-            rendered = await self.renderer.render(
-                institution_id=row.institution_id, kind=row.kind, channel=row.channel, language=row.language,
-                variables=variables,
-            )
+            if "text" in opened.legacy:  # queued by a version that rendered at request time
+                rendered = Rendered(opened.legacy.get("subject"), opened.legacy["text"])
+            elif row.kind == "passcode" and not opened.variables.get("code"):
+                raise TemplateInvalid("a passcode message without its passcode")
+            else:
+                variables = variables_for(
+                    institution=institution.name, code=str(opened.variables.get("code", "")),
+                    minutes=int(opened.variables.get("minutes", 0)),
+                )
+                rendered = await self.renderer.render(
+                    institution_id=row.institution_id, kind=row.kind, channel=row.channel, language=row.language,
+                    variables=variables,
+                )
             outgoing = Outgoing(
                 id=row.id, institution_id=row.institution_id, institution_name=institution.name, kind=row.kind,
                 channel=row.channel, destination=opened.destination, language=row.language,
@@ -345,12 +352,15 @@ class Worker:
 
     async def _write_outcomes(self, batch: list[Outcome]) -> None:
         async with self.db.engine.begin() as conn:
-            await conn.execute(_SETTLE, [
-                {"m_id": o.id, "m_claim": o.claim, "m_status": o.status, "m_sent_at": o.sent_at,
-                 "m_ref": o.provider_ref, "m_error": o.error, "m_available_at": o.available_at}
-                for o in batch
-            ])
-            await copy_rows(conn, _AUDIT, [o.event for o in batch if o.event is not None])
+            settled = set()
+            for o in batch:  # one statement each: RETURNING tells which claims still held
+                params = {"m_id": o.id, "m_claim": o.claim, "m_status": o.status, "m_sent_at": o.sent_at,
+                          "m_ref": o.provider_ref, "m_error": o.error, "m_available_at": o.available_at}
+                if (await conn.execute(_SETTLE, params)).first() is not None:
+                    settled.add(o.id)
+            # A worker that lost its claim (the lease ran out mid-send) records nothing, not even
+            # in the audit trail: the new holder's outcome is the one that counts.
+            await copy_rows(conn, _AUDIT, [o.event for o in batch if o.event is not None and o.id in settled])
 
     async def close(self) -> None:
         for provider in {id(p): p for p in self.providers.values()}.values():

@@ -69,10 +69,11 @@ class SmtpProvider:
 
     def compose(self, message: Outgoing) -> bytes:
         """The message as sent: headers, then a plain-text part and, if there is one, an HTML part."""
-        subject = message.subject or message.institution_name
+        # No CR or LF may reach a header: they would start a new one (header injection).
+        subject = " ".join((message.subject or message.institution_name).splitlines())
         headers = [
             f"From: {self.from_header}",
-            f"To: {message.destination}",
+            f"To: {' '.join(message.destination.splitlines())}",
             f"Subject: {subject if subject.isascii() else Header(subject, 'utf-8').encode()}",
             f"Date: {formatdate(localtime=False, usegmt=True)}",
             f"Message-ID: <{message.id}@{self.domain}>",
@@ -105,6 +106,9 @@ class SmtpProvider:
                 except Exception as error:
                     await self._discard(client)
                     raise _classify(error) from None
+                except BaseException:  # cancelled (the worker's timeout): never leave the socket open
+                    await self._discard(client)
+                    raise
                 self._idle.append(client)
                 return Accepted(reply[:128] if reply else None)
         raise TransientFailure("SMTP connection lost")  # pragma: no cover - the loop always returns or raises
@@ -123,7 +127,11 @@ class SmtpProvider:
         try:
             await client.connect()
         except Exception as error:
+            await self._discard(client)
             raise _classify(error) from None
+        except BaseException:
+            await self._discard(client)
+            raise
         return client, False
 
     async def _discard(self, client: aiosmtplib.SMTP) -> None:

@@ -3,7 +3,8 @@
 ``POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json`` with ``To``, ``From``, ``Body``;
 ``POST .../Calls.json`` with ``To``, ``From``, ``Twiml``. HTTP Basic auth with the account SID and
 auth token. The voice text is read slowly (SSML prosody) and says the code twice (the template
-spells it digit by digit). Every request carries the message id as ``Idempotency-Key``.
+spells it digit by digit). Every request carries the message id as ``Idempotency-Key``; Twilio does
+not promise to honour it, so a send whose answer was lost (a timeout) may reach the customer twice.
 """
 
 from __future__ import annotations

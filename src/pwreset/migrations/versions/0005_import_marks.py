@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+import pwreset.db
+
 revision: str = '0005'
 down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
@@ -21,6 +23,7 @@ def upgrade() -> None:
     sa.Column('institution_id', sa.String(length=64), nullable=False),
     sa.Column('run_id', sa.String(length=32), nullable=False),
     sa.Column('customer_id', sa.String(length=64), nullable=False),
+    sa.Column('created_at', pwreset.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('institution_id', 'run_id', 'customer_id', name=op.f('pk_import_marks'))
     )
 
