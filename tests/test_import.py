@@ -146,32 +146,54 @@ def test_a_rerun_never_undoes_what_happened_since(pwreset, tmp_path, database_ur
     assert "1 updated" in unlocked.stdout  # a field the line does carry is applied
 
 
-def test_a_dry_run_validates_everything_and_writes_nothing(pwreset, tmp_path):
-    lines = jsonl(GOOD, {**GOOD, "customerId": "C2", "loginId": "sam", "favouriteColour": "blue"},
-                  {**GOOD, "customerId": "C3", "loginId": "PAT.doe"})  # a login repeated within the file
-    result = pwreset("customers", "import", "-", "--institution", "07675", "--dry-run", stdin=lines)
-    assert result.returncode == 1
-    assert "dry run: 3 customers read: 1 valid, 2 refused; nothing written" in result.stdout
-    assert "line 2: favouriteColour" in result.stderr and "line 3: loginId 'PAT.doe' belongs to" in result.stderr
-    assert pwreset("customers", "show", GOOD["customerId"], "--institution", "07675").returncode == 1
-    clean = pwreset("customers", "import", "-", "--institution", "07675", "--dry-run", stdin=jsonl(GOOD))
-    assert clean.returncode == 0 and "1 valid, 0 refused" in clean.stdout
-
-
-def test_prune_deletes_the_customers_a_full_file_leaves_out(pwreset, tmp_path):
-    others = [{**GOOD, "customerId": f"C{n}", "loginId": f"user{n}", "contactMethods": []} for n in range(2, 5)]
-    assert pwreset("customers", "import", "-", "--institution", "07675", stdin=jsonl(GOOD, *others)).returncode == 0
-    refused = pwreset("customers", "import", "-", "--institution", "07675", "--prune",
-                      stdin=jsonl(GOOD, "{broken"))
-    assert refused.returncode == 1 and "--prune skipped" in refused.stderr
-    assert pwreset("customers", "show", "C4", "--institution", "07675").returncode == 0  # nobody deleted
-    full = pwreset("customers", "import", "-", "--institution", "07675", "--prune", stdin=jsonl(GOOD, others[0]))
-    assert full.returncode == 0 and "2 customers absent from the file deleted" in full.stdout, full.stdout
-    assert pwreset("customers", "show", "C2", "--institution", "07675").returncode == 0
-    for gone in ("C3", "C4"):
-        assert pwreset("customers", "show", gone, "--institution", "07675").returncode == 1
+def test_a_dry_run_and_prune_from_the_command_line(pwreset, tmp_path):
+    lines = jsonl(GOOD, {**GOOD, "customerId": "C2", "loginId": "sam", "favouriteColour": "blue"})
+    dry = pwreset("customers", "import", "-", "--institution", "07675", "--dry-run", stdin=lines)
+    assert dry.returncode == 1 and "dry run: 2 customers read: 1 valid, 1 refused; nothing written" in dry.stdout
+    assert "line 2: favouriteColour" in dry.stderr
     both = pwreset("customers", "import", "-", "--institution", "07675", "--prune", "--dry-run", stdin=jsonl(GOOD))
     assert both.returncode == 1 and "cannot be evaluated in a --dry-run" in both.stderr
+    pruned = pwreset("customers", "import", "-", "--institution", "07675", "--prune", stdin=jsonl(GOOD))
+    assert pruned.returncode == 0 and "0 customers absent from the file deleted" in pruned.stdout
+
+
+async def test_a_dry_run_validates_everything_and_writes_nothing(services, make_partner):
+    from sqlalchemy import func, select
+
+    from pwreset.customers.importer import Importer
+    from pwreset.customers.models import Customer
+
+    await make_partner("07675")
+    importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock)
+    lines = [GOOD, {**GOOD, "customerId": "C2", "loginId": "sam", "favouriteColour": "blue"},
+             {**GOOD, "customerId": "C3", "loginId": "PAT.doe"}]  # a login repeated within the file
+    report = await importer.run(list(enumerate(lines, 1)), institution_id="07675", dry_run=True)
+    assert (report.valid, report.created) == (1, 0)
+    assert [n for n, _ in report.refused] == [2, 3] and "belongs to customer" in report.refused[1][1]
+    async with services.db.reading() as session:
+        assert await session.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+async def test_prune_deletes_the_customers_a_full_file_leaves_out(services, make_partner):
+    from sqlalchemy import select
+
+    from pwreset.customers.importer import Importer, LineError
+    from pwreset.customers.models import Customer
+
+    await make_partner("07675")
+    importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, oauth=services.oauth)
+    others = [{**GOOD, "customerId": f"C{n}", "loginId": f"user{n}", "contactMethods": []} for n in range(2, 5)]
+    await importer.run(list(enumerate([GOOD, *others], 1)), institution_id="07675")
+
+    async def customers() -> list[str]:
+        async with services.db.reading() as session:
+            return sorted((await session.scalars(select(Customer.customer_id))).all())
+
+    refused = await importer.run([(1, GOOD), (2, LineError("broken"))], institution_id="07675", prune=True)
+    assert refused.prune_skipped and refused.pruned == 0 and len(await customers()) == 4  # nobody deleted
+    full = await importer.run([(1, GOOD), (2, others[0])], institution_id="07675", prune=True)
+    assert full.pruned == 2 and not full.prune_skipped
+    assert await customers() == sorted([GOOD["customerId"], "C2"])
 
 
 def test_progress_lines_when_not_on_a_terminal(capsys):

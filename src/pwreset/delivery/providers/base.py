@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ async def post(
     client: httpx.AsyncClient, url: str, *, now: float, **kwargs: object
 ) -> httpx.Response:
     """POST and classify: transport errors and timeouts are transient."""
+    import httpx
+
     try:
         response = await client.post(url, **kwargs)  # type: ignore[arg-type]
     except httpx.TimeoutException:
