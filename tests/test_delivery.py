@@ -226,6 +226,29 @@ async def test_a_worker_on_another_node_wakes_for_a_new_message(services, script
     assert code_in(scripted.sent[0].text) == "141414"
 
 
+async def test_a_dropped_listen_connection_is_opened_again(services, scripted, backend):
+    worker: Worker = services.worker
+    worker.listen_poll = 0.05
+    task = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(worker.listening.wait(), timeout=10)
+        first = worker._listener
+        if backend != "postgresql":
+            assert first is None  # SQLite: no LISTEN, the worker polls
+            return
+        assert first is not None
+        await first.close()  # the database restarted, a proxy dropped it...
+        await asyncio.wait_for(worker.relistened.wait(), timeout=10)
+        assert worker._listener is not None and worker._listener is not first
+        other_node = Outbox(sealer=services.outbox.sealer, clock=services.clock)
+        worker.listen_poll = 60.0  # from here on only NOTIFY can wake it
+        await queue(services, "262626", outbox=other_node)
+        await asyncio.wait_for(scripted.delivered.wait(), timeout=10)
+    finally:
+        worker.stop()
+        await task
+
+
 async def test_stopping_finishes_the_sends_in_flight(services, scripted):
     scripted.gate = asyncio.Event()
     message = await queue(services, "151515")

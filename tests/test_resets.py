@@ -215,6 +215,33 @@ async def test_simultaneous_requests_leave_one_live_passcode(api, world: World, 
     assert queued == ["passcode"] * 8
 
 
+async def test_the_write_rechecks_the_customer_under_its_lock(api, world: World, services):
+    """A customer deleted or deactivated between the request's snapshot and its write: that request
+    alone is refused (404 / UXU_20006), the others in the same batch go through."""
+    from dataclasses import replace
+
+    from pwreset.customers.service import directory_entry
+    from pwreset.resets.service import Actor
+
+    services.resets.send_rules = ()
+    pat = await directory_entry(services.db, institution_id="07675", user_id="C1", id_type="CUSTOMER_ID")
+    twin = await directory_entry(services.db, institution_id="07675", user_id="C6", id_type="CUSTOMER_ID")
+    sam = await directory_entry(services.db, institution_id="07675", user_id="C2", id_type="CUSTOMER_ID")
+    async with services.db.transaction() as session:
+        await session.execute(update(Customer).where(Customer.id == twin.pk).values(active=False))
+    gone = replace(pat, pk="0" * 32)  # as if pruned since the snapshot
+    actor = Actor(client_id=None, correlation_id=None)
+    results = await asyncio.gather(
+        services.resets.request_reset(entry=gone, contact_method_id="101", protocol=None, actor=actor),
+        services.resets.request_reset(entry=twin, contact_method_id="601", protocol=None, actor=actor),
+        services.resets.request_reset(entry=sam, contact_method_id="201", protocol=None, actor=actor),
+        return_exceptions=True,
+    )
+    assert [getattr(r, "key", r) for r in results] == ["customer.not_found", "reset.customer_inactive", None]
+    async with services.db.reading() as session:
+        assert len((await session.scalars(select(Passcode))).all()) == 1  # Sam's
+
+
 async def test_a_customer_deactivated_after_the_send_cannot_verify(api, world: World, services):
     await request_reset(api, world)
     code = await delivered_code(services)

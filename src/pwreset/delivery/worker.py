@@ -135,8 +135,9 @@ class Worker:
         self._listener: asyncpg.Connection | None = None
         #: Seconds between polls while LISTENing: only leases that ran out and retries come due then.
         self.listen_poll = 1.0
-        #: Set once ``run`` is ready to be woken (tests wait for it).
+        #: Set once ``run`` is ready to be woken, and when a dropped LISTEN connection is back.
         self.listening = asyncio.Event()
+        self.relistened = asyncio.Event()
 
     # one pass (tests, `pwreset outbox` tools)
 
@@ -200,6 +201,12 @@ class Worker:
             waiters = [self._slot_free.wait()]
             timeout: float | None = None
         else:
+            if self._listener is not None and self._listener.is_closed():
+                log.warning("the LISTEN connection closed: opening it again")
+                self._listener = None
+                await self._listen()
+                if self._listener is not None:
+                    self.relistened.set()
             waiters = [self.outbox.wake.wait()]
             timeout = self.listen_poll if self._listener is not None else self.settings.worker_poll_interval
         tasks = [asyncio.create_task(w) for w in waiters] + [asyncio.create_task(self._stopping.wait())]

@@ -12,9 +12,11 @@ from sqlalchemy import ARRAY, String, Table, any_, bindparam, case, literal, sel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pwreset.audit.models import AuditEvent
+from pwreset.customers.errors import CustomerNotFound
 from pwreset.customers.models import Customer
 from pwreset.db import UTCDateTime, copy_rows
 from pwreset.delivery.models import OutboxMessage
+from pwreset.resets.errors import CustomerInactive
 from pwreset.resets.models import Passcode, ResetTicket
 
 
@@ -121,7 +123,9 @@ _passcodes = _PASSCODES.c
 
 
 def _batch_statements(among: Callable[[Any], Any]) -> tuple[Any, Any, Any]:
-    lock = select(_customers.id).where(among(_customers.id)).order_by(_customers.id).with_for_update()
+    lock = (
+        select(_customers.id, _customers.active).where(among(_customers.id)).order_by(_customers.id).with_for_update()
+    )
     void = (
         update(_TICKETS)
         .where(among(_tickets.customer_pk), _tickets.used_at.is_(None))
@@ -152,7 +156,14 @@ async def write_requested(conn: AsyncConnection, batch: Sequence[RequestedReset]
     for reset in batch:
         newest[reset.customer_pk] = reset
     lock, void, supersede = _BATCH[conn.dialect.name]
-    await conn.execute(lock, {"pks": pks})
+    held = {row.id: row.active for row in (await conn.execute(lock, {"pks": pks})).all()}
+    # The request's checks ran on a snapshot; under the lock, the customer must still exist and be
+    # active (deleted by a --prune import, or deactivated, in between). A batch that fails here is
+    # retried one request at a time (db.GroupCommit), so only the affected request is refused.
+    if any(pk not in held for pk in pks):
+        raise CustomerNotFound()
+    if not all(held.values()):
+        raise CustomerInactive()
     await conn.execute(void, {"pks": pks, "at": max(reset.at for reset in batch)})
     await conn.execute(supersede, {"pks": pks})
     passcodes = [
