@@ -21,9 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pwreset.kit.crypto import new_id
 
-# Bits of ``present``: fields an existing customer takes only when the line carries them.
-FIELDS = ("host_user_id", "member_number", "first_name", "last_name", "language", "registered",
-          "accepted_disclosure", "active", "locked")
+#: Import-format field -> column, for the fields an existing customer takes only when its line
+#: carries them (both import paths use this; ``present`` has one bit per column).
+OPTIONAL_FIELDS = {
+    "hostUserId": "host_user_id", "memberNumber": "member_number", "firstName": "first_name", "lastName": "last_name",
+    "language": "language", "registered": "registered", "acceptedDisclosure": "accepted_disclosure",
+    "active": "active", "locked": "locked",
+}
+FIELDS = tuple(OPTIONAL_FIELDS.values())
 BIT = {name: 1 << n for n, name in enumerate(FIELDS)}
 ALL = sum(BIT.values())
 
@@ -113,7 +118,6 @@ RETURNING a.customer_pk
 class Staged:
     """One validated line, ready for the batch."""
 
-    number: int
     customer_id: str
     pk: str
     is_new: bool

@@ -37,11 +37,6 @@ from pwreset.passwords.hashing import PasswordHashing, UnsupportedHash, scheme_o
 
 BATCH = 500  # lines per transaction, row by row (SQLite)
 BULK_BATCH = 5000  # lines per transaction on PostgreSQL's bulk path
-_FIELD_COLUMNS = {
-    "hostUserId": "host_user_id", "memberNumber": "member_number", "firstName": "first_name", "lastName": "last_name",
-    "language": "language", "registered": "registered", "acceptedDisclosure": "accepted_disclosure",
-    "active": "active", "locked": "locked",
-}
 # Joins against unnest(), not "= ANY(array)": with the table's statistics still those of a much
 # smaller table mid-import, the planner scanned the whole table and tested every row against the
 # 5,000-element array (7 s a batch at 50,000 customers, measured in the PostgreSQL log).
@@ -287,19 +282,14 @@ class Importer:
         record = line.record
         is_new = found is None
         pk = new_id() if is_new else found.id
-        password_hash = None
-        if record.passwordHash is not None:
-            password_hash = record.passwordHash
-        elif record.password is not None and (is_new or not found.has_password):
-            password_hash = self.hashing.hash(record.password)
+        # The SQL keeps a hash the customer has (COALESCE); hash a plain password only if needed.
+        password_hash = None if not is_new and found.has_password else self._password_hash(record, None)
         values = {
             "customer_id": record.customerId, "login_id": record.loginId.strip(), "login_key": line.login_key,
-            "host_user_id": record.hostUserId, "member_number": record.memberNumber, "first_name": record.firstName,
-            "last_name": record.lastName, "language": record.language, "registered": record.registered,
-            "accepted_disclosure": record.acceptedDisclosure, "active": record.active, "locked": record.locked,
+            **{column: getattr(record, name) for name, column in bulk.OPTIONAL_FIELDS.items()},
         }
         present = bulk.ALL if is_new else sum(
-            bulk.BIT[column] for name, column in _FIELD_COLUMNS.items() if name in record.model_fields_set
+            bulk.BIT[column] for name, column in bulk.OPTIONAL_FIELDS.items() if name in record.model_fields_set
         )
         methods = []
         for position, method in enumerate(line.methods):
@@ -311,7 +301,7 @@ class Importer:
         if "accounts" in record.model_fields_set:
             accounts = [bulk.account_row(pk, account_values(a, n), a.id) for n, a in enumerate(record.accounts)]
         return bulk.Staged(
-            number=line.number, customer_id=record.customerId, pk=pk, is_new=is_new,
+            customer_id=record.customerId, pk=pk, is_new=is_new,
             customer=bulk.customer_row(pk, values, password_hash=password_hash, present=present, is_new=is_new),
             methods=methods, accounts=accounts,
             deactivates=not is_new and found.active and "active" in record.model_fields_set and not record.active,
@@ -346,15 +336,7 @@ class Importer:
             raise LineError(f"loginId {record.loginId!r} belongs to customer {holder.customer_id}")
         values: dict[str, dict[str, Any]] = {
             "loginId": {"login_id": record.loginId.strip(), "login_key": repository.login_key(record.loginId)},
-            "hostUserId": {"host_user_id": record.hostUserId},
-            "memberNumber": {"member_number": record.memberNumber},
-            "firstName": {"first_name": record.firstName},
-            "lastName": {"last_name": record.lastName},
-            "language": {"language": record.language},
-            "registered": {"registered": record.registered},
-            "acceptedDisclosure": {"accepted_disclosure": record.acceptedDisclosure},
-            "active": {"active": record.active},
-            "locked": {"locked": record.locked},
+            **{name: {column: getattr(record, name)} for name, column in bulk.OPTIONAL_FIELDS.items()},
         }
         # A new customer takes every field (defaults included); an existing one only the fields
         # its line carries, so a lock or a flag set here since is not undone by an older file.
@@ -393,12 +375,9 @@ class Importer:
         return outcome
 
     def _password_hash(self, record: CustomerIn, current: str | None) -> str | None:
-        """A file's password is an initial one: it never replaces a password the customer has."""
+        """A file's password is an initial one: it never replaces a password the customer has.
+        (``_prepare`` has already refused a ``passwordHash`` of an unknown scheme.)"""
         if record.passwordHash is not None:
-            try:
-                scheme_of(record.passwordHash)
-            except UnsupportedHash as exc:
-                raise LineError(f"passwordHash: {exc}") from None
             return current or record.passwordHash
         if record.password is not None and not current:
             return self.hashing.hash(record.password)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -21,6 +24,31 @@ class InvalidPathParameter(PwresetError):
     message = "invalid path parameter"
 
 
+class _Named(Protocol):
+    @property
+    def customer_id(self) -> str: ...
+
+
+Found = TypeVar("Found", bound=_Named)
+
+
+async def _scoped(call: Call, user_id: str, id_type: str, find: Callable[[], Awaitable[Found]]) -> Found:
+    """``find()`` under the token's rules: a customer token reaches only its own customer and
+    learns nothing about others (any other is UXU_10011, never a 404)."""
+    own = call.caller.customer_id
+    if own is not None and id_type == "CUSTOMER_ID" and user_id != own:
+        raise WrongCustomer()
+    try:
+        found = await find()
+    except PwresetError as error:
+        if own is not None and error.key == "customer.not_found":
+            raise WrongCustomer() from None
+        raise
+    if own is not None and found.customer_id != own:
+        raise WrongCustomer()
+    return found
+
+
 async def resolve_customer(
     call: Call,
     session: AsyncSession,
@@ -31,21 +59,9 @@ async def resolve_customer(
     """The path's customer, in the token's institution; a customer token reaches only its own."""
     user_id = _path_value(call, param)
     id_type = call.request.query_params.get("userIdType", allowed[0])
-    principal = call.caller
-    own = principal.customer_id
-    if own is not None and id_type == "CUSTOMER_ID" and user_id != own:
-        raise WrongCustomer()
-    try:
-        customer = await service.find_customer(
-            session, institution_id=principal.institution_id, user_id=user_id, id_type=id_type, allowed=allowed
-        )
-    except PwresetError as error:
-        if own is not None and error.key == "customer.not_found":
-            raise WrongCustomer() from None  # a customer token learns nothing about others
-        raise
-    if own is not None and customer.customer_id != own:
-        raise WrongCustomer()
-    return customer
+    return await _scoped(call, user_id, id_type, lambda: service.find_customer(
+        session, institution_id=call.caller.institution_id, user_id=user_id, id_type=id_type, allowed=allowed
+    ))
 
 
 async def institution_of(call: Call, session: AsyncSession) -> Institution:
@@ -59,20 +75,9 @@ async def resolve_entry(call: Call) -> DirectoryEntry:
     with the same rules as :func:`resolve_customer`."""
     user_id = _path_value(call, "customerId")
     id_type = call.request.query_params.get("userIdType", "CUSTOMER_ID")
-    own = call.caller.customer_id
-    if own is not None and id_type == "CUSTOMER_ID" and user_id != own:
-        raise WrongCustomer()
-    try:
-        entry = await service.directory_entry(
-            call.services.db, institution_id=call.caller.institution_id, user_id=user_id, id_type=id_type
-        )
-    except PwresetError as error:
-        if own is not None and error.key == "customer.not_found":
-            raise WrongCustomer() from None
-        raise
-    if own is not None and entry.customer_id != own:
-        raise WrongCustomer()
-    return entry
+    return await _scoped(call, user_id, id_type, lambda: service.directory_entry(
+        call.services.db, institution_id=call.caller.institution_id, user_id=user_id, id_type=id_type
+    ))
 
 
 async def contact_methods(call: Call) -> Response:
