@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pwreset.db import Base, ExactDecimal, UTCDateTime
@@ -20,8 +20,8 @@ class Account(Base):
 
     __tablename__ = "accounts"
     __table_args__ = (
+        # Also the index for a customer's accounts (customer_pk first); a handful are sorted by position.
         UniqueConstraint("customer_pk", "source_id", name="uq_accounts_customer_source"),
-        Index("ix_accounts_customer", "customer_pk", "position"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -1,9 +1,11 @@
 """The PostgreSQL bulk path of ``pwreset customers import``: one transaction per batch.
 
-Validated lines of a batch are COPYed into temporary staging tables, then applied with a handful of
-set-based statements: one UPDATE for existing customers (only the fields a line carries, and only
-where something differs), one INSERT for new ones, and for contact methods and accounts a DELETE of
-those no longer in the file plus one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE IS DISTINCT``.
+New customers, their contact methods and accounts are COPYed straight into the tables, with keys
+that sort by creation time (``ordered_id``). Lines of customers the database already holds are
+COPYed into temporary staging tables, then applied with a handful of set-based statements: one
+UPDATE (only the fields a line carries, and only where something differs), and for contact methods
+and accounts a DELETE of those no longer in the file plus one ``INSERT ... ON CONFLICT DO UPDATE
+... WHERE IS DISTINCT``.
 The statements' RETURNING clauses tell created, updated and unchanged apart, so a re-run reports
 "unchanged" and writes nothing. Same rules as the row-by-row path of ``importer.py`` (SQLite), which
 the tests run on both databases.
@@ -19,7 +21,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from pwreset.kit.crypto import new_id
+from pwreset.kit.crypto import ordered_id
 
 #: Import-format field -> column, for the fields an existing customer takes only when its line
 #: carries them (both import paths use this; ``present`` has one bit per column).
@@ -62,14 +64,6 @@ WHERE c.id = s.pk AND NOT s.is_new AND (
   c.login_id IS DISTINCT FROM s.login_id OR {_TAKE}
   OR (c.password_hash IS NULL AND s.password_hash IS NOT NULL))
 RETURNING c.id
-"""
-_INSERT = """
-INSERT INTO customers (id, institution_id, customer_id, login_id, login_key, host_user_id, member_number, first_name,
-  last_name, language, registered, accepted_disclosure, active, locked, failed_login_count, failed_reset_count,
-  password_hash, created_at, updated_at)
-SELECT pk, :institution, customer_id, login_id, login_key, host_user_id, member_number, first_name, last_name,
-  language, registered, accepted_disclosure, active, locked, 0, 0, password_hash, :now, :now
-FROM stage_customers WHERE is_new
 """
 _TOUCH = """
 UPDATE customers c SET updated_at = :now FROM unnest(CAST(:pks AS text[])) AS x(pk)
@@ -139,51 +133,61 @@ def customer_row(
 
 def method_row(customer_pk: str, position: int, m: dict[str, Any]) -> tuple[Any, ...]:
     return (
-        new_id(), customer_pk, m["method_id"], position, m["protocol"], m["country_code"], m["contact_info"],
+        ordered_id(), customer_pk, m["method_id"], position, m["protocol"], m["country_code"], m["contact_info"],
         m["destination"], m["activated"], m["validated"], m["primary"], m["enrolled_at"],
     )
 
 
 def account_row(customer_pk: str, values: dict[str, Any], source_id: str) -> tuple[Any, ...]:
     return (
-        new_id(), customer_pk, source_id, *(values[c] for c in _ACCOUNT_COLUMNS),
+        ordered_id(), customer_pk, source_id, *(values[c] for c in _ACCOUNT_COLUMNS),
         json.dumps(values["status"], sort_keys=True), json.dumps(values["allowed_actions"], sort_keys=True),
     )
+
+
+_CUSTOMER_COLUMNS = (
+    "id", "institution_id", "customer_id", "login_id", "login_key", "host_user_id", "member_number", "first_name",
+    "last_name", "language", "registered", "accepted_disclosure", "active", "locked", "failed_login_count",
+    "failed_reset_count", "password_hash", "created_at", "updated_at",
+)
+#: A staged method or account row, as columns of the table itself (then institution and timestamps).
+_METHOD_ROW = ("id", "customer_pk", "method_id", *_METHOD_COLUMNS[:-1], "primary", "enrolled_at")  # asyncpg quotes
+_ACCOUNT_ROW = ("id", "customer_pk", "source_id", *_ACCOUNT_COLUMNS, "status", "allowed_actions")
 
 
 async def write(
     conn: AsyncConnection, staged: list[Staged], *, institution_id: str, now: datetime, oauth: Any = None
 ) -> dict[str, str]:
-    """Apply a batch in the connection's transaction; each line's outcome by customer id."""
+    """Apply a batch in the connection's transaction; each line's outcome by customer id.
+
+    New customers, with their methods and accounts, are COPYed straight into the tables (nothing of
+    theirs can conflict but a customer or login id taken since the batch looked, which fails the
+    batch as the INSERT would). Existing ones go through the staging tables and the set-based
+    statements above."""
     # The transaction must have begun (SQLAlchemy begins it on the first statement) before the
     # driver connection is used directly, or the staging tables would go at once (ON COMMIT DROP).
     await conn.execute(text("SELECT 1"))
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
-    await driver.execute(_STAGE)
-    await driver.copy_records_to_table("stage_customers", records=[s.customer for s in staged])
-    methods = [row for s in staged for row in s.methods]
-    if methods:
-        await driver.copy_records_to_table("stage_methods", records=methods)
-    accounts = [row for s in staged if s.accounts for row in s.accounts]
-    if accounts:
-        await driver.copy_records_to_table("stage_accounts", records=accounts)
-    params = {"institution": institution_id, "now": now}
-    changed = {row[0] for row in (await conn.execute(text(_UPDATE), params)).all()}
-    await conn.execute(text(_INSERT), params)
-    pks = [s.pk for s in staged if not s.is_new]
-    if pks:
-        changed |= {row[0] for row in (await conn.execute(text(_DELETE_METHODS), {"pks": pks})).all()}
-    changed |= {row[0] for row in (await conn.execute(text(_UPSERT_METHODS), params)).all()}
-    account_pks = [s.pk for s in staged if s.accounts is not None and not s.is_new]
-    if account_pks:
-        changed |= {row[0] for row in (await conn.execute(text(_DELETE_ACCOUNTS), {"pks": account_pks})).all()}
-    if accounts:
-        changed |= {row[0] for row in (await conn.execute(text(_UPSERT_ACCOUNTS), params)).all()}
-    touched = [s.pk for s in staged if not s.is_new and s.pk in changed]
-    if touched:  # contact methods or accounts changed: the customer was updated too
-        await conn.execute(text(_TOUCH), {"pks": touched, "now": now})
-    deactivated = [s.customer_id for s in staged if s.deactivates]
+    new = [s for s in staged if s.is_new]
+    old = [s for s in staged if not s.is_new]
+    if new:
+        await driver.copy_records_to_table(
+            "customers", columns=_CUSTOMER_COLUMNS,
+            records=[(c[0], institution_id, *c[1:13], 0, 0, c[13], now, now) for c in (s.customer for s in new)],
+        )
+        methods = [(*row, institution_id) for s in new for row in s.methods]
+        if methods:
+            await driver.copy_records_to_table(
+                "contact_methods", columns=(*_METHOD_ROW, "institution_id"), records=methods
+            )
+        accounts = [(*row, institution_id, now, now) for s in new if s.accounts for row in s.accounts]
+        if accounts:
+            await driver.copy_records_to_table(
+                "accounts", columns=(*_ACCOUNT_ROW, "institution_id", "created_at", "updated_at"), records=accounts
+            )
+    changed = await _update(conn, driver, old, institution_id=institution_id, now=now) if old else set()
+    deactivated = [s.customer_id for s in old if s.deactivates]
     if deactivated and oauth is not None:
         session = AsyncSession(bind=conn)
         for customer_id in deactivated:
@@ -192,3 +196,32 @@ async def write(
     return {
         s.customer_id: "created" if s.is_new else ("updated" if s.pk in changed else "unchanged") for s in staged
     }
+
+
+async def _update(
+    conn: AsyncConnection, driver: Any, old: list[Staged], *, institution_id: str, now: datetime
+) -> set[str]:
+    """Existing customers: stage, then update only what differs; the pks of those that changed."""
+    await driver.execute(_STAGE)
+    await driver.copy_records_to_table("stage_customers", records=[s.customer for s in old])
+    methods = [row for s in old for row in s.methods]
+    if methods:
+        await driver.copy_records_to_table("stage_methods", records=methods)
+    accounts = [row for s in old if s.accounts for row in s.accounts]
+    if accounts:
+        await driver.copy_records_to_table("stage_accounts", records=accounts)
+    params = {"institution": institution_id, "now": now}
+    changed = {row[0] for row in (await conn.execute(text(_UPDATE), params)).all()}
+    pks = [s.pk for s in old]
+    changed |= {row[0] for row in (await conn.execute(text(_DELETE_METHODS), {"pks": pks})).all()}
+    if methods:
+        changed |= {row[0] for row in (await conn.execute(text(_UPSERT_METHODS), params)).all()}
+    account_pks = [s.pk for s in old if s.accounts is not None]
+    if account_pks:
+        changed |= {row[0] for row in (await conn.execute(text(_DELETE_ACCOUNTS), {"pks": account_pks})).all()}
+    if accounts:
+        changed |= {row[0] for row in (await conn.execute(text(_UPSERT_ACCOUNTS), params)).all()}
+    touched = [s.pk for s in old if s.pk in changed]
+    if touched:  # contact methods or accounts changed: the customer was updated too
+        await conn.execute(text(_TOUCH), {"pks": touched, "now": now})
+    return changed

@@ -31,7 +31,7 @@ from pwreset.db import Database
 from pwreset.institutions import repository as institutions
 from pwreset.institutions.errors import InstitutionNotFound
 from pwreset.kit.clock import Clock
-from pwreset.kit.crypto import new_id
+from pwreset.kit.crypto import new_id, ordered_id
 from pwreset.oauth.service import OAuthService
 from pwreset.passwords.hashing import PasswordHashing, UnsupportedHash, scheme_of
 
@@ -281,7 +281,7 @@ class Importer:
     def _stage(self, line: Prepared, found: Any) -> bulk.Staged:
         record = line.record
         is_new = found is None
-        pk = new_id() if is_new else found.id
+        pk = ordered_id() if is_new else found.id
         # The SQL keeps a hash the customer has (COALESCE); hash a plain password only if needed.
         password_hash = None if not is_new and found.has_password else self._password_hash(record, None)
         values = {
@@ -344,7 +344,7 @@ class Importer:
         fields = {attr: value for name, group in values.items() if name in present for attr, value in group.items()}
         if customer is None:
             customer = Customer(
-                id=new_id(), institution_id=institution_id, customer_id=record.customerId, created_at=now,
+                id=ordered_id(), institution_id=institution_id, customer_id=record.customerId, created_at=now,
                 updated_at=now, failed_login_count=0, failed_reset_count=0, contact_methods=[],
                 password_hash=self._password_hash(record, None), **fields,
             )
@@ -414,7 +414,7 @@ class Importer:
                 values["enrolled_at"] = values["enrolled_at"].replace(tzinfo=UTC)
             current = existing.get(values["method_id"])
             if current is None:
-                customer.contact_methods.append(ContactMethod(id=new_id(), institution_id=institution_id, **values))
+                customer.contact_methods.append(ContactMethod(id=ordered_id(), institution_id=institution_id, **values))
                 changed = True
                 continue
             for key, value in values.items():
@@ -443,7 +443,7 @@ class Importer:
             current = existing.get(account.id)
             if current is None:
                 session.add(Account(
-                    id=new_id(), institution_id=customer.institution_id, customer_pk=customer.id,
+                    id=ordered_id(), institution_id=customer.institution_id, customer_pk=customer.id,
                     source_id=account.id, created_at=now, updated_at=now, **values,
                 ))
                 changed = True

@@ -60,7 +60,8 @@ class ContactMethod(Base):
     __table_args__ = (UniqueConstraint("customer_pk", "method_id", name="uq_contact_methods_customer_method"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    customer_pk: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    #: Looked up through ``uq_contact_methods_customer_method`` (customer_pk first): no index of its own.
+    customer_pk: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     institution_id: Mapped[str] = mapped_column(String(64))
     #: The contract's contact method ``id`` (a string such as ``"123310058"``).
     method_id: Mapped[str] = mapped_column(String(64))

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 
 SECRET_BYTES = 32  # 256 bits
 
@@ -47,6 +48,17 @@ def new_secret(prefix: str) -> str:
 def new_id() -> str:
     """An opaque random identifier (128 bits, hex)."""
     return secrets.token_hex(16)
+
+
+def ordered_id() -> str:
+    """An opaque identifier that sorts by creation time: 48 bits of Unix milliseconds, then 80 random
+    bits (the layout of RFC 9562's UUIDv7, as 32 hex digits, the width of :func:`new_id`).
+
+    For rows created in bulk (the directory import): new keys land at the right edge of the
+    primary-key index instead of on a random page of it, which made a COPY of a million rows several
+    times cheaper (bench/README.md). 80 random bits keep it unguessable; what it gives away is when
+    the row was created."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 class Sealer:
