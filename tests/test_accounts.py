@@ -289,10 +289,10 @@ async def test_a_failed_batch_writes_nothing_of_it(services, make_partner, monke
     else:
         real_upsert = Importer._upsert
 
-        async def fail_b3(self, session, record, *args):
-            if record.customerId == "B3":
+        async def fail_b3(self, session, line, *args):
+            if line.customer_id == "B3":
                 raise OSError("disk full")
-            return await real_upsert(self, session, record, *args)
+            return await real_upsert(self, session, line, *args)
 
         monkeypatch.setattr(Importer, "_upsert", fail_b3)
     with pytest.raises(OSError):

@@ -196,6 +196,46 @@ async def test_prune_deletes_the_customers_a_full_file_leaves_out(services, make
     assert await customers() == sorted([GOOD["customerId"], "C2"])
 
 
+async def test_a_file_of_many_batches_is_validated_in_worker_processes_in_file_order(services, make_partner):
+    import multiprocessing
+
+    from sqlalchemy import select
+
+    from pwreset.customers.importer import Importer
+    from pwreset.customers.models import ContactMethod, Customer
+
+    await make_partner("07675")
+    bad_phone = [{"id": "1", "protocol": "SMS", "telephoneCountryCode": "1", "contactInfo": "12"}]
+    raw = jsonl(
+        GOOD,
+        "{not json",
+        *({**GOOD, "customerId": f"C{n}", "loginId": f"user{n}"} for n in range(3, 8)),
+        {**GOOD, "customerId": "C8", "loginId": "user8", "contactMethods": bad_phone},
+        {**GOOD, "customerId": "C9", "loginId": "USER3"},  # another customer's login, in a later batch
+        "[1, 2]",
+    ).splitlines(keepends=True)
+    workers: list[int] = []
+    importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, batch_size=2, jobs=2)
+    report = await importer.run(
+        list(enumerate(raw, 1)), institution_id="07675",
+        progress=lambda _: workers.append(len(multiprocessing.active_children())),
+    )
+    assert max(workers) == 2  # the batches were validated by the two worker processes
+    assert (report.read, report.created) == (10, 6)
+    refused = dict(report.refused)
+    assert sorted(refused) == [2, 8, 9, 10]
+    assert refused[2].startswith("not JSON") and "phone number" in refused[8]
+    assert "belongs to customer C3" in refused[9] and refused[10] == "a line must be a JSON object"
+    async with services.db.reading() as session:
+        ids = sorted((await session.scalars(select(Customer.customer_id))).all())
+        destinations = set((await session.scalars(select(ContactMethod.destination))).all())
+    assert ids == sorted([GOOD["customerId"], *(f"C{n}" for n in range(3, 8))])
+    assert destinations == {"+12025550143", "Pat@example.com"}  # normalised in the workers
+    again = await Importer(db=services.db, hashing=services.hashing, clock=services.clock, batch_size=2,
+                           jobs=0).run(list(enumerate(raw, 1)), institution_id="07675")
+    assert (again.unchanged, dict(again.refused).keys()) == (6, refused.keys())
+
+
 def test_progress_lines_when_not_on_a_terminal(capsys):
     import io
 

@@ -295,6 +295,11 @@ def customers_import(
         typer.Option("--prune", help="delete the institution's customers absent from the file (a full refresh); "
                                      "skipped if any line is refused"),
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", min=0, help="processes validating a large file (default: one per core, at most 4; "
+                                           "0: this process)"),
+    ] = None,
 ) -> None:
     """Load customers (contract section 10): upsert by customer id; bad lines are reported, not written."""
     from pwreset.customers.importer import Importer, read_records
@@ -307,7 +312,9 @@ def customers_import(
     settings = _settings()
 
     async def work(services: Container) -> Any:
-        importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, oauth=services.oauth)
+        importer = Importer(
+            db=services.db, hashing=services.hashing, clock=services.clock, oauth=services.oauth, jobs=jobs
+        )
         if source == "-":
             handle = sys.stdin
             size = None

@@ -13,7 +13,6 @@ the tests run on both databases.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,18 +20,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from pwreset.customers.lines import ACCOUNT_COLUMNS as _ACCOUNT_COLUMNS
+from pwreset.customers.lines import BIT, FIELDS
 from pwreset.kit.crypto import ordered_id
-
-#: Import-format field -> column, for the fields an existing customer takes only when its line
-#: carries them (both import paths use this; ``present`` has one bit per column).
-OPTIONAL_FIELDS = {
-    "hostUserId": "host_user_id", "memberNumber": "member_number", "firstName": "first_name", "lastName": "last_name",
-    "language": "language", "registered": "registered", "acceptedDisclosure": "accepted_disclosure",
-    "active": "active", "locked": "locked",
-}
-FIELDS = tuple(OPTIONAL_FIELDS.values())
-BIT = {name: 1 << n for n, name in enumerate(FIELDS)}
-ALL = sum(BIT.values())
 
 _STAGE = """
 CREATE TEMP TABLE stage_customers (
@@ -85,9 +75,6 @@ WHERE ({", ".join(f"m.{c}" for c in _METHOD_COLUMNS)}, m."primary")
   IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _METHOD_COLUMNS)}, EXCLUDED."primary")
 RETURNING m.customer_pk
 """
-_ACCOUNT_COLUMNS = ("position", "account_number", "nick_name", "description", "type_value", "fi_account_type",
-                    "type_description", "category", "primary_holder_name", "routing_number", "current_currency",
-                    "current_amount", "available_currency", "available_amount")
 _DELETE_ACCOUNTS = """
 DELETE FROM accounts a USING unnest(CAST(:pks AS text[])) AS x(pk) WHERE a.customer_pk = x.pk
   AND NOT EXISTS (SELECT 1 FROM stage_accounts s WHERE s.customer_pk = a.customer_pk AND s.source_id = a.source_id)
@@ -125,24 +112,19 @@ def customer_row(
     pk: str, values: dict[str, Any], *, password_hash: str | None, present: int, is_new: bool
 ) -> tuple[Any, ...]:
     return (
-        pk, values["customer_id"], values["login_id"], values["login_key"], values["host_user_id"],
-        values["member_number"], values["first_name"], values["last_name"], values["language"], values["registered"],
-        values["accepted_disclosure"], values["active"], values["locked"], password_hash, present, is_new,
+        pk, values["customer_id"], values["login_id"], values["login_key"], *(values[f] for f in FIELDS),
+        password_hash, present, is_new,
     )
 
 
-def method_row(customer_pk: str, position: int, m: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        ordered_id(), customer_pk, m["method_id"], position, m["protocol"], m["country_code"], m["contact_info"],
-        m["destination"], m["activated"], m["validated"], m["primary"], m["enrolled_at"],
-    )
+def method_row(customer_pk: str, position: int, method: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A ``Line.methods`` entry as a row of ``stage_methods``."""
+    return (ordered_id(), customer_pk, method[0], position, *method[1:])
 
 
-def account_row(customer_pk: str, values: dict[str, Any], source_id: str) -> tuple[Any, ...]:
-    return (
-        ordered_id(), customer_pk, source_id, *(values[c] for c in _ACCOUNT_COLUMNS),
-        json.dumps(values["status"], sort_keys=True), json.dumps(values["allowed_actions"], sort_keys=True),
-    )
+def account_row(customer_pk: str, source_id: str, columns: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A ``Line.accounts`` entry as a row of ``stage_accounts``."""
+    return (ordered_id(), customer_pk, source_id, *columns)
 
 
 _CUSTOMER_COLUMNS = (

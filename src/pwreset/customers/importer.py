@@ -1,39 +1,45 @@
 """``pwreset customers import``: JSON Lines or CSV in the format of contract section 10.
 
-Upsert by customer id, so re-running a file changes nothing. Each line is its own savepoint: a bad
-line is reported with its number and reason and nothing of it is written; the rest goes in. Lines
-are committed in batches.
+Upsert by customer id, so re-running a file changes nothing. Lines are validated a batch at a time
+(``lines.py``; in worker processes when the file has more than one batch, while the previous batch
+is written), then each batch is written in one transaction: all or nothing, so a re-run after a
+crash picks up where the file left off. A bad line is reported with its number and reason and
+nothing of it is written.
 """
 
 from __future__ import annotations
 
-import csv
+import asyncio
 import json
-from collections.abc import Callable, Iterable, Iterator
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
-from typing import Any, TextIO
+from datetime import timedelta
+from itertools import islice
+from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pwreset.accounts.catalogue import TYPES
 from pwreset.accounts.models import Account
-from pwreset.accounts.schemas import AccountIn
 from pwreset.audit import service as audit
 from pwreset.customers import bulk, marks, repository
-from pwreset.customers.contact import InvalidContact, normalise
+from pwreset.customers.lines import ACCOUNT_COLUMNS, ALL, BIT, FIELDS, METHOD_FIELDS, Line, LineError, Raw, prepare
+from pwreset.customers.lines import read_records as read_records
 from pwreset.customers.models import ContactMethod, Customer
-from pwreset.customers.schemas import CustomerIn
 from pwreset.db import Database
 from pwreset.institutions import repository as institutions
 from pwreset.institutions.errors import InstitutionNotFound
 from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import new_id, ordered_id
 from pwreset.oauth.service import OAuthService
-from pwreset.passwords.hashing import PasswordHashing, UnsupportedHash, scheme_of
+from pwreset.passwords.hashing import PasswordHashing
+
+__all__ = ["ImportReport", "Importer", "LineError", "read_records"]
 
 BATCH = 500  # lines per transaction, row by row (SQLite)
 BULK_BATCH = 5000  # lines per transaction on PostgreSQL's bulk path
@@ -49,12 +55,11 @@ _LOGIN_HOLDERS = text(
     "SELECT c.login_key, c.customer_id FROM unnest(CAST(:keys AS text[])) AS x(login_key) "
     "JOIN customers c ON c.institution_id = :i AND c.login_key = x.login_key"
 )
-_BOOLEAN_COLUMNS = {"registered", "acceptedDisclosure", "active", "locked"}
-_JSON_COLUMNS = {"contactMethods", "accounts"}
 
 
-class LineError(ValueError):
-    pass
+def default_jobs() -> int:
+    """Validating processes for a large file: one per core, at most four."""
+    return max(1, min(os.cpu_count() or 1, 4))
 
 
 @dataclass
@@ -74,87 +79,39 @@ class ImportReport:
         return self.read
 
 
-def read_records(stream: TextIO, *, fmt: str) -> Iterator[tuple[int, dict[str, Any] | LineError]]:
-    """(line number, record or the reason it cannot be read), streaming."""
-    if fmt == "csv":
-        reader = csv.DictReader(stream)
-        for row in reader:
-            number = reader.line_num
-            try:
-                yield number, _csv_record(row)
-            except LineError as exc:
-                yield number, exc
-        return
-    for number, line in enumerate(stream, 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, LineError(f"not JSON: {exc.msg}")
-            continue
-        yield number, value if isinstance(value, dict) else LineError("a line must be a JSON object")
-
-
-def _csv_record(row: dict[str | None, Any]) -> dict[str, Any]:
-    if None in row:
-        raise LineError("more values than columns")
-    record: dict[str, Any] = {}
-    for key, value in row.items():
-        assert key is not None
-        if value is None or value == "":
-            continue
-        if key in _BOOLEAN_COLUMNS:
-            if value.lower() not in ("true", "false"):
-                raise LineError(f"{key}: expected true or false")
-            record[key] = value.lower() == "true"
-        elif key in _JSON_COLUMNS:
-            try:
-                record[key] = json.loads(value)
-            except json.JSONDecodeError:
-                raise LineError(f"{key}: not JSON") from None
-        else:
-            record[key] = value
-    return record
-
-
-def _describe(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ()))
-    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
-
-
-@dataclass
-class Prepared:
-    """A line that passed validation: the record and its normalised contact methods."""
-
-    number: int
-    record: CustomerIn
-    login_key: str
-    methods: list[dict[str, Any]]
+def _batches(records: Iterable[tuple[int, Raw]], size: int) -> Iterator[list[tuple[int, Raw]]]:
+    iterator = iter(records)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 class Importer:
     """Reads lines in batches: each batch is validated in full first (a bad line is refused with its
     number and reason, and nothing of it is written), then written in one transaction, so a batch is
     all or nothing and a re-run after a crash picks up where the file left off (upserts). On
-    PostgreSQL the batch goes through the bulk path (``bulk.py``: COPY into staging tables, then
-    set-based upserts); elsewhere row by row."""
+    PostgreSQL the batch goes through the bulk path (``bulk.py``: COPY, then set-based upserts);
+    elsewhere row by row.
+
+    A file of more than one batch is validated by ``jobs`` worker processes, up to ``jobs`` batches
+    ahead of the one being written, so validation (the costly part: pydantic, phonenumbers,
+    email-validator) runs on every core while the database writes. Batches are written in file
+    order, and at most ``jobs + 1`` are held at once, so memory stays flat whatever the file size.
+    ``jobs=0`` validates in this process."""
 
     def __init__(
         self, *, db: Database, hashing: PasswordHashing, clock: Clock, oauth: OAuthService | None = None,
-        batch_size: int | None = None,
+        batch_size: int | None = None, jobs: int | None = None,
     ) -> None:
         self.db = db
         self.hashing = hashing
         self.clock = clock
         self.oauth = oauth  # revokes the tokens of customers a file deactivates or prunes
         self.batch_size = batch_size or (BULK_BATCH if db.dialect == "postgresql" else BATCH)
+        self.jobs = default_jobs() if jobs is None else jobs
 
     async def run(
         self,
-        records: Iterable[tuple[int, dict[str, Any] | LineError]],
+        records: Iterable[tuple[int, Raw]],
         *,
         institution_id: str,
         dry_run: bool = False,
@@ -168,16 +125,35 @@ class Importer:
         run_id = new_id()
         if prune and not dry_run:
             await marks.clear_stale(self.db, before=self.clock.now() - timedelta(days=1))
-        batch: list[tuple[int, dict[str, Any] | LineError]] = []
-        for item in records:
-            batch.append(item)
-            if len(batch) >= self.batch_size:
-                await self._batch(batch, institution_id, report, run_id if prune else None)
-                batch = []
+        pool: ProcessPoolExecutor | None = None
+        pending: deque[Awaitable[tuple[list[Line], list[tuple[int, str]]]]] = deque()
+        try:
+            batches = _batches(records, self.batch_size)
+            first = next(batches, None)
+            second = next(batches, None) if first is not None else None
+            if second is not None and self.jobs > 0:
+                # "spawn": a fresh interpreter, not a fork of this one with its event loop and threads.
+                pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"))
+            loop = asyncio.get_running_loop()
+            for batch in _chain(first, second, batches):
+                report.read += len(batch)
+                if pool is None:
+                    done: asyncio.Future[tuple[list[Line], list[tuple[int, str]]]] = loop.create_future()
+                    done.set_result(prepare(batch))
+                    pending.append(done)
+                else:
+                    pending.append(loop.run_in_executor(pool, prepare, batch))
+                if len(pending) > self.jobs:
+                    await self._batch(await pending.popleft(), institution_id, report, run_id if prune else None)
+                    if progress is not None:
+                        progress(report)
+            while pending:
+                await self._batch(await pending.popleft(), institution_id, report, run_id if prune else None)
                 if progress is not None:
                     progress(report)
-        if batch:
-            await self._batch(batch, institution_id, report, run_id if prune else None)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         if prune and not dry_run:
             if report.refused or not (report.created + report.updated + report.unchanged):
                 report.prune_skipped = True  # a partial or empty file must not delete anyone
@@ -188,62 +164,29 @@ class Importer:
             progress(report)
         return report
 
-    def _prepare(self, batch: list[tuple[int, dict[str, Any] | LineError]], report: ImportReport) -> list[Prepared]:
-        """Validate and normalise a batch; refuse bad lines and repeats within the batch."""
-        prepared: list[Prepared] = []
-        by_customer: dict[str, int] = {}
-        by_login: dict[str, tuple[str, int]] = {}
-        for number, raw in batch:
-            report.read += 1
-            try:
-                if isinstance(raw, LineError):
-                    raise raw
-                try:
-                    record = CustomerIn.model_validate(raw)
-                except ValidationError as exc:
-                    raise LineError(_describe(exc)) from None
-                methods = [self._method(m) for m in record.contactMethods]
-                if record.passwordHash is not None:
-                    try:
-                        scheme_of(record.passwordHash)
-                    except UnsupportedHash as exc:
-                        raise LineError(f"passwordHash: {exc}") from None
-                key = repository.login_key(record.loginId)
-                if record.customerId in by_customer:
-                    raise LineError(f"customer {record.customerId} is also on line {by_customer[record.customerId]}")
-                holder = by_login.get(key)
-                if holder is not None and holder[0] != record.customerId:
-                    raise LineError(f"loginId {record.loginId!r} belongs to customer {holder[0]} (line {holder[1]})")
-            except LineError as exc:
-                report.refused.append((number, str(exc)))
-                continue
-            by_customer[record.customerId] = number
-            by_login[key] = (record.customerId, number)
-            prepared.append(Prepared(number, record, key, methods))
-        return prepared
-
     async def _batch(
-        self, batch: list[tuple[int, dict[str, Any] | LineError]], institution_id: str, report: ImportReport,
+        self, prepared: tuple[list[Line], list[tuple[int, str]]], institution_id: str, report: ImportReport,
         run_id: str | None,
     ) -> None:
-        prepared = self._prepare(batch, report)
-        if report.dry_run or not prepared:
-            report.valid += len(prepared)
+        lines, refused = prepared
+        report.refused.extend(refused)
+        if report.dry_run or not lines:
+            report.valid += len(lines)
             return
         if self.db.dialect == "postgresql":
-            await self._write_bulk(prepared, institution_id, report)
+            await self._write_bulk(lines, institution_id, report)
         else:
-            await self._write_rows(prepared, institution_id, report)
+            await self._write_rows(lines, institution_id, report)
         if run_id is not None:
             await marks.add(self.db, institution_id=institution_id, run_id=run_id,
-                            customer_ids=[p.record.customerId for p in prepared], at=self.clock.now())
+                            customer_ids=[line.customer_id for line in lines], at=self.clock.now())
 
-    async def _write_rows(self, prepared: list[Prepared], institution_id: str, report: ImportReport) -> None:
+    async def _write_rows(self, lines: list[Line], institution_id: str, report: ImportReport) -> None:
         async with self.db.transaction() as session:
-            for line in prepared:
+            for line in lines:
                 try:
                     async with session.begin_nested():
-                        outcome = await self._upsert(session, line.record, institution_id, line.methods)
+                        outcome = await self._upsert(session, line, institution_id)
                 except LineError as exc:
                     report.refused.append((line.number, str(exc)))
                     continue
@@ -252,59 +195,49 @@ class Importer:
                     continue
                 setattr(report, outcome, getattr(report, outcome) + 1)
 
-    async def _write_bulk(self, prepared: list[Prepared], institution_id: str, report: ImportReport) -> None:
+    async def _write_bulk(self, lines: list[Line], institution_id: str, report: ImportReport) -> None:
         now = self.clock.now()
         async with self.db.engine.begin() as conn:
-            ids = [p.record.customerId for p in prepared]
+            ids = [line.customer_id for line in lines]
             existing = {
                 row.customer_id: row for row in (await conn.execute(_EXISTING, {"i": institution_id, "ids": ids})).all()
             }
             holders = {
                 row.login_key: row.customer_id
                 for row in (await conn.execute(
-                    _LOGIN_HOLDERS, {"i": institution_id, "keys": [p.login_key for p in prepared]}
+                    _LOGIN_HOLDERS, {"i": institution_id, "keys": [line.login_key for line in lines]}
                 )).all()
             }
             staged: list[bulk.Staged] = []
-            for line in prepared:
-                record = line.record
+            for line in lines:
                 holder = holders.get(line.login_key)
-                if holder is not None and holder != record.customerId:
-                    report.refused.append((line.number, f"loginId {record.loginId!r} belongs to customer {holder}"))
+                if holder is not None and holder != line.customer_id:
+                    report.refused.append((line.number, f"loginId {line.login_id!r} belongs to customer {holder}"))
                     continue
-                found = existing.get(record.customerId)
-                staged.append(self._stage(line, found))
+                staged.append(self._stage(line, existing.get(line.customer_id)))
             outcomes = await bulk.write(conn, staged, institution_id=institution_id, now=now, oauth=self.oauth)
         for outcome in outcomes.values():
             setattr(report, outcome, getattr(report, outcome) + 1)
 
-    def _stage(self, line: Prepared, found: Any) -> bulk.Staged:
-        record = line.record
+    def _stage(self, line: Line, found: Any) -> bulk.Staged:
         is_new = found is None
         pk = ordered_id() if is_new else found.id
         # The SQL keeps a hash the customer has (COALESCE); hash a plain password only if needed.
-        password_hash = None if not is_new and found.has_password else self._password_hash(record, None)
+        password_hash = None if not is_new and found.has_password else self._password_hash(line, None)
         values = {
-            "customer_id": record.customerId, "login_id": record.loginId.strip(), "login_key": line.login_key,
-            **{column: getattr(record, name) for name, column in bulk.OPTIONAL_FIELDS.items()},
+            "customer_id": line.customer_id, "login_id": line.login_id, "login_key": line.login_key,
+            **dict(zip(FIELDS, line.values, strict=True)),
         }
-        present = bulk.ALL if is_new else sum(
-            bulk.BIT[column] for name, column in bulk.OPTIONAL_FIELDS.items() if name in record.model_fields_set
-        )
-        methods = []
-        for position, method in enumerate(line.methods):
-            enrolled = method["enrolled_at"]
-            if enrolled is not None and enrolled.tzinfo is None:
-                method = {**method, "enrolled_at": enrolled.replace(tzinfo=UTC)}
-            methods.append(bulk.method_row(pk, position, method))
-        accounts = None
-        if "accounts" in record.model_fields_set:
-            accounts = [bulk.account_row(pk, account_values(a, n), a.id) for n, a in enumerate(record.accounts)]
         return bulk.Staged(
-            customer_id=record.customerId, pk=pk, is_new=is_new,
-            customer=bulk.customer_row(pk, values, password_hash=password_hash, present=present, is_new=is_new),
-            methods=methods, accounts=accounts,
-            deactivates=not is_new and found.active and "active" in record.model_fields_set and not record.active,
+            customer_id=line.customer_id, pk=pk, is_new=is_new,
+            customer=bulk.customer_row(
+                pk, values, password_hash=password_hash, present=ALL if is_new else line.present, is_new=is_new
+            ),
+            methods=[bulk.method_row(pk, position, method) for position, method in enumerate(line.methods)],
+            accounts=None if line.accounts is None else [
+                bulk.account_row(pk, source_id, columns) for source_id, columns in line.accounts
+            ],
+            deactivates=not is_new and found.active and bool(line.present & BIT["active"]) and not values["active"],
         )
 
     async def _prune(self, institution_id: str, run_id: str) -> int:
@@ -324,29 +257,24 @@ class Importer:
                 )
         return len(gone)
 
-    async def _upsert(
-        self, session: AsyncSession, record: CustomerIn, institution_id: str, methods: list[dict[str, Any]]
-    ) -> str:
+    async def _upsert(self, session: AsyncSession, line: Line, institution_id: str) -> str:
         now = self.clock.now()
-        customer = await repository.by_customer_id(
-            session, institution_id=institution_id, customer_id=record.customerId
-        )
-        holder = await repository.by_login_id(session, institution_id=institution_id, login_id=record.loginId)
+        customer = await repository.by_customer_id(session, institution_id=institution_id, customer_id=line.customer_id)
+        holder = await repository.by_login_id(session, institution_id=institution_id, login_id=line.login_id)
         if holder is not None and (customer is None or holder.id != customer.id):
-            raise LineError(f"loginId {record.loginId!r} belongs to customer {holder.customer_id}")
-        values: dict[str, dict[str, Any]] = {
-            "loginId": {"login_id": record.loginId.strip(), "login_key": repository.login_key(record.loginId)},
-            **{name: {column: getattr(record, name)} for name, column in bulk.OPTIONAL_FIELDS.items()},
-        }
+            raise LineError(f"loginId {line.login_id!r} belongs to customer {holder.customer_id}")
         # A new customer takes every field (defaults included); an existing one only the fields
         # its line carries, so a lock or a flag set here since is not undone by an older file.
-        present = record.model_fields_set if customer is not None else set(values)
-        fields = {attr: value for name, group in values.items() if name in present for attr, value in group.items()}
+        present = ALL if customer is None else line.present
+        fields = {
+            "login_id": line.login_id, "login_key": line.login_key,
+            **{column: value for column, value in zip(FIELDS, line.values, strict=True) if present & BIT[column]},
+        }
         if customer is None:
             customer = Customer(
-                id=ordered_id(), institution_id=institution_id, customer_id=record.customerId, created_at=now,
+                id=ordered_id(), institution_id=institution_id, customer_id=line.customer_id, created_at=now,
                 updated_at=now, failed_login_count=0, failed_reset_count=0, contact_methods=[],
-                password_hash=self._password_hash(record, None), **fields,
+                password_hash=self._password_hash(line, None), **fields,
             )
             session.add(customer)
             outcome = "created"
@@ -359,59 +287,40 @@ class Importer:
                 await self.oauth.revoke_customer_tokens(
                     session, institution_id=institution_id, customer_id=customer.customer_id
                 )
-            new_hash = self._password_hash(record, customer.password_hash)
+            new_hash = self._password_hash(line, customer.password_hash)
             if new_hash != customer.password_hash:
                 customer.password_hash = new_hash
                 changed = True
             outcome = "updated" if changed else "unchanged"
-        if self._sync_methods(customer, methods, institution_id) and outcome == "unchanged":
+        if self._sync_methods(customer, line, institution_id) and outcome == "unchanged":
             outcome = "updated"
         await session.flush()  # a new customer's row must exist before its accounts
-        if await self._sync_accounts(session, customer, record, now) and outcome == "unchanged":
+        if await self._sync_accounts(session, customer, line, now) and outcome == "unchanged":
             outcome = "updated"
         if outcome != "unchanged":
             customer.updated_at = now
         await session.flush()
         return outcome
 
-    def _password_hash(self, record: CustomerIn, current: str | None) -> str | None:
+    def _password_hash(self, line: Line, current: str | None) -> str | None:
         """A file's password is an initial one: it never replaces a password the customer has.
-        (``_prepare`` has already refused a ``passwordHash`` of an unknown scheme.)"""
-        if record.passwordHash is not None:
-            return current or record.passwordHash
-        if record.password is not None and not current:
-            return self.hashing.hash(record.password)
+        (``lines.prepare`` has already refused a ``passwordHash`` of an unknown scheme.)"""
+        if line.password_hash is not None:
+            return current or line.password_hash
+        if line.password is not None and not current:
+            return self.hashing.hash(line.password)
         return current
 
-    def _method(self, method: Any) -> dict[str, Any]:
-        try:
-            contact = normalise(method.protocol, method.contactInfo, method.telephoneCountryCode)
-        except InvalidContact as exc:
-            raise LineError(f"contactMethods[{method.id}]: {exc}") from None
-        return {
-            "method_id": method.id,
-            "protocol": contact.protocol,
-            "country_code": contact.country_code,
-            "contact_info": contact.contact_info,
-            "destination": contact.destination,
-            "activated": method.isActivated,
-            "validated": method.validated,
-            "primary": method.primary,
-            "enrolled_at": method.enrolledDateTime,
-        }
-
-    def _sync_methods(self, customer: Customer, methods: list[dict[str, Any]], institution_id: str) -> bool:
+    def _sync_methods(self, customer: Customer, line: Line, institution_id: str) -> bool:
         """Make the customer's methods those of the file; whether anything changed."""
         existing = {m.method_id: m for m in customer.contact_methods}
-        wanted = {m["method_id"] for m in methods}
+        wanted = {method[0] for method in line.methods}
         changed = False
         for gone in [m for m in customer.contact_methods if m.method_id not in wanted]:
             customer.contact_methods.remove(gone)
             changed = True
-        for position, values in enumerate(methods):
-            values = {**values, "position": position}
-            if values["enrolled_at"] is not None and values["enrolled_at"].tzinfo is None:
-                values["enrolled_at"] = values["enrolled_at"].replace(tzinfo=UTC)
+        for position, method in enumerate(line.methods):
+            values = {**dict(zip(METHOD_FIELDS, method, strict=True)), "position": position}
             current = existing.get(values["method_id"])
             if current is None:
                 customer.contact_methods.append(ContactMethod(id=ordered_id(), institution_id=institution_id, **values))
@@ -423,28 +332,30 @@ class Importer:
                     changed = True
         return changed
 
-
-    async def _sync_accounts(self, session: AsyncSession, customer: Customer, record: CustomerIn, now: Any) -> bool:
+    async def _sync_accounts(self, session: AsyncSession, customer: Customer, line: Line, now: Any) -> bool:
         """Make the customer's accounts those of the file (by the file's account id); whether
         anything changed. The opaque API id of an account stays the same across re-imports."""
-        if "accounts" not in record.model_fields_set:
+        if line.accounts is None:
             return False  # a line without accounts leaves the customer's accounts alone
         existing = {
             a.source_id: a
             for a in (await session.scalars(select(Account).where(Account.customer_pk == customer.id))).all()
         }
-        wanted = {a.id for a in record.accounts}
+        wanted = {source_id for source_id, _ in line.accounts}
         changed = False
         for gone in [a for key, a in existing.items() if key not in wanted]:
             await session.delete(gone)
             changed = True
-        for position, account in enumerate(record.accounts):
-            values = account_values(account, position)
-            current = existing.get(account.id)
+        for source_id, columns in line.accounts:
+            values = {
+                **dict(zip(ACCOUNT_COLUMNS, columns[:-2], strict=True)),
+                "status": json.loads(columns[-2]), "allowed_actions": json.loads(columns[-1]),
+            }
+            current = existing.get(source_id)
             if current is None:
                 session.add(Account(
                     id=ordered_id(), institution_id=customer.institution_id, customer_pk=customer.id,
-                    source_id=account.id, created_at=now, updated_at=now, **values,
+                    source_id=source_id, created_at=now, updated_at=now, **values,
                 ))
                 changed = True
                 continue
@@ -457,22 +368,14 @@ class Importer:
         return changed
 
 
-def account_values(account: AccountIn, position: int) -> dict[str, Any]:
-    """The stored columns of an imported account (the catalogue fills what the file leaves out)."""
-    fi_type, description, _category = TYPES[account.type.value]
-    current, available = account.currentBalance, account.availableBalance
-    return {
-        "position": position, "account_number": account.accountNumber, "nick_name": account.nickName,
-        "description": account.description, "type_value": account.type.value,
-        "fi_account_type": account.type.fiAccountType if account.type.fiAccountType is not None else fi_type,
-        "type_description": account.type.description or description, "category": account.category,
-        "primary_holder_name": account.primaryHolderName, "routing_number": account.routingNumber,
-        "current_currency": current.currencyCode if current else None,
-        "current_amount": current.decimal if current else None,
-        "available_currency": available.currencyCode if available else None,
-        "available_amount": available.decimal if available else None,
-        "status": dict(account.status), "allowed_actions": dict(account.allowedActions),
-    }
+def _chain(*parts: Any) -> Iterator[list[tuple[int, Raw]]]:
+    """The first two batches (read ahead to decide whether a pool pays), then the rest."""
+    first, second, rest = parts
+    if first is not None:
+        yield first
+    if second is not None:
+        yield second
+        yield from rest
 
 
 def _constraint(exc: IntegrityError) -> str:

@@ -1,0 +1,209 @@
+"""Reading and validating the lines of an import file (contract section 10), as plain data.
+
+Pure functions with no database: :func:`prepare` turns a batch of raw lines into :class:`Line`
+tuples (validated, normalised, ready for either write path) and the refusals. It is what
+``importer.py`` runs in worker processes on a large file, so a ``Line`` holds only built-in values
+(a pickled pydantic model costs more to send between processes than to validate again), and this
+module imports neither SQLAlchemy nor the database layer.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC
+from typing import Any, NamedTuple, TextIO
+
+from pydantic import ValidationError
+
+from pwreset.accounts.catalogue import TYPES
+from pwreset.accounts.schemas import AccountIn
+from pwreset.customers.contact import InvalidContact, normalise
+from pwreset.customers.schemas import ContactMethodIn, CustomerIn
+from pwreset.passwords.hashing import UnsupportedHash, scheme_of
+
+#: Import-format field -> column, for the fields an existing customer takes only when its line
+#: carries them (both write paths use this; ``Line.present`` has one bit per column).
+OPTIONAL_FIELDS = {
+    "hostUserId": "host_user_id", "memberNumber": "member_number", "firstName": "first_name", "lastName": "last_name",
+    "language": "language", "registered": "registered", "acceptedDisclosure": "accepted_disclosure",
+    "active": "active", "locked": "locked",
+}
+FIELDS = tuple(OPTIONAL_FIELDS.values())
+BIT = {name: 1 << n for n, name in enumerate(FIELDS)}
+ALL = sum(BIT.values())
+#: The values of a contact method in ``Line.methods``, in this order.
+METHOD_FIELDS = (
+    "method_id", "protocol", "country_code", "contact_info", "destination", "activated", "validated", "primary",
+    "enrolled_at",
+)
+#: The stored columns of an account in ``Line.accounts``, in this order (then status and allowed
+#: actions as JSON text).
+ACCOUNT_COLUMNS = (
+    "position", "account_number", "nick_name", "description", "type_value", "fi_account_type", "type_description",
+    "category", "primary_holder_name", "routing_number", "current_currency", "current_amount", "available_currency",
+    "available_amount",
+)
+
+_BOOLEAN_COLUMNS = {"registered", "acceptedDisclosure", "active", "locked"}
+_JSON_COLUMNS = {"contactMethods", "accounts"}
+
+Raw = str | dict[str, Any] | ValueError
+"""A line as read: JSON text, a CSV record, or the reason it could not be read."""
+
+
+class LineError(ValueError):
+    pass
+
+
+class Line(NamedTuple):
+    """A line that passed validation, normalised."""
+
+    number: int
+    customer_id: str
+    login_id: str  # as the customer types it, trimmed
+    login_key: str  # case-folded: login ids are unique per institution, case-insensitively
+    values: tuple[Any, ...]  # the FIELDS, defaults filled in
+    present: int  # BIT of each of the FIELDS the line carries
+    password: str | None
+    password_hash: str | None
+    methods: tuple[tuple[Any, ...], ...]  # METHOD_FIELDS; enrolled_at in UTC
+    accounts: tuple[tuple[str, tuple[Any, ...]], ...] | None  # (file's account id, columns); None: not carried
+
+
+def login_key(login_id: str) -> str:
+    return login_id.strip().casefold()
+
+
+def read_records(stream: TextIO, *, fmt: str) -> Iterator[tuple[int, Raw]]:
+    """(line number, raw line), streaming. JSON Lines stay text until :func:`prepare` parses them
+    (in a worker process, on a large file); CSV is read here (a quoted field may span lines)."""
+    if fmt == "csv":
+        reader = csv.DictReader(stream)
+        for row in reader:
+            number = reader.line_num
+            try:
+                yield number, _csv_record(row)
+            except LineError as exc:
+                yield number, exc
+        return
+    for number, line in enumerate(stream, 1):
+        if line.strip():
+            yield number, line
+
+
+def _csv_record(row: dict[str | None, Any]) -> dict[str, Any]:
+    if None in row:
+        raise LineError("more values than columns")
+    record: dict[str, Any] = {}
+    for key, value in row.items():
+        assert key is not None
+        if value is None or value == "":
+            continue
+        if key in _BOOLEAN_COLUMNS:
+            if value.lower() not in ("true", "false"):
+                raise LineError(f"{key}: expected true or false")
+            record[key] = value.lower() == "true"
+        elif key in _JSON_COLUMNS:
+            try:
+                record[key] = json.loads(value)
+            except json.JSONDecodeError:
+                raise LineError(f"{key}: not JSON") from None
+        else:
+            record[key] = value
+    return record
+
+
+def prepare(batch: Sequence[tuple[int, Raw]]) -> tuple[list[Line], list[tuple[int, str]]]:
+    """Validate and normalise a batch: its good lines, and (line number, reason) for the others.
+    A customer id or login id that appears twice in the batch is refused the second time."""
+    lines: list[Line] = []
+    refused: list[tuple[int, str]] = []
+    by_customer: dict[str, int] = {}
+    by_login: dict[str, tuple[str, int]] = {}
+    for number, raw in batch:
+        try:
+            line = _line(number, raw)
+            if line.customer_id in by_customer:
+                raise LineError(f"customer {line.customer_id} is also on line {by_customer[line.customer_id]}")
+            holder = by_login.get(line.login_key)
+            if holder is not None and holder[0] != line.customer_id:
+                raise LineError(f"loginId {line.login_id!r} belongs to customer {holder[0]} (line {holder[1]})")
+        except LineError as exc:
+            refused.append((number, str(exc)))
+            continue
+        by_customer[line.customer_id] = number
+        by_login[line.login_key] = (line.customer_id, number)
+        lines.append(line)
+    return lines, refused
+
+
+def _line(number: int, raw: Raw) -> Line:
+    if isinstance(raw, ValueError):
+        raise LineError(str(raw))
+    try:
+        record = CustomerIn.model_validate_json(raw) if isinstance(raw, str) else CustomerIn.model_validate(raw)
+    except ValidationError as exc:
+        raise LineError(_describe(exc)) from None
+    if record.passwordHash is not None:
+        try:
+            scheme_of(record.passwordHash)
+        except UnsupportedHash as exc:
+            raise LineError(f"passwordHash: {exc}") from None
+    carried = record.model_fields_set
+    return Line(
+        number=number,
+        customer_id=record.customerId,
+        login_id=record.loginId.strip(),
+        login_key=login_key(record.loginId),
+        values=tuple(getattr(record, name) for name in OPTIONAL_FIELDS),
+        present=sum(BIT[column] for name, column in OPTIONAL_FIELDS.items() if name in carried),
+        password=record.password,
+        password_hash=record.passwordHash,
+        methods=tuple(_method(m) for m in record.contactMethods),
+        accounts=(
+            tuple((a.id, account_columns(a, n)) for n, a in enumerate(record.accounts))
+            if "accounts" in carried else None
+        ),
+    )
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    if first["type"] == "json_invalid":
+        return f"not JSON: {first.get('ctx', {}).get('error', 'invalid')}"
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    if first["type"] == "model_type" and not where:
+        return "a line must be a JSON object"
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _method(method: ContactMethodIn) -> tuple[Any, ...]:
+    try:
+        contact = normalise(method.protocol, method.contactInfo, method.telephoneCountryCode)
+    except InvalidContact as exc:
+        raise LineError(f"contactMethods[{method.id}]: {exc}") from None
+    enrolled = method.enrolledDateTime
+    if enrolled is not None and enrolled.tzinfo is None:
+        enrolled = enrolled.replace(tzinfo=UTC)
+    return (
+        method.id, contact.protocol, contact.country_code, contact.contact_info, contact.destination,
+        method.isActivated, method.validated, method.primary, enrolled,
+    )
+
+
+def account_columns(account: AccountIn, position: int) -> tuple[Any, ...]:
+    """The stored columns of an imported account (the catalogue fills what the file leaves out)."""
+    fi_type, description, _category = TYPES[account.type.value]
+    current, available = account.currentBalance, account.availableBalance
+    return (
+        position, account.accountNumber, account.nickName, account.description, account.type.value,
+        account.type.fiAccountType if account.type.fiAccountType is not None else fi_type,
+        account.type.description or description, account.category, account.primaryHolderName,
+        account.routingNumber,
+        current.currencyCode if current else None, current.decimal if current else None,
+        available.currencyCode if available else None, available.decimal if available else None,
+        json.dumps(dict(account.status), sort_keys=True), json.dumps(dict(account.allowedActions), sort_keys=True),
+    )
