@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pwreset.customers.lines import ACCOUNT_COLUMNS as _ACCOUNT_COLUMNS
 from pwreset.customers.lines import BIT, FIELDS
-from pwreset.kit.crypto import ordered_id
 
 _STAGE = """
 CREATE TEMP TABLE stage_customers (
@@ -117,14 +116,14 @@ def customer_row(
     )
 
 
-def method_row(customer_pk: str, position: int, method: tuple[Any, ...]) -> tuple[Any, ...]:
+def method_row(row_id: str, customer_pk: str, position: int, method: tuple[Any, ...]) -> tuple[Any, ...]:
     """A ``Line.methods`` entry as a row of ``stage_methods``."""
-    return (ordered_id(), customer_pk, method[0], position, *method[1:])
+    return (row_id, customer_pk, method[0], position, *method[1:])
 
 
-def account_row(customer_pk: str, source_id: str, columns: tuple[Any, ...]) -> tuple[Any, ...]:
+def account_row(row_id: str, customer_pk: str, source_id: str, columns: tuple[Any, ...]) -> tuple[Any, ...]:
     """A ``Line.accounts`` entry as a row of ``stage_accounts``."""
-    return (ordered_id(), customer_pk, source_id, *columns)
+    return (row_id, customer_pk, source_id, *columns)
 
 
 _CUSTOMER_COLUMNS = (

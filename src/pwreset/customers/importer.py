@@ -35,14 +35,14 @@ from pwreset.db import Database
 from pwreset.institutions import repository as institutions
 from pwreset.institutions.errors import InstitutionNotFound
 from pwreset.kit.clock import Clock
-from pwreset.kit.crypto import new_id, ordered_id
+from pwreset.kit.crypto import new_id, ordered_id, ordered_ids
 from pwreset.oauth.service import OAuthService
 from pwreset.passwords.hashing import PasswordHashing
 
 __all__ = ["ImportReport", "Importer", "LineError", "read_records"]
 
 BATCH = 500  # lines per transaction, row by row (SQLite)
-BULK_BATCH = 5000  # lines per transaction on PostgreSQL's bulk path
+BULK_BATCH = 2500  # lines per transaction on PostgreSQL's bulk path (up to jobs + 1 batches held at once)
 # Joins against unnest(), not "= ANY(array)": with the table's statistics still those of a much
 # smaller table mid-import, the planner scanned the whole table and tested every row against the
 # 5,000-element array (7 s a batch at 50,000 customers, measured in the PostgreSQL log).
@@ -209,19 +209,21 @@ class Importer:
                 )).all()
             }
             staged: list[bulk.Staged] = []
+            # Keys for every row the batch may add (a customer, its methods and accounts), drawn at once.
+            keys = iter(ordered_ids(sum(1 + len(line.methods) + len(line.accounts or ()) for line in lines)))
             for line in lines:
                 holder = holders.get(line.login_key)
                 if holder is not None and holder != line.customer_id:
                     report.refused.append((line.number, f"loginId {line.login_id!r} belongs to customer {holder}"))
                     continue
-                staged.append(self._stage(line, existing.get(line.customer_id)))
+                staged.append(self._stage(line, existing.get(line.customer_id), keys))
             outcomes = await bulk.write(conn, staged, institution_id=institution_id, now=now, oauth=self.oauth)
         for outcome in outcomes.values():
             setattr(report, outcome, getattr(report, outcome) + 1)
 
-    def _stage(self, line: Line, found: Any) -> bulk.Staged:
+    def _stage(self, line: Line, found: Any, keys: Iterator[str]) -> bulk.Staged:
         is_new = found is None
-        pk = ordered_id() if is_new else found.id
+        pk = next(keys) if is_new else found.id
         # The SQL keeps a hash the customer has (COALESCE); hash a plain password only if needed.
         password_hash = None if not is_new and found.has_password else self._password_hash(line, None)
         values = {
@@ -233,9 +235,9 @@ class Importer:
             customer=bulk.customer_row(
                 pk, values, password_hash=password_hash, present=ALL if is_new else line.present, is_new=is_new
             ),
-            methods=[bulk.method_row(pk, position, method) for position, method in enumerate(line.methods)],
+            methods=[bulk.method_row(next(keys), pk, n, method) for n, method in enumerate(line.methods)],
             accounts=None if line.accounts is None else [
-                bulk.account_row(pk, source_id, columns) for source_id, columns in line.accounts
+                bulk.account_row(next(keys), pk, source_id, columns) for source_id, columns in line.accounts
             ],
             deactivates=not is_new and found.active and bool(line.present & BIT["active"]) and not values["active"],
         )

@@ -61,6 +61,14 @@ def ordered_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
+def ordered_ids(count: int) -> list[str]:
+    """``count`` :func:`ordered_id` values from one read of the OS's random source (a call per id
+    was a fifth of the import's main process)."""
+    stamp = f"{time.time_ns() // 1_000_000:012x}"
+    random = secrets.token_hex(10 * count)
+    return [stamp + random[20 * n:20 * n + 20] for n in range(count)]
+
+
 class Sealer:
     """Authenticated encryption (AES-256-GCM) for short secrets kept at rest, such as an outbox
     message that carries a passcode. The key is derived from the server secret key."""
