@@ -65,9 +65,14 @@ DELETE FROM contact_methods m USING unnest(CAST(:pks AS text[])) AS x(pk) WHERE 
   AND NOT EXISTS (SELECT 1 FROM stage_methods s WHERE s.customer_pk = m.customer_pk AND s.method_id = m.method_id)
 RETURNING m.customer_pk
 """
+# Unchanged rows are left out before the upsert, not only by its WHERE: ON CONFLICT DO UPDATE locks
+# every conflicting row, a write each, even where its WHERE then updates nothing.
 _UPSERT_METHODS = f"""
 INSERT INTO contact_methods AS m (id, customer_pk, institution_id, method_id, {", ".join(_METHOD_COLUMNS)}, "primary")
-SELECT id, customer_pk, :institution, method_id, {", ".join(_METHOD_COLUMNS)}, is_primary FROM stage_methods
+SELECT id, customer_pk, :institution, method_id, {", ".join(_METHOD_COLUMNS)}, is_primary FROM stage_methods s
+WHERE NOT EXISTS (SELECT 1 FROM contact_methods o WHERE o.customer_pk = s.customer_pk AND o.method_id = s.method_id
+  AND ({", ".join(f"o.{c}" for c in _METHOD_COLUMNS)}, o."primary")
+  IS NOT DISTINCT FROM ({", ".join(f"s.{c}" for c in _METHOD_COLUMNS)}, s.is_primary))
 ON CONFLICT (customer_pk, method_id) DO UPDATE SET
   {", ".join(f"{c} = EXCLUDED.{c}" for c in _METHOD_COLUMNS)}, "primary" = EXCLUDED."primary"
 WHERE ({", ".join(f"m.{c}" for c in _METHOD_COLUMNS)}, m."primary")
@@ -83,7 +88,10 @@ _UPSERT_ACCOUNTS = f"""
 INSERT INTO accounts AS a (id, institution_id, customer_pk, source_id, {", ".join(_ACCOUNT_COLUMNS)}, status,
   allowed_actions, created_at, updated_at)
 SELECT id, :institution, customer_pk, source_id, {", ".join(_ACCOUNT_COLUMNS)}, status::json, allowed_actions::json,
-  :now, :now FROM stage_accounts
+  :now, :now FROM stage_accounts s
+WHERE NOT EXISTS (SELECT 1 FROM accounts o WHERE o.customer_pk = s.customer_pk AND o.source_id = s.source_id
+  AND ({", ".join(f"o.{c}" for c in _ACCOUNT_COLUMNS)}, o.status::jsonb, o.allowed_actions::jsonb)
+  IS NOT DISTINCT FROM ({", ".join(f"s.{c}" for c in _ACCOUNT_COLUMNS)}, s.status::jsonb, s.allowed_actions::jsonb))
 ON CONFLICT (customer_pk, source_id) DO UPDATE SET
   {", ".join(f"{c} = EXCLUDED.{c}" for c in _ACCOUNT_COLUMNS)}, status = EXCLUDED.status,
   allowed_actions = EXCLUDED.allowed_actions, updated_at = EXCLUDED.updated_at

@@ -28,7 +28,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pwreset.accounts.models import Account
 from pwreset.audit import service as audit
 from pwreset.customers import bulk, marks, repository
-from pwreset.customers.lines import ACCOUNT_COLUMNS, ALL, BIT, FIELDS, METHOD_FIELDS, Line, LineError, Raw, prepare
+from pwreset.customers.lines import (
+    ACCOUNT_COLUMNS,
+    ALL,
+    BIT,
+    FIELDS,
+    METHOD_FIELDS,
+    Line,
+    LineError,
+    Raw,
+    as_lines,
+    prepare,
+    prepare_plain,
+)
 from pwreset.customers.lines import read_records as read_records
 from pwreset.customers.models import ContactMethod, Customer
 from pwreset.db import Database
@@ -126,7 +138,7 @@ class Importer:
         if prune and not dry_run:
             await marks.clear_stale(self.db, before=self.clock.now() - timedelta(days=1))
         pool: ProcessPoolExecutor | None = None
-        pending: deque[Awaitable[tuple[list[Line], list[tuple[int, str]]]]] = deque()
+        pending: deque[Awaitable[tuple[list[Any], list[tuple[int, str]]]]] = deque()
         try:
             batches = _batches(records, self.batch_size)
             first = next(batches, None)
@@ -138,11 +150,11 @@ class Importer:
             for batch in _chain(first, second, batches):
                 report.read += len(batch)
                 if pool is None:
-                    done: asyncio.Future[tuple[list[Line], list[tuple[int, str]]]] = loop.create_future()
+                    done: asyncio.Future[tuple[list[Any], list[tuple[int, str]]]] = loop.create_future()
                     done.set_result(prepare(batch))
                     pending.append(done)
                 else:
-                    pending.append(loop.run_in_executor(pool, prepare, batch))
+                    pending.append(loop.run_in_executor(pool, prepare_plain, batch))
                 if len(pending) > self.jobs:
                     await self._batch(await pending.popleft(), institution_id, report, run_id if prune else None)
                     if progress is not None:
@@ -165,10 +177,11 @@ class Importer:
         return report
 
     async def _batch(
-        self, prepared: tuple[list[Line], list[tuple[int, str]]], institution_id: str, report: ImportReport,
+        self, prepared: tuple[list[Any], list[tuple[int, str]]], institution_id: str, report: ImportReport,
         run_id: str | None,
     ) -> None:
-        lines, refused = prepared
+        received, refused = prepared
+        lines = received if not received or isinstance(received[0], Line) else as_lines(received)
         report.refused.extend(refused)
         if report.dry_run or not lines:
             report.valid += len(lines)
