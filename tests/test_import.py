@@ -236,6 +236,71 @@ async def test_a_file_of_many_batches_is_validated_in_worker_processes_in_file_o
     assert (again.unchanged, dict(again.refused).keys()) == (6, refused.keys())
 
 
+def test_ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it(pwreset, database_url, tmp_path):
+    import asyncio
+    import os
+    import signal
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from pwreset.db import async_url
+
+    count = 1_200 if database_url.startswith("sqlite") else 20_000  # batches of 500 and of 2,500
+    path = tmp_path / "many.jsonl"
+    path.write_text(jsonl(*(
+        {"customerId": f"B{n}", "loginId": f"bulk{n}", "contactMethods": [
+            {"id": "s", "protocol": "SMS", "telephoneCountryCode": "1", "contactInfo": f"20220{n:05d}"}]}
+        for n in range(count)
+    )))
+
+    async def committed() -> int:
+        engine = create_async_engine(async_url(database_url))
+        try:
+            async with engine.connect() as conn:
+                return int((await conn.execute(text("SELECT count(*) FROM customers"))).scalar_one())
+        finally:
+            await engine.dispose()
+
+    env = {"PWRESET_DATABASE_URL": database_url, "PWRESET_SECRET_KEY": TEST_SECRET_KEY, "PATH": "/usr/bin:/bin"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pwreset", "customers", "import", str(path), "--institution", "07675"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    while asyncio.run(committed()) == 0:  # the first batch is in: the worker processes are running
+        assert process.poll() is None, process.communicate()
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert "interrupted: the batches written so far are committed" in err
+    written = asyncio.run(committed())
+    assert 0 < written < count
+    rerun = pwreset("customers", "import", str(path), "--institution", "07675")
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{count} customers read: {count - written} created, 0 updated, {written} unchanged" in rerun.stdout
+
+
+async def test_the_row_path_follows_a_login_given_up_earlier_in_the_same_batch(services, make_partner):
+    from pwreset.customers.importer import Importer, ImportReport
+    from pwreset.customers.lines import prepare
+
+    await make_partner("07675")
+    importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, jobs=0)
+    pat = {**GOOD, "contactMethods": []}
+    await importer.run([(1, pat)], institution_id="07675")
+    lines, refused = prepare([
+        (1, {**pat, "loginId": "pat.new"}),  # Pat gives up "pat.doe" ...
+        (2, {**pat, "customerId": "C2", "loginId": "Pat.Doe"}),  # ... which the next line takes
+        (3, {**pat, "customerId": "C3", "loginId": "pat.new"}),  # but not the login Pat just took
+    ])
+    assert [line.number for line in lines] == [1, 2] and refused[0][0] == 3  # (the batch's own check)
+    report = ImportReport()
+    await importer._write_rows([*lines, *prepare([(4, {**pat, "customerId": "C4", "loginId": "PAT.NEW"})])[0]],
+                               "07675", report)
+    assert (report.updated, report.created) == (1, 1)
+    assert report.refused == [(4, "loginId 'PAT.NEW' belongs to customer " + GOOD["customerId"])]
+
+
 def test_progress_lines_when_not_on_a_terminal(capsys):
     import io
 

@@ -330,7 +330,12 @@ def customers_import(
                 progress=progress.update,
             )
 
-    report = _run(_with_services(settings, work))
+    try:
+        report = _run(_with_services(settings, work))
+    except KeyboardInterrupt:
+        typer.echo("interrupted: the batches written so far are committed; import the same file again to finish",
+                   err=True)
+        sys.exit(130)
     for number, reason in report.refused:
         typer.echo(f"line {number}: {reason}", err=True)
     if report.dry_run:
