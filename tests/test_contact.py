@@ -32,19 +32,29 @@ def shortcut(address: str) -> str | None:
         return None
 
 
+ROLES = ["postmaster", "abuse", "Support", "INFO", "sales", "Webmaster", "security", "noc"]
+KOREAN = "한국어도메인이름입니다"
+IDN = [".".join([KOREAN.encode("idna").decode()] * 4) + ".kr", ".".join([KOREAN] * 4) + ".kr"]
+
+
 @settings(max_examples=600, deadline=None)
 @given(
     local=st.one_of(
         st.text(alphabet=ATEXT + ".", min_size=0, max_size=70),
         st.text(alphabet=ATEXT + '. "@\\é\t', min_size=0, max_size=12),
+        st.sampled_from(ROLES),
+        st.sampled_from(["a" * 10, "a" * 64]),
     ),
-    domain=st.one_of(st.sampled_from(DOMAINS), st.text(alphabet="abcXYZ09-._", min_size=0, max_size=20)),
+    domain=st.one_of(st.sampled_from(DOMAINS + IDN), st.text(alphabet="abcXYZ09-._", min_size=0, max_size=20)),
 )
 @example(local="pat", domain="Example.com")
 @example(local="a" * 64, domain="example.com")
 @example(local="a" * 65, domain="example.com")
 @example(local="a..b", domain="example.com")
 @example(local=".a", domain="example.com")
+@example(local="Support", domain="example.com")  # a role name: the library lowercases it
+@example(local="a" * 64, domain=IDN[0])  # longer in UTF-8 once the library decodes the domain
+@example(local="a" * 64, domain=IDN[1])  # too long once the domain is in its ASCII form
 def test_the_email_shortcut_and_the_library_agree(local: str, domain: str) -> None:
     address = f"{local}@{domain}"
     assert shortcut(address) == library(address)

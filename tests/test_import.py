@@ -236,16 +236,7 @@ async def test_a_file_of_many_batches_is_validated_in_worker_processes_in_file_o
     assert (again.unchanged, dict(again.refused).keys()) == (6, refused.keys())
 
 
-def test_ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it(pwreset, database_url, tmp_path):
-    import asyncio
-    import os
-    import signal
-
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from pwreset.db import async_url
-
+def _many_lines(database_url: str, tmp_path) -> tuple[int, object]:
     count = 1_200 if database_url.startswith("sqlite") else 20_000  # batches of 500 and of 2,500
     path = tmp_path / "many.jsonl"
     path.write_text(jsonl(*(
@@ -253,8 +244,18 @@ def test_ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it(pwreset, databas
             {"id": "s", "protocol": "SMS", "telephoneCountryCode": "1", "contactInfo": f"20220{n:05d}"}]}
         for n in range(count)
     )))
+    return count, path
 
-    async def committed() -> int:
+
+def _committed(database_url: str) -> int:
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from pwreset.db import async_url
+
+    async def count() -> int:
         engine = create_async_engine(async_url(database_url))
         try:
             async with engine.connect() as conn:
@@ -262,22 +263,69 @@ def test_ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it(pwreset, databas
         finally:
             await engine.dispose()
 
+    return asyncio.run(count())
+
+
+def _start_import(database_url: str, path, tmp_path) -> subprocess.Popen[str]:
+    """An import of ``path`` in its own process group, once its first batch is in (so its worker
+    processes are running)."""
     env = {"PWRESET_DATABASE_URL": database_url, "PWRESET_SECRET_KEY": TEST_SECRET_KEY, "PATH": "/usr/bin:/bin"}
     process = subprocess.Popen(
         [sys.executable, "-m", "pwreset", "customers", "import", str(path), "--institution", "07675"],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
-    while asyncio.run(committed()) == 0:  # the first batch is in: the worker processes are running
+    while _committed(database_url) == 0:
         assert process.poll() is None, process.communicate()
+    return process
+
+
+def test_ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it(pwreset, database_url, tmp_path):
+    import os
+    import signal
+
+    count, path = _many_lines(database_url, tmp_path)
+    process = _start_import(database_url, path, tmp_path)
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in err, err
     assert "interrupted: the batches written so far are committed" in err
-    written = asyncio.run(committed())
+    written = _committed(database_url)
     assert 0 < written < count
     rerun = pwreset("customers", "import", str(path), "--institution", "07675")
     assert rerun.returncode == 0, rerun.stderr
     assert f"{count} customers read: {count - written} created, 0 updated, {written} unchanged" in rerun.stdout
+
+
+def test_the_worker_processes_do_not_outlive_a_killed_import(pwreset, database_url, tmp_path):
+    import contextlib
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    _, path = _many_lines(database_url, tmp_path)
+    process = _start_import(database_url, path, tmp_path)
+    children = [int(pid) for task in Path(f"/proc/{process.pid}/task").iterdir()
+                for pid in (task / "children").read_text().split()]
+    assert len(children) >= 2  # the workers (and multiprocessing's resource tracker)
+    process.kill()  # kill -9: no chance to stop its pool
+    process.communicate(timeout=30)
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
+
+    deadline = time.monotonic() + 20  # each worker checks on its parent every second
+    try:
+        while any(alive(pid) for pid in children):
+            assert time.monotonic() < deadline, [pid for pid in children if alive(pid)]
+            time.sleep(0.1)
+    finally:
+        for pid in children:  # never leave a stray process behind, even when the test fails
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 async def test_the_row_path_follows_a_login_given_up_earlier_in_the_same_batch(services, make_partner):

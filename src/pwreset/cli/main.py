@@ -333,7 +333,8 @@ def customers_import(
     try:
         report = _run(_with_services(settings, work))
     except KeyboardInterrupt:
-        typer.echo("interrupted: the batches written so far are committed; import the same file again to finish",
+        typer.echo("interrupted: nothing was written" if dry_run else
+                   "interrupted: the batches written so far are committed; import the same file again to finish",
                    err=True)
         sys.exit(130)
     for number, reason in report.refused:

@@ -13,7 +13,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import signal
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -41,6 +40,7 @@ from pwreset.customers.lines import (
     as_lines,
     prepare,
     prepare_plain,
+    start_worker,
 )
 from pwreset.customers.lines import read_records as read_records
 from pwreset.customers.models import ContactMethod, Customer
@@ -147,7 +147,8 @@ class Importer:
             if second is not None and self.jobs > 0:
                 # "spawn": a fresh interpreter, not a fork of this one with its event loop and threads.
                 pool = ProcessPoolExecutor(
-                    self.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
+                    self.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
+                    initargs=(os.getpid(),),
                 )
             loop = asyncio.get_running_loop()
             for batch in _chain(first, second, batches):
@@ -418,12 +419,6 @@ class Importer:
                 current.updated_at = now
                 changed = True
         return changed
-
-
-def _ignore_interrupts() -> None:
-    """In a worker: Ctrl-C is the importing process's to handle (it stops the pool); a worker
-    that died of it mid-batch would only add its own traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _chain(*parts: Any) -> Iterator[list[tuple[int, Raw]]]:

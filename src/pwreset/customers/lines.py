@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC
 from functools import lru_cache
@@ -138,6 +142,21 @@ def prepare(batch: Sequence[tuple[int, Raw]]) -> tuple[list[Line], list[tuple[in
         by_login[line.login_key] = (line.customer_id, number)
         lines.append(line)
     return lines, refused
+
+
+def start_worker(parent: int) -> None:
+    """A validating worker process's setup. Ctrl-C is the importing process's to handle (it stops
+    the pool). And a worker does not outlive the importing process: killed outright (kill -9, the
+    OOM killer), that process leaves its workers waiting on a queue whose other end they hold
+    themselves, forever; a thread here ends the worker once its parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="pwreset-parent-watch", daemon=True).start()
 
 
 def prepare_plain(batch: Sequence[tuple[int, Raw]]) -> tuple[list[tuple[Any, ...]], list[tuple[int, str]]]:
