@@ -349,6 +349,31 @@ async def test_the_row_path_follows_a_login_given_up_earlier_in_the_same_batch(s
     assert report.refused == [(4, "loginId 'PAT.NEW' belongs to customer " + GOOD["customerId"])]
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_large_import_refreshes_the_planner_statistics(services, make_partner, monkeypatch):
+    from sqlalchemy import text
+
+    from pwreset.customers import importer as module
+
+    await make_partner("07675")
+    monkeypatch.setattr(module, "ANALYZE_AFTER", 3)  # (10,000 customers in earnest)
+    importer = module.Importer(db=services.db, hashing=services.hashing, clock=services.clock, jobs=0)
+    analyzed = text("SELECT relname, last_analyze > :since FROM pg_stat_user_tables "
+                    "WHERE relname IN ('customers', 'contact_methods', 'accounts')")
+    async with services.db.engine.connect() as conn:
+        since = (await conn.execute(text("SELECT now()"))).scalar_one()
+    lines = [{**GOOD, "customerId": f"C{n}", "loginId": f"user{n}"} for n in range(2)]
+    await importer.run(list(enumerate(lines, 1)), institution_id="07675")
+    async with services.db.engine.connect() as conn:
+        assert not any(fresh for _, fresh in (await conn.execute(analyzed, {"since": since})).all())
+    more = [{**GOOD, "customerId": f"C{n}", "loginId": f"user{n}"} for n in range(2, 5)]  # 3 created
+    await importer.run(list(enumerate(more, 1)), institution_id="07675")
+    async with services.db.engine.connect() as conn:
+        assert dict((await conn.execute(analyzed, {"since": since})).all()) == {
+            "customers": True, "contact_methods": True, "accounts": True,
+        }
+
+
 def test_progress_lines_when_not_on_a_terminal(capsys):
     import io
 

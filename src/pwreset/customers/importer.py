@@ -55,6 +55,8 @@ from pwreset.passwords.hashing import PasswordHashing
 __all__ = ["ImportReport", "Importer", "LineError", "read_records"]
 
 BATCH = 500  # lines per transaction, row by row (SQLite)
+#: Customers created, updated or pruned by one run past which it refreshes the planner's statistics.
+ANALYZE_AFTER = 10_000
 BULK_BATCH = 2500  # lines per transaction on PostgreSQL's bulk path (up to jobs + 1 batches held at once)
 # Joins against unnest(), not "= ANY(array)": with the table's statistics still those of a much
 # smaller table mid-import, the planner scanned the whole table and tested every row against the
@@ -176,9 +178,18 @@ class Importer:
             else:
                 report.pruned = await self._prune(institution_id, run_id)
             await marks.clear(self.db, institution_id=institution_id, run_id=run_id)
+        if self.db.dialect == "postgresql" and report.created + report.updated + report.pruned >= ANALYZE_AFTER:
+            await self._analyze()
         if progress is not None:
             progress(report)
         return report
+
+    async def _analyze(self) -> None:
+        """Fresh planner statistics after a large load. Without them (a new table, or a server whose
+        autovacuum has not got there yet, or is off) PostgreSQL guessed a thousand contact methods
+        a customer and read a customer's methods with a bitmap scan: 2.3 ms instead of 0.4 ms."""
+        async with self.db.engine.begin() as conn:
+            await conn.execute(text("ANALYZE customers, contact_methods, accounts"))
 
     async def _batch(
         self, prepared: tuple[list[Any], list[tuple[int, str]]], institution_id: str, report: ImportReport,
