@@ -38,7 +38,17 @@ from typing import Any
 
 import httpx
 
-from bench.harness import ADMIN_URL, ROOT, SECRET_KEY, _admin, create_client, lua, prepare_database, serve, wrk
+from bench.harness import (
+    ADMIN_URL,
+    ROOT,
+    SECRET_KEY,
+    create_client,
+    drop_database,
+    lua,
+    prepare_database,
+    serve,
+    wrk,
+)
 
 INSTITUTION = "07675"
 
@@ -217,10 +227,6 @@ def compare_lookups(small_url: str, full_url: str, customers: int, rounds: int =
 SMALL_DB, FULL_DB, FLOOR_DB = "pwreset_bench_import_10k", "pwreset_bench_import", "pwreset_bench_import_floor"
 
 
-async def _admin_drop(name: str) -> None:
-    await _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -265,7 +271,7 @@ def main() -> None:
     ratio = round(load["seconds"] / floor["seconds"], 2)
     print(f"floor: COPY of the same rows straight into the tables {floor['seconds']} s (PostgreSQL CPU "
           f"{floor['postgres_cpu_s']} s); the import takes {ratio}x the floor", flush=True)
-    asyncio.run(_admin_drop(FLOOR_DB))
+    drop_database(FLOOR_DB)
     lookups = compare_lookups(small_url, full_url, args.customers)
     result = {"customers": args.customers, "import_10k": first, "import": load, "reimport": again, "floor": floor,
               "import_to_floor": ratio, "lookups": lookups}

@@ -107,11 +107,15 @@ async def _admin(sql: str) -> None:
     await engine.dispose()
 
 
+def drop_database(name: str) -> None:
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
 def prepare_database(name: str = DB_NAME) -> str:
     """A new, migrated database (dropped first if it exists); its URL."""
     from pwreset.migrate import upgrade
 
-    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    drop_database(name)
     asyncio.run(_admin(f"CREATE DATABASE {name}"))
     url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     upgrade(url)

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
@@ -370,8 +371,6 @@ class _Progress:
         self.task: Any = None
 
     def __enter__(self) -> _Progress:
-        import time
-
         self.started = self.last = time.monotonic()
         if self.tty:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -396,8 +395,6 @@ class _Progress:
             yield line
 
     def update(self, report: Any) -> None:
-        import time
-
         now = time.monotonic()
         if self.bar is not None:
             self.bar.update(self.task, completed=self.bytes if self.size else None, lines=report.total)

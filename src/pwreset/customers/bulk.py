@@ -27,7 +27,7 @@ _STAGE = """
 CREATE TEMP TABLE stage_customers (
   pk text, customer_id text, login_id text, login_key text, host_user_id text, member_number text,
   first_name text, last_name text, language text, registered bool, accepted_disclosure bool, active bool,
-  locked bool, password_hash text, present int, is_new bool) ON COMMIT DROP;
+  locked bool, password_hash text, present int) ON COMMIT DROP;
 CREATE TEMP TABLE stage_methods (
   id text, customer_pk text, method_id text, position int, protocol text, country_code text, contact_info text,
   destination text, activated bool, validated bool, is_primary bool, enrolled_at timestamptz) ON COMMIT DROP;
@@ -49,7 +49,7 @@ _UPDATE = f"""
 UPDATE customers AS c SET login_id = s.login_id, login_key = s.login_key, {_SET},
   password_hash = COALESCE(c.password_hash, s.password_hash), updated_at = :now
 FROM stage_customers s
-WHERE c.id = s.pk AND NOT s.is_new AND (
+WHERE c.id = s.pk AND (
   c.login_id IS DISTINCT FROM s.login_id OR {_TAKE}
   OR (c.password_hash IS NULL AND s.password_hash IS NOT NULL))
 RETURNING c.id
@@ -116,11 +116,11 @@ class Staged:
 
 
 def customer_row(
-    pk: str, values: dict[str, Any], *, password_hash: str | None, present: int, is_new: bool
+    pk: str, values: dict[str, Any], *, password_hash: str | None, present: int
 ) -> tuple[Any, ...]:
     return (
         pk, values["customer_id"], values["login_id"], values["login_key"], *(values[f] for f in FIELDS),
-        password_hash, present, is_new,
+        password_hash, present,
     )
 
 

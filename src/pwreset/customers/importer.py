@@ -18,12 +18,12 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pwreset.accounts.models import Account
 from pwreset.audit import service as audit
@@ -38,7 +38,6 @@ from pwreset.customers.lines import (
     LineError,
     Raw,
     as_lines,
-    prepare,
     prepare_plain,
     start_worker,
 )
@@ -141,34 +140,36 @@ class Importer:
         if prune and not dry_run:
             await marks.clear_stale(self.db, before=self.clock.now() - timedelta(days=1))
         pool: ProcessPoolExecutor | None = None
-        pending: deque[Awaitable[tuple[list[Any], list[tuple[int, str]]]]] = deque()
+        pending: deque[Awaitable[tuple[list[tuple[Any, ...]], list[tuple[int, str]]]]] = deque()
+        loop = asyncio.get_running_loop()
+
+        async def write_next() -> None:
+            lines, refused = await pending.popleft()
+            await self._batch(as_lines(lines), refused, institution_id, report, run_id if prune else None)
+            if progress is not None:
+                progress(report)
+
         try:
             batches = _batches(records, self.batch_size)
-            first = next(batches, None)
-            second = next(batches, None) if first is not None else None
-            if second is not None and self.jobs > 0:
+            ahead = [batch for batch in (next(batches, None), next(batches, None)) if batch is not None]
+            if len(ahead) == 2 and self.jobs > 0:  # more than one batch: a pool pays
                 # "spawn": a fresh interpreter, not a fork of this one with its event loop and threads.
                 pool = ProcessPoolExecutor(
                     self.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
                     initargs=(os.getpid(),),
                 )
-            loop = asyncio.get_running_loop()
-            for batch in _chain(first, second, batches):
+            for batch in chain(ahead, batches):
                 report.read += len(batch)
                 if pool is None:
-                    done: asyncio.Future[tuple[list[Any], list[tuple[int, str]]]] = loop.create_future()
-                    done.set_result(prepare(batch))
+                    done: asyncio.Future[tuple[list[tuple[Any, ...]], list[tuple[int, str]]]] = loop.create_future()
+                    done.set_result(prepare_plain(batch))
                     pending.append(done)
                 else:
                     pending.append(loop.run_in_executor(pool, prepare_plain, batch))
                 if len(pending) > self.jobs:
-                    await self._batch(await pending.popleft(), institution_id, report, run_id if prune else None)
-                    if progress is not None:
-                        progress(report)
+                    await write_next()
             while pending:
-                await self._batch(await pending.popleft(), institution_id, report, run_id if prune else None)
-                if progress is not None:
-                    progress(report)
+                await write_next()
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -192,24 +193,28 @@ class Importer:
             await conn.execute(text("ANALYZE customers, contact_methods, accounts"))
 
     async def _batch(
-        self, prepared: tuple[list[Any], list[tuple[int, str]]], institution_id: str, report: ImportReport,
+        self, lines: list[Line], refused: list[tuple[int, str]], institution_id: str, report: ImportReport,
         run_id: str | None,
     ) -> None:
-        received, refused = prepared
-        lines = received if not received or isinstance(received[0], Line) else as_lines(received)
+        """Write a validated batch; with ``run_id`` (``--prune``), mark its customers in the same
+        transaction."""
         report.refused.extend(refused)
         if report.dry_run or not lines:
             report.valid += len(lines)
             return
         if self.db.dialect == "postgresql":
-            await self._write_bulk(lines, institution_id, report)
+            await self._write_bulk(lines, institution_id, report, run_id)
         else:
-            await self._write_rows(lines, institution_id, report)
+            await self._write_rows(lines, institution_id, report, run_id)
+
+    async def _mark(self, conn: AsyncConnection, lines: list[Line], institution_id: str, run_id: str | None) -> None:
         if run_id is not None:
-            await marks.add(self.db, institution_id=institution_id, run_id=run_id,
+            await marks.add(conn, institution_id=institution_id, run_id=run_id,
                             customer_ids=[line.customer_id for line in lines], at=self.clock.now())
 
-    async def _write_rows(self, lines: list[Line], institution_id: str, report: ImportReport) -> None:
+    async def _write_rows(
+        self, lines: list[Line], institution_id: str, report: ImportReport, run_id: str | None = None
+    ) -> None:
         """Row by row, each line in its own savepoint; what the batch's lines refer to is read first,
         in three queries (one query per line and relationship made SQLite import 44 lines/s)."""
         async with self.db.transaction() as session:
@@ -256,8 +261,11 @@ class Importer:
                     holders.pop(previous_key, None)
                 holders[line.login_key] = (customer.id, line.customer_id)
                 setattr(report, outcome, getattr(report, outcome) + 1)
+            await self._mark(await session.connection(), lines, institution_id, run_id)
 
-    async def _write_bulk(self, lines: list[Line], institution_id: str, report: ImportReport) -> None:
+    async def _write_bulk(
+        self, lines: list[Line], institution_id: str, report: ImportReport, run_id: str | None
+    ) -> None:
         now = self.clock.now()
         async with self.db.engine.begin() as conn:
             ids = [line.customer_id for line in lines]
@@ -280,6 +288,7 @@ class Importer:
                     continue
                 staged.append(self._stage(line, existing.get(line.customer_id), keys))
             outcomes = await bulk.write(conn, staged, institution_id=institution_id, now=now, oauth=self.oauth)
+            await self._mark(conn, lines, institution_id, run_id)
         for outcome in outcomes.values():
             setattr(report, outcome, getattr(report, outcome) + 1)
 
@@ -295,7 +304,7 @@ class Importer:
         return bulk.Staged(
             customer_id=line.customer_id, pk=pk, is_new=is_new,
             customer=bulk.customer_row(
-                pk, values, password_hash=password_hash, present=ALL if is_new else line.present, is_new=is_new
+                pk, values, password_hash=password_hash, present=ALL if is_new else line.present
             ),
             methods=[bulk.method_row(next(keys), pk, n, method) for n, method in enumerate(line.methods)],
             accounts=None if line.accounts is None else [
@@ -430,16 +439,6 @@ class Importer:
                 current.updated_at = now
                 changed = True
         return changed
-
-
-def _chain(*parts: Any) -> Iterator[list[tuple[int, Raw]]]:
-    """The first two batches (read ahead to decide whether a pool pays), then the rest."""
-    first, second, rest = parts
-    if first is not None:
-        yield first
-    if second is not None:
-        yield second
-        yield from rest
 
 
 def _constraint(exc: IntegrityError) -> str:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import String, Table, delete, exists, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pwreset.customers.models import Customer
@@ -41,11 +41,13 @@ async def clear_stale(db: Database, *, before: datetime) -> None:
         await conn.execute(delete(_MARKS).where(_MARKS.c.created_at < before))
 
 
-async def add(db: Database, *, institution_id: str, run_id: str, customer_ids: list[str], at: datetime) -> None:
+async def add(
+    conn: AsyncConnection, *, institution_id: str, run_id: str, customer_ids: list[str], at: datetime
+) -> None:
+    """Mark the customers a batch named, in the batch's own transaction."""
     rows = [{"institution_id": institution_id, "run_id": run_id, "customer_id": c, "created_at": at}
             for c in customer_ids]
-    async with db.engine.begin() as conn:
-        await copy_rows(conn, _MARKS, rows)
+    await copy_rows(conn, _MARKS, rows)
 
 
 async def absent(session: AsyncSession, *, institution_id: str, run_id: str) -> Sequence[Customer]:
