@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -372,6 +373,53 @@ async def test_a_large_import_refreshes_the_planner_statistics(services, make_pa
         assert dict((await conn.execute(analyzed, {"since": since})).all()) == {
             "customers": True, "contact_methods": True, "accounts": True,
         }
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_batch_looks_its_customers_up_by_index_on_a_table_never_analysed(backend):
+    """Mid-import the tables have no statistics yet; a batch's lookups must still be index lookups,
+    not a scan of every customer of the institution (which made a million-customer import
+    quadratic). A database of its own: the shared one's tables were analysed by other tests."""
+    import os
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from pwreset.customers.importer import _EXISTING, _LOGIN_HOLDERS
+    from pwreset.db import async_url
+    from pwreset.migrate import upgrade
+    from tests.conftest import POSTGRES_ADMIN_URL, _admin
+
+    name = f"pwreset_test_plans_{os.getpid()}"
+    await _admin(f'DROP DATABASE IF EXISTS "{name}"')
+    await _admin(f'CREATE DATABASE "{name}"')
+    engine = None
+    try:
+        url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        await asyncio.to_thread(upgrade, url)
+        engine = create_async_engine(async_url(url))
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO institutions (id, name, created_at) VALUES ('07675', 'CU', now())"))
+            await conn.execute(text(
+                "INSERT INTO customers (id, institution_id, customer_id, login_id, login_key, first_name, "
+                "last_name, language, registered, accepted_disclosure, active, locked, failed_login_count, "
+                "failed_reset_count, created_at, updated_at) SELECT md5(g::text), '07675', 'C' || g, 'user' || g, "
+                "'user' || g, '', '', 'en', true, true, true, false, 0, 0, now(), now() "
+                "FROM generate_series(1, 20000) AS g"
+            ))
+            for statement, params in (
+                (_EXISTING, {"i": "07675", "ids": [f"C{n}" for n in range(5001, 7501)]}),
+                (_LOGIN_HOLDERS, {"i": "07675", "keys": [f"user{n}" for n in range(5001, 7501)]}),
+            ):
+                plan = "\n".join(row[0] for row in (await conn.execute(text("EXPLAIN " + statement.text), params)))
+                assert "Index Scan using uq_customers_institution" in plan, plan
+                assert "Seq Scan on customers" not in plan and "Bitmap Heap Scan" not in plan, plan
+            found = (await conn.execute(_EXISTING, {"i": "07675", "ids": ["C5001", "C5002", "C0"]})).all()
+            assert sorted(row.customer_id for row in found) == ["C5001", "C5002"]
+    finally:
+        if engine is not None:
+            await engine.dispose()
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_progress_lines_when_not_on_a_terminal(capsys):
