@@ -279,9 +279,9 @@ async def test_a_failed_batch_writes_nothing_of_it(services, make_partner, monke
     if backend == "postgresql":
         real = bulk.write
 
-        async def fail_second(conn, staged, **kwargs):
-            outcomes = await real(conn, staged, **kwargs)
-            if staged[0].customer_id == "B2":
+        async def fail_second(conn, new, old, **kwargs):
+            outcomes = await real(conn, new, old, **kwargs)
+            if new.customer_ids[0] == "B2":
                 raise OSError("connection lost mid-batch")
             return outcomes
 

@@ -304,6 +304,7 @@ def customers_import(
 ) -> None:
     """Load customers (contract section 10): upsert by customer id; bad lines are reported, not written."""
     from pwreset.customers.importer import Importer, read_records
+    from pwreset.customers.lines import settle_gc
 
     fmt = (fmt or ("csv" if source.lower().endswith(".csv") else "jsonl")).lower()
     if fmt not in ("jsonl", "csv"):
@@ -313,6 +314,7 @@ def customers_import(
     settings = _settings()
 
     async def work(services: Container) -> Any:
+        settle_gc()
         importer = Importer(
             db=services.db, hashing=services.hashing, clock=services.clock, oauth=services.oauth, jobs=jobs
         )

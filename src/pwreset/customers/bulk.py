@@ -13,7 +13,8 @@ the tests run on both databases.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pwreset.customers.lines import ACCOUNT_COLUMNS as _ACCOUNT_COLUMNS
-from pwreset.customers.lines import BIT, FIELDS
+from pwreset.customers.lines import BIT, FIELDS, METHOD_FIELDS, Line
 
 _STAGE = """
 CREATE TEMP TABLE stage_customers (
@@ -104,24 +105,19 @@ RETURNING a.customer_pk
 
 @dataclass
 class Staged:
-    """One validated line, ready for the batch."""
+    """One validated line of a customer the database holds, ready for the staging tables."""
 
     customer_id: str
     pk: str
-    is_new: bool
     customer: tuple[Any, ...]
     methods: list[tuple[Any, ...]]
     accounts: list[tuple[Any, ...]] | None  # None: the line carries no accounts (leave them alone)
     deactivates: bool
 
 
-def customer_row(
-    pk: str, values: dict[str, Any], *, password_hash: str | None, present: int
-) -> tuple[Any, ...]:
-    return (
-        pk, values["customer_id"], values["login_id"], values["login_key"], *(values[f] for f in FIELDS),
-        password_hash, present,
-    )
+def customer_row(pk: str, line: Line, *, password_hash: str | None) -> tuple[Any, ...]:
+    """A line as a row of ``stage_customers``."""
+    return (pk, line.customer_id, line.login_id, line.login_key, *line.values, password_hash, line.present)
 
 
 def method_row(row_id: str, customer_pk: str, position: int, method: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -134,18 +130,49 @@ def account_row(row_id: str, customer_pk: str, source_id: str, columns: tuple[An
     return (row_id, customer_pk, source_id, *columns)
 
 
+#: The columns a new customer's rows are COPYed into, in the order ``New.add`` builds them.
 _CUSTOMER_COLUMNS = (
-    "id", "institution_id", "customer_id", "login_id", "login_key", "host_user_id", "member_number", "first_name",
-    "last_name", "language", "registered", "accepted_disclosure", "active", "locked", "failed_login_count",
+    "id", "institution_id", "customer_id", "login_id", "login_key", *FIELDS, "failed_login_count",
     "failed_reset_count", "password_hash", "created_at", "updated_at",
 )
-#: A staged method or account row, as columns of the table itself (then institution and timestamps).
-_METHOD_ROW = ("id", "customer_pk", "method_id", *_METHOD_COLUMNS[:-1], "primary", "enrolled_at")  # asyncpg quotes
-_ACCOUNT_ROW = ("id", "customer_pk", "source_id", *_ACCOUNT_COLUMNS, "status", "allowed_actions")
+_METHOD_COLUMNS_NEW = ("id", "customer_pk", *METHOD_FIELDS, "position", "institution_id")  # asyncpg quotes
+_ACCOUNT_COLUMNS_NEW = (
+    "id", "customer_pk", "source_id", *_ACCOUNT_COLUMNS, "status", "allowed_actions", "institution_id", "created_at",
+    "updated_at",
+)
+
+
+@dataclass
+class New:
+    """The batch's new customers as rows of their tables, built once, in the order of the columns
+    above (a second pass that rebuilt every row for COPY was a sixth of the importing process's
+    time)."""
+
+    institution_id: str
+    now: datetime
+    customer_ids: list[str] = field(default_factory=list)
+    customers: list[tuple[Any, ...]] = field(default_factory=list)
+    methods: list[tuple[Any, ...]] = field(default_factory=list)
+    accounts: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def add(self, line: Line, pk: str, keys: Iterator[str], *, password_hash: str | None) -> None:
+        institution, now = self.institution_id, self.now
+        self.customer_ids.append(line.customer_id)
+        self.customers.append((
+            pk, institution, line.customer_id, line.login_id, line.login_key, *line.values, 0, 0, password_hash, now,
+            now,
+        ))
+        self.methods.extend(
+            (next(keys), pk, *method, position, institution) for position, method in enumerate(line.methods)
+        )
+        if line.accounts:
+            self.accounts.extend(
+                (next(keys), pk, source_id, *columns, institution, now, now) for source_id, columns in line.accounts
+            )
 
 
 async def write(
-    conn: AsyncConnection, staged: list[Staged], *, institution_id: str, now: datetime, oauth: Any = None
+    conn: AsyncConnection, new: New, old: list[Staged], *, institution_id: str, now: datetime, oauth: Any = None
 ) -> dict[str, str]:
     """Apply a batch in the connection's transaction; each line's outcome by customer id.
 
@@ -158,23 +185,12 @@ async def write(
     await conn.execute(text("SELECT 1"))
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
-    new = [s for s in staged if s.is_new]
-    old = [s for s in staged if not s.is_new]
-    if new:
-        await driver.copy_records_to_table(
-            "customers", columns=_CUSTOMER_COLUMNS,
-            records=[(c[0], institution_id, *c[1:13], 0, 0, c[13], now, now) for c in (s.customer for s in new)],
-        )
-        methods = [(*row, institution_id) for s in new for row in s.methods]
-        if methods:
-            await driver.copy_records_to_table(
-                "contact_methods", columns=(*_METHOD_ROW, "institution_id"), records=methods
-            )
-        accounts = [(*row, institution_id, now, now) for s in new if s.accounts for row in s.accounts]
-        if accounts:
-            await driver.copy_records_to_table(
-                "accounts", columns=(*_ACCOUNT_ROW, "institution_id", "created_at", "updated_at"), records=accounts
-            )
+    if new.customers:
+        await driver.copy_records_to_table("customers", columns=_CUSTOMER_COLUMNS, records=new.customers)
+        if new.methods:
+            await driver.copy_records_to_table("contact_methods", columns=_METHOD_COLUMNS_NEW, records=new.methods)
+        if new.accounts:
+            await driver.copy_records_to_table("accounts", columns=_ACCOUNT_COLUMNS_NEW, records=new.accounts)
     changed = await _update(conn, driver, old, institution_id=institution_id, now=now) if old else set()
     deactivated = [s.customer_id for s in old if s.deactivates]
     if deactivated and oauth is not None:
@@ -182,9 +198,9 @@ async def write(
         for customer_id in deactivated:
             await oauth.revoke_customer_tokens(session, institution_id=institution_id, customer_id=customer_id)
         await session.flush()
-    return {
-        s.customer_id: "created" if s.is_new else ("updated" if s.pk in changed else "unchanged") for s in staged
-    }
+    outcomes = dict.fromkeys(new.customer_ids, "created")
+    outcomes.update((s.customer_id, "updated" if s.pk in changed else "unchanged") for s in old)
+    return outcomes
 
 
 async def _update(

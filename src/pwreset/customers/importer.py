@@ -57,6 +57,7 @@ BATCH = 500  # lines per transaction, row by row (SQLite)
 #: Customers created, updated or pruned by one run past which it refreshes the planner's statistics.
 ANALYZE_AFTER = 10_000
 BULK_BATCH = 2500  # lines per transaction on PostgreSQL's bulk path (up to jobs + 1 batches held at once)
+_ACTIVE = FIELDS.index("active")  # in Line.values
 # Each key of the batch is looked up on its own, through the unique index, whatever the planner's
 # statistics say. A plain join of unnest() with customers was planned, on a table a load was filling
 # and nobody had analysed yet, as a scan of all the institution's customers into a hash: 0.1 ms a
@@ -283,7 +284,8 @@ class Importer:
                     _LOGIN_HOLDERS, {"i": institution_id, "keys": [line.login_key for line in lines]}
                 )).all()
             }
-            staged: list[bulk.Staged] = []
+            new = bulk.New(institution_id=institution_id, now=now)
+            old: list[bulk.Staged] = []
             # Keys for every row the batch may add (a customer, its methods and accounts), drawn at once.
             keys = iter(ordered_ids(sum(1 + len(line.methods) + len(line.accounts or ()) for line in lines)))
             for line in lines:
@@ -291,31 +293,30 @@ class Importer:
                 if holder is not None and holder != line.customer_id:
                     report.refused.append((line.number, f"loginId {line.login_id!r} belongs to customer {holder}"))
                     continue
-                staged.append(self._stage(line, existing.get(line.customer_id), keys))
-            outcomes = await bulk.write(conn, staged, institution_id=institution_id, now=now, oauth=self.oauth)
+                found = existing.get(line.customer_id)
+                if found is None:
+                    new.add(line, next(keys), keys, password_hash=self._password_hash(line, None))
+                else:
+                    old.append(self._stage(line, found, keys))
+            outcomes = await bulk.write(conn, new, old, institution_id=institution_id, now=now, oauth=self.oauth)
             await self._mark(conn, lines, institution_id, run_id)
         for outcome in outcomes.values():
             setattr(report, outcome, getattr(report, outcome) + 1)
 
     def _stage(self, line: Line, found: Any, keys: Iterator[str]) -> bulk.Staged:
-        is_new = found is None
-        pk = next(keys) if is_new else found.id
+        """A line of a customer the database holds (``found``), for the staging tables."""
         # The SQL keeps a hash the customer has (COALESCE); hash a plain password only if needed.
-        password_hash = None if not is_new and found.has_password else self._password_hash(line, None)
-        values = {
-            "customer_id": line.customer_id, "login_id": line.login_id, "login_key": line.login_key,
-            **dict(zip(FIELDS, line.values, strict=True)),
-        }
+        password_hash = None if found.has_password else self._password_hash(line, None)
         return bulk.Staged(
-            customer_id=line.customer_id, pk=pk, is_new=is_new,
-            customer=bulk.customer_row(
-                pk, values, password_hash=password_hash, present=ALL if is_new else line.present
-            ),
-            methods=[bulk.method_row(next(keys), pk, n, method) for n, method in enumerate(line.methods)],
+            customer_id=line.customer_id, pk=found.id,
+            customer=bulk.customer_row(found.id, line, password_hash=password_hash),
+            methods=[bulk.method_row(next(keys), found.id, n, method) for n, method in enumerate(line.methods)],
             accounts=None if line.accounts is None else [
-                bulk.account_row(next(keys), pk, source_id, columns) for source_id, columns in line.accounts
+                bulk.account_row(next(keys), found.id, source_id, columns) for source_id, columns in line.accounts
             ],
-            deactivates=not is_new and found.active and bool(line.present & BIT["active"]) and not values["active"],
+            deactivates=(
+                found.active and bool(line.present & BIT["active"]) and not line.values[_ACTIVE]
+            ),
         )
 
     async def _prune(self, institution_id: str, run_id: str) -> int:

@@ -10,6 +10,7 @@ module imports neither SQLAlchemy nor the database layer.
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import os
 import signal
@@ -144,6 +145,16 @@ def prepare(batch: Sequence[tuple[int, Raw]]) -> tuple[list[Line], list[tuple[in
     return lines, refused
 
 
+def settle_gc() -> None:
+    """The garbage collector's settings for a process that validates or writes a large import.
+    What is loaded by now (modules, settings: hundreds of thousands of objects) is left out of
+    collections for good, and young collections come every 10,000 new objects instead of 700. A
+    batch makes a few hundred thousand objects that live until it is written, so the collector
+    went through all of them, and the modules, again and again: 15 % of a worker's time."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def start_worker(parent: int) -> None:
     """A validating worker process's setup. Ctrl-C is the importing process's to handle (it stops
     the pool). And a worker does not outlive the importing process: killed outright (kill -9, the
@@ -157,6 +168,7 @@ def start_worker(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="pwreset-parent-watch", daemon=True).start()
+    settle_gc()
 
 
 def prepare_plain(batch: Sequence[tuple[int, Raw]]) -> tuple[list[tuple[Any, ...]], list[tuple[int, str]]]:
