@@ -199,6 +199,7 @@ async def test_prune_deletes_the_customers_a_full_file_leaves_out(services, make
 
 async def test_a_file_of_many_batches_is_validated_in_worker_processes_in_file_order(services, make_partner):
     import multiprocessing
+    import os
 
     from sqlalchemy import select
 
@@ -216,12 +217,18 @@ async def test_a_file_of_many_batches_is_validated_in_worker_processes_in_file_o
         "[1, 2]",
     ).splitlines(keepends=True)
     workers: list[int] = []
+    niceness: set[int] = set()
+
+    def progress(_: object) -> None:
+        children = multiprocessing.active_children()
+        workers.append(len(children))
+        niceness.update(os.getpriority(os.PRIO_PROCESS, child.pid) for child in children)
+
     importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, batch_size=2, jobs=2)
-    report = await importer.run(
-        list(enumerate(raw, 1)), institution_id="07675",
-        progress=lambda _: workers.append(len(multiprocessing.active_children())),
-    )
+    report = await importer.run(list(enumerate(raw, 1)), institution_id="07675", progress=progress)
     assert max(workers) == 2  # the batches were validated by the two worker processes
+    # ... at a lower priority than the process writing to the database, which they run ahead of
+    assert niceness == {min(os.getpriority(os.PRIO_PROCESS, 0) + 10, 19)}
     assert (report.read, report.created) == (10, 6)
     refused = dict(report.refused)
     assert sorted(refused) == [2, 8, 9, 10]
@@ -422,15 +429,23 @@ async def test_a_batch_looks_its_customers_up_by_index_on_a_table_never_analysed
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_progress_lines_when_not_on_a_terminal(capsys):
+def test_progress_lines_when_not_on_a_terminal(capsys, tmp_path):
     import io
 
     from pwreset.cli.main import _Progress
     from pwreset.customers.importer import ImportReport
 
-    data = io.StringIO("a\nb\n")
-    with _Progress(data, size=4) as progress:
-        assert list(progress.reader()) == ["a\n", "b\n"]
+    path = tmp_path / "two.jsonl"
+    path.write_text("a\nb\n")
+    with _Progress(path.open(), size=4) as progress:
         progress.last = -1e9  # the last line was long ago
+        progress.update(ImportReport(read=0))
+        assert "progress: 0 lines (0 % of the file)" in capsys.readouterr().err
+        assert list(progress.handle) == ["a\n", "b\n"]
+        progress.last = -1e9
         progress.update(ImportReport(read=2, created=2))
     assert "progress: 2 lines (100 % of the file)" in capsys.readouterr().err
+    with _Progress(io.StringIO("a\n"), size=2) as progress:  # (no file position to tell)
+        progress.last = -1e9
+        progress.update(ImportReport(read=1))
+    assert "progress: 1 lines (0 % of the file)" in capsys.readouterr().err

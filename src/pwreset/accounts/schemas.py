@@ -30,10 +30,6 @@ class MoneyIn(BaseModel):
             raise ValueError("amount must be finite, with at most 4 decimals and 16 integer digits")
         return value
 
-    @property
-    def decimal(self) -> Decimal:
-        return Decimal(self.amount)
-
 
 class AccountTypeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")

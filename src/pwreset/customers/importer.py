@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from itertools import chain, islice
 from typing import Any
 
@@ -56,7 +57,7 @@ __all__ = ["ImportReport", "Importer", "LineError", "read_records"]
 BATCH = 500  # lines per transaction, row by row (SQLite)
 #: Customers created, updated or pruned by one run past which it refreshes the planner's statistics.
 ANALYZE_AFTER = 10_000
-BULK_BATCH = 2500  # lines per transaction on PostgreSQL's bulk path (up to jobs + 1 batches held at once)
+BULK_BATCH = 2500  # lines per transaction on PostgreSQL's bulk path (up to 2 jobs + 1 batches held at once)
 _ACTIVE = FIELDS.index("active")  # in Line.values
 # Each key of the batch is looked up on its own, through the unique index, whatever the planner's
 # statistics say. A plain join of unnest() with customers was planned, on a table a load was filling
@@ -112,11 +113,12 @@ class Importer:
     PostgreSQL the batch goes through the bulk path (``bulk.py``: COPY, then set-based upserts);
     elsewhere row by row.
 
-    A file of more than one batch is validated by ``jobs`` worker processes, up to ``jobs`` batches
-    ahead of the one being written, so validation (the costly part: pydantic, phonenumbers,
-    email-validator) runs on every core while the database writes. Batches are written in file
-    order, and at most ``jobs + 1`` are held at once, so memory stays flat whatever the file size.
-    ``jobs=0`` validates in this process."""
+    A file of more than one batch is validated by ``jobs`` worker processes, up to ``2 * jobs``
+    batches ahead of the one being written, so validation (the costly part: pydantic, phonenumbers,
+    email-validator) runs on every core while the database writes, and a worker that finishes a
+    batch early has the next one waiting (with ``jobs`` ahead they stood idle now and then).
+    Batches are written in file order, and at most ``2 * jobs + 1`` are held at once, so memory
+    stays flat whatever the file size. ``jobs=0`` validates in this process."""
 
     def __init__(
         self, *, db: Database, hashing: PasswordHashing, clock: Clock, oauth: OAuthService | None = None,
@@ -172,7 +174,7 @@ class Importer:
                     pending.append(done)
                 else:
                     pending.append(loop.run_in_executor(pool, prepare_plain, batch))
-                if len(pending) > self.jobs:
+                if len(pending) > 2 * self.jobs:
                     await write_next()
             while pending:
                 await write_next()
@@ -430,6 +432,9 @@ class Importer:
                 **dict(zip(ACCOUNT_COLUMNS, columns[:-2], strict=True)),
                 "status": json.loads(columns[-2]), "allowed_actions": json.loads(columns[-1]),
             }
+            for amount in ("current_amount", "available_amount"):  # (decimal strings in a Line)
+                if values[amount] is not None:
+                    values[amount] = Decimal(values[amount])
             current = existing.get(source_id)
             if current is None:
                 session.add(Account(
