@@ -336,25 +336,37 @@ def test_the_worker_processes_do_not_outlive_a_killed_import(pwreset, database_u
                 os.kill(pid, signal.SIGKILL)
 
 
-async def test_the_row_path_follows_a_login_given_up_earlier_in_the_same_batch(services, make_partner):
+async def test_a_login_given_up_earlier_in_the_same_batch_can_be_taken(services, make_partner, backend):
+    """Both write paths (row by row on SQLite, bulk on PostgreSQL) follow the batch's lines in file
+    order: a login id one customer gives up, a later line may take, even along a chain of moves
+    that one UPDATE could not apply in any order without colliding with itself."""
+    from sqlalchemy import select
+
     from pwreset.customers.importer import Importer, ImportReport
     from pwreset.customers.lines import prepare
+    from pwreset.customers.models import Customer
 
     await make_partner("07675")
     importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, jobs=0)
     pat = {**GOOD, "contactMethods": []}
-    await importer.run([(1, pat)], institution_id="07675")
+    sam = {**pat, "customerId": "SAM", "loginId": "sam"}
+    await importer.run([(1, pat), (2, sam)], institution_id="07675")
     lines, refused = prepare([
-        (1, {**pat, "loginId": "pat.new"}),  # Pat gives up "pat.doe" ...
-        (2, {**pat, "customerId": "C2", "loginId": "Pat.Doe"}),  # ... which the next line takes
-        (3, {**pat, "customerId": "C3", "loginId": "pat.new"}),  # but not the login Pat just took
+        (1, {**sam, "loginId": "sam.new"}),  # Sam gives up "sam" ...
+        (2, {**pat, "loginId": "SAM"}),  # ... which Pat takes, giving up "pat.doe" ...
+        (3, {**pat, "customerId": "C3", "loginId": "Pat.Doe"}),  # ... which a new customer takes
+        (4, {**pat, "customerId": "C4", "loginId": "sam.new"}),  # but not the login Sam just took
     ])
-    assert [line.number for line in lines] == [1, 2] and refused[0][0] == 3  # (the batch's own check)
+    assert [line.number for line in lines] == [1, 2, 3] and refused[0][0] == 4  # (the batch's own check)
+    late = prepare([(5, {**pat, "customerId": "C5", "loginId": "SAM.NEW"})])[0]
     report = ImportReport()
-    await importer._write_rows([*lines, *prepare([(4, {**pat, "customerId": "C4", "loginId": "PAT.NEW"})])[0]],
-                               "07675", report)
-    assert (report.updated, report.created) == (1, 1)
-    assert report.refused == [(4, "loginId 'PAT.NEW' belongs to customer " + GOOD["customerId"])]
+    write = importer._write_bulk if backend == "postgresql" else importer._write_rows
+    await write([*lines, *late], "07675", report, None)
+    assert (report.updated, report.created) == (2, 1)
+    assert report.refused == [(5, "loginId 'SAM.NEW' belongs to customer SAM")]
+    async with services.db.reading() as session:
+        logins = dict((await session.execute(select(Customer.customer_id, Customer.login_key))).all())
+    assert logins == {"SAM": "sam.new", GOOD["customerId"]: "sam", "C3": "pat.doe"}
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

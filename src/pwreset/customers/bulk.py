@@ -7,8 +7,9 @@ UPDATE (only the fields a line carries, and only where something differs), and f
 and accounts a DELETE of those no longer in the file plus one ``INSERT ... ON CONFLICT DO UPDATE
 ... WHERE IS DISTINCT``.
 The statements' RETURNING clauses tell created, updated and unchanged apart, so a re-run reports
-"unchanged" and writes nothing. Same rules as the row-by-row path of ``importer.py`` (SQLite), which
-the tests run on both databases.
+"unchanged" and writes nothing. Existing customers are written first (parking the logins that move),
+then new ones, so a login id an earlier line gives up a later line may take. Same rules as the
+row-by-row path of ``importer.py`` (SQLite), which the tests run on both databases.
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ WHERE c.id = s.pk AND (
   c.login_id IS DISTINCT FROM s.login_id OR {_TAKE}
   OR (c.password_hash IS NULL AND s.password_hash IS NOT NULL))
 RETURNING c.id
+"""
+# Logins moving within a batch (one customer gives up a login id that a later line gives another)
+# first park on a key no login can have (keys are trimmed, so none starts with a space), then take
+# their new ids in the UPDATE: one statement checks uniqueness row by row, so a chain of moves in
+# it could collide with itself halfway.
+_PARK_LOGINS = """
+UPDATE customers c SET login_key = ' ' || c.id FROM unnest(CAST(:pks AS text[])) AS x(pk) WHERE c.id = x.pk
 """
 _TOUCH = """
 UPDATE customers c SET updated_at = :now FROM unnest(CAST(:pks AS text[])) AS x(pk)
@@ -109,6 +117,7 @@ class Staged:
 
     customer_id: str
     pk: str
+    moves_login: bool  # the line gives the customer another login id (not only another case)
     customer: tuple[Any, ...]
     methods: list[tuple[Any, ...]]
     accounts: list[tuple[Any, ...]] | None  # None: the line carries no accounts (leave them alone)
@@ -185,13 +194,14 @@ async def write(
     await conn.execute(text("SELECT 1"))
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
+    # Existing customers first: a new one may take a login id that one of them gives up.
+    changed = await _update(conn, driver, old, institution_id=institution_id, now=now) if old else set()
     if new.customers:
         await driver.copy_records_to_table("customers", columns=_CUSTOMER_COLUMNS, records=new.customers)
         if new.methods:
             await driver.copy_records_to_table("contact_methods", columns=_METHOD_COLUMNS_NEW, records=new.methods)
         if new.accounts:
             await driver.copy_records_to_table("accounts", columns=_ACCOUNT_COLUMNS_NEW, records=new.accounts)
-    changed = await _update(conn, driver, old, institution_id=institution_id, now=now) if old else set()
     deactivated = [s.customer_id for s in old if s.deactivates]
     if deactivated and oauth is not None:
         session = AsyncSession(bind=conn)
@@ -216,6 +226,9 @@ async def _update(
     if accounts:
         await driver.copy_records_to_table("stage_accounts", records=accounts)
     params = {"institution": institution_id, "now": now}
+    moving = [s.pk for s in old if s.moves_login]
+    if moving:
+        await conn.execute(text(_PARK_LOGINS), {"pks": moving})
     changed = {row[0] for row in (await conn.execute(text(_UPDATE), params)).all()}
     pks = [s.pk for s in old]
     changed |= {row[0] for row in (await conn.execute(text(_DELETE_METHODS), {"pks": pks})).all()}

@@ -67,9 +67,10 @@ _ACTIVE = FIELDS.index("active")  # in Line.values
 # 50,000). OFFSET 0 keeps the planner from flattening the LATERAL subquery into such a join, so the
 # plan stays a nested loop of index lookups (4 ms a batch at a million).
 _EXISTING = text(
-    "SELECT c.id, c.customer_id, c.has_password, c.active FROM unnest(CAST(:ids AS text[])) AS x(customer_id) "
-    "CROSS JOIN LATERAL (SELECT c.id, c.customer_id, c.password_hash IS NOT NULL AS has_password, c.active "
-    "FROM customers c WHERE c.institution_id = :i AND c.customer_id = x.customer_id OFFSET 0) AS c"
+    "SELECT c.id, c.customer_id, c.login_key, c.has_password, c.active "
+    "FROM unnest(CAST(:ids AS text[])) AS x(customer_id) "
+    "CROSS JOIN LATERAL (SELECT c.id, c.customer_id, c.login_key, c.password_hash IS NOT NULL AS has_password, "
+    "c.active FROM customers c WHERE c.institution_id = :i AND c.customer_id = x.customer_id OFFSET 0) AS c"
 )
 _LOGIN_HOLDERS = text(
     "SELECT c.login_key, c.customer_id FROM unnest(CAST(:keys AS text[])) AS x(login_key) "
@@ -290,7 +291,7 @@ class Importer:
             old: list[bulk.Staged] = []
             # Keys for every row the batch may add (a customer, its methods and accounts), drawn at once.
             keys = iter(ordered_ids(sum(1 + len(line.methods) + len(line.accounts or ()) for line in lines)))
-            for line in lines:
+            for line in lines:  # in file order, the holders kept current as lines move logins (as _write_rows)
                 holder = holders.get(line.login_key)
                 if holder is not None and holder != line.customer_id:
                     report.refused.append((line.number, f"loginId {line.login_id!r} belongs to customer {holder}"))
@@ -300,6 +301,9 @@ class Importer:
                     new.add(line, next(keys), keys, password_hash=self._password_hash(line, None))
                 else:
                     old.append(self._stage(line, found, keys))
+                    if found.login_key != line.login_key and holders.get(found.login_key) == line.customer_id:
+                        del holders[found.login_key]  # given up: a later line of the batch may take it
+                holders[line.login_key] = line.customer_id
             outcomes = await bulk.write(conn, new, old, institution_id=institution_id, now=now, oauth=self.oauth)
             await self._mark(conn, lines, institution_id, run_id)
         for outcome in outcomes.values():
@@ -310,7 +314,7 @@ class Importer:
         # The SQL keeps a hash the customer has (COALESCE); hash a plain password only if needed.
         password_hash = None if found.has_password else self._password_hash(line, None)
         return bulk.Staged(
-            customer_id=line.customer_id, pk=found.id,
+            customer_id=line.customer_id, pk=found.id, moves_login=found.login_key != line.login_key,
             customer=bulk.customer_row(found.id, line, password_hash=password_hash),
             methods=[bulk.method_row(next(keys), found.id, n, method) for n, method in enumerate(line.methods)],
             accounts=None if line.accounts is None else [
