@@ -199,7 +199,6 @@ async def test_prune_deletes_the_customers_a_full_file_leaves_out(services, make
 
 async def test_a_file_of_many_batches_is_validated_in_worker_processes_in_file_order(services, make_partner):
     import multiprocessing
-    import os
 
     from sqlalchemy import select
 
@@ -217,18 +216,12 @@ async def test_a_file_of_many_batches_is_validated_in_worker_processes_in_file_o
         "[1, 2]",
     ).splitlines(keepends=True)
     workers: list[int] = []
-    niceness: set[int] = set()
-
-    def progress(_: object) -> None:
-        children = multiprocessing.active_children()
-        workers.append(len(children))
-        niceness.update(os.getpriority(os.PRIO_PROCESS, child.pid) for child in children)
-
     importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, batch_size=2, jobs=2)
-    report = await importer.run(list(enumerate(raw, 1)), institution_id="07675", progress=progress)
+    report = await importer.run(
+        list(enumerate(raw, 1)), institution_id="07675",
+        progress=lambda _: workers.append(len(multiprocessing.active_children())),
+    )
     assert max(workers) == 2  # the batches were validated by the two worker processes
-    # ... at a lower priority than the process writing to the database, which they run ahead of
-    assert niceness == {min(os.getpriority(os.PRIO_PROCESS, 0) + 10, 19)}
     assert (report.read, report.created) == (10, 6)
     refused = dict(report.refused)
     assert sorted(refused) == [2, 8, 9, 10]
@@ -244,8 +237,24 @@ async def test_a_file_of_many_batches_is_validated_in_worker_processes_in_file_o
     assert (again.unchanged, dict(again.refused).keys()) == (6, refused.keys())
 
 
+def test_worker_processes_run_at_a_lower_priority_than_the_import():
+    """They run ahead of the writing, which bounds the import: they take the CPU it leaves."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from pwreset.customers.lines import start_worker
+
+    with ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker, initargs=(os.getpid(),)
+    ) as pool:
+        assert pool.submit(os.nice, 0).result() == min(os.nice(0) + 10, 19)
+
+
 def _many_lines(database_url: str, tmp_path) -> tuple[int, object]:
-    count = 1_200 if database_url.startswith("sqlite") else 20_000  # batches of 500 and of 2,500
+    # Batches of 500 and of 2,500: eight, more than the five an import with two workers reads
+    # before it writes its first (four ahead), so a pipe fed all but the last lines is written from.
+    count = 4_000 if database_url.startswith("sqlite") else 20_000
     path = tmp_path / "many.jsonl"
     path.write_text(jsonl(*(
         {"customerId": f"B{n}", "loginId": f"bulk{n}", "contactMethods": [
@@ -275,15 +284,24 @@ def _committed(database_url: str) -> int:
 
 
 def _start_import(database_url: str, path, tmp_path) -> subprocess.Popen[str]:
-    """An import of ``path`` in its own process group, once its first batch is in (so its worker
-    processes are running)."""
+    """An import of ``path`` in its own process group, reading from a pipe that gets all of the
+    file but its last 100 lines and then stays open: once its first batch is in (and its worker
+    processes run), the import is surely still running, waiting for input, however fast the
+    machine (fed the whole file, it could finish before the test's next step)."""
+    import time
+
     env = {"PWRESET_DATABASE_URL": database_url, "PWRESET_SECRET_KEY": TEST_SECRET_KEY, "PATH": "/usr/bin:/bin"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "pwreset", "customers", "import", str(path), "--institution", "07675"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [sys.executable, "-m", "pwreset", "customers", "import", "-", "--institution", "07675", "--jobs", "2"],
+        env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
     )
+    assert process.stdin is not None
+    process.stdin.write("".join(path.read_text().splitlines(keepends=True)[:-100]))
+    process.stdin.flush()
+    deadline = time.monotonic() + 60
     while _committed(database_url) == 0:
-        assert process.poll() is None, process.communicate()
+        assert process.poll() is None and time.monotonic() < deadline, "the import did not write its first batch"
     return process
 
 
@@ -294,7 +312,7 @@ def test_ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it(pwreset, databas
     count, path = _many_lines(database_url, tmp_path)
     process = _start_import(database_url, path, tmp_path)
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
-    _, err = process.communicate(timeout=60)
+    _, err = process.communicate(timeout=60)  # (which closes the import's input)
     assert process.returncode == 130 and "Traceback" not in err, err
     assert "interrupted: the batches written so far are committed" in err
     written = _committed(database_url)
@@ -317,7 +335,7 @@ def test_the_worker_processes_do_not_outlive_a_killed_import(pwreset, database_u
                 for pid in (task / "children").read_text().split()]
     assert len(children) >= 2  # the workers (and multiprocessing's resource tracker)
     process.kill()  # kill -9: no chance to stop its pool
-    process.communicate(timeout=30)
+    process.communicate(timeout=30)  # (which closes the import's input)
 
     def alive(pid: int) -> bool:
         try:

@@ -52,7 +52,7 @@ UPDATE customers AS c SET login_id = s.login_id, login_key = s.login_key, {_SET}
   password_hash = COALESCE(c.password_hash, s.password_hash), updated_at = :now
 FROM stage_customers s
 WHERE c.id = s.pk AND (
-  c.login_id IS DISTINCT FROM s.login_id OR {_TAKE}
+  c.login_id IS DISTINCT FROM s.login_id OR c.login_key IS DISTINCT FROM s.login_key OR {_TAKE}
   OR (c.password_hash IS NULL AND s.password_hash IS NOT NULL))
 RETURNING c.id
 """

@@ -183,12 +183,14 @@ def prepare_plain(batch: Sequence[tuple[int, Raw]]) -> tuple[list[tuple[Any, ...
     collector is off meanwhile: a batch's objects all live until it is sent, so collecting while it
     is built only walks them again and again (6 % of the time); what a batch leaves is collected
     after it."""
+    enabled = gc.isenabled()
     gc.disable()
     try:
         lines, refused = prepare(batch)
         return [tuple(line) for line in lines], refused
     finally:
-        gc.enable()
+        if enabled:
+            gc.enable()
 
 
 def as_lines(plain: list[tuple[Any, ...]]) -> list[Line]:
