@@ -61,7 +61,11 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+    try:
+        import uvloop
+    except ImportError:  # (uvicorn[standard] brings it, except on Windows)
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 async def _with_services(settings: Settings, work: Callable[[Container], Awaitable[T]]) -> T:
