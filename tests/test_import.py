@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -285,23 +286,36 @@ def _committed(database_url: str) -> int:
 
 def _start_import(database_url: str, path, tmp_path) -> subprocess.Popen[str]:
     """An import of ``path`` in its own process group, reading from a pipe that gets all of the
-    file but its last 100 lines and then stays open: once its first batch is in (and its worker
-    processes run), the import is surely still running, waiting for input, however fast the
-    machine (fed the whole file, it could finish before the test's next step)."""
+    file but its last 100 lines and then stays open. Once its first batch is in and it has read
+    what it was given, the import is surely still running (waiting for the rest), however fast the
+    machine: fed the whole file, it could finish before the test's next step. Its Ctrl-C is a
+    terminal's, whatever the test runner was started with (a background job ignores SIGINT, and
+    its children with it)."""
+    import signal
+    import threading
     import time
 
     env = {"PWRESET_DATABASE_URL": database_url, "PWRESET_SECRET_KEY": TEST_SECRET_KEY, "PATH": "/usr/bin:/bin"}
     process = subprocess.Popen(
         [sys.executable, "-m", "pwreset", "customers", "import", "-", "--institution", "07675", "--jobs", "2"],
         env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    assert process.stdin is not None
-    process.stdin.write("".join(path.read_text().splitlines(keepends=True)[:-100]))
-    process.stdin.flush()
+
+    def feed() -> None:
+        assert process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.write("".join(path.read_text().splitlines(keepends=True)[:-100]))
+            process.stdin.flush()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
     deadline = time.monotonic() + 60
-    while _committed(database_url) == 0:
-        assert process.poll() is None and time.monotonic() < deadline, "the import did not write its first batch"
+    while _committed(database_url) == 0 or feeder.is_alive():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            feeder.join(5)
+            pytest.fail(f"the import did not write its first batch and wait for input: {process.stderr.read()}")
     return process
 
 
@@ -312,7 +326,9 @@ def test_ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it(pwreset, databas
     count, path = _many_lines(database_url, tmp_path)
     process = _start_import(database_url, path, tmp_path)
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
-    _, err = process.communicate(timeout=60)  # (which closes the import's input)
+    # Closing the import's input: a Ctrl-C that lands while the import waits for input (it reads
+    # on its event loop's thread) takes effect when the input ends.
+    _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in err, err
     assert "interrupted: the batches written so far are committed" in err
     written = _committed(database_url)
@@ -323,7 +339,6 @@ def test_ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it(pwreset, databas
 
 
 def test_the_worker_processes_do_not_outlive_a_killed_import(pwreset, database_url, tmp_path):
-    import contextlib
     import os
     import signal
     import time

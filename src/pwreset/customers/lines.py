@@ -166,7 +166,8 @@ def start_worker(parent: int) -> None:
     (kill -9, the OOM killer), that process leaves its workers waiting on a queue whose other end
     they hold themselves, forever; a thread here ends the worker once its parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.nice(10)
+    if hasattr(os, "nice"):  # (not on Windows)
+        os.nice(10)
 
     def watch() -> None:
         while os.getppid() == parent:
