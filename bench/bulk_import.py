@@ -53,6 +53,11 @@ from bench.harness import (
 INSTITUTION = "07675"
 
 
+def _phone(n: int) -> str:
+    """Customer n's number: a different valid one for each (202-2XX-XXXX), as in a real directory."""
+    return f"202{n // 10000 % 800 + 200:03d}{n % 10000:04d}"
+
+
 def generate(path: Path, count: int) -> None:
     with path.open("w") as out:
         for n in range(1, count + 1):
@@ -60,9 +65,8 @@ def generate(path: Path, count: int) -> None:
                 "customerId": f"B{n:07d}", "loginId": f"bulk{n:07d}", "hostUserId": f"H{n:07d}",
                 "memberNumber": str(n), "firstName": "Bulk", "lastName": f"Customer {n}",
                 "contactMethods": [
-                    # A different valid number for each customer (202-2XX-XXXX), as in a real directory.
                     {"id": "s", "protocol": "SMS", "telephoneCountryCode": "1",
-                     "contactInfo": f"202{n // 10000 % 800 + 200:03d}{n % 10000:04d}", "isActivated": True,
+                     "contactInfo": _phone(n), "isActivated": True,
                      "primary": True},
                     {"id": "e", "protocol": "EMAIL", "contactInfo": f"b{n:07d}@example.com", "isActivated": True},
                 ],
@@ -164,7 +168,7 @@ async def _copy_floor(url: str, count: int, batch: int = 2500) -> dict[str, Any]
                 pk = next(keys)
                 customers.append((pk, INSTITUTION, f"B{n:07d}", f"bulk{n:07d}", f"bulk{n:07d}", f"H{n:07d}", str(n),
                                   "Bulk", f"Customer {n}", "en", True, True, True, False, 0, 0, now, now))
-                phone = f"202{n // 10000 % 800 + 200:03d}{n % 10000:04d}"
+                phone = _phone(n)
                 methods.append((next(keys), pk, INSTITUTION, "s", 0, "SMS", "1", phone, f"+1{phone}", True, False,
                                 True))
                 methods.append((next(keys), pk, INSTITUTION, "e", 1, "EMAIL", None, f"b{n:07d}@example.com",

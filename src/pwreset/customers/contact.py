@@ -7,8 +7,8 @@ One shortcut, for the import's speed (``email-validator`` was a sixth of its tim
 address whose local part is a plain dot-atom (RFC 5322 3.2.3, which ``email-validator`` passes
 through as it is, role names such as ``postmaster`` apart) and whose domain has no
 internationalised form has only its domain checked by the library, and a domain's verdict is
-remembered; everything else goes through the whole library. ``tests/test_contact.py`` checks, over generated addresses,
-that the shortcut and the library always agree.
+remembered; everything else goes through the whole library. ``tests/test_contact.py`` checks, over
+generated addresses, that the shortcut and the library always agree.
 """
 
 from __future__ import annotations

@@ -233,15 +233,12 @@ class Importer:
                     Customer.customer_id.in_([line.customer_id for line in lines]),
                 ))).all()
             }
-            # Login key -> (pk, customer id) of its holder, kept current as lines move logins.
-            holders = {
-                key: (pk, customer_id) for key, pk, customer_id in (await session.execute(
-                    select(Customer.login_key, Customer.id, Customer.customer_id).where(
-                        Customer.institution_id == institution_id,
-                        Customer.login_key.in_([line.login_key for line in lines]),
-                    )
-                )).all()
-            }
+            holders = _Holders((await session.execute(
+                select(Customer.login_key, Customer.customer_id).where(
+                    Customer.institution_id == institution_id,
+                    Customer.login_key.in_([line.login_key for line in lines]),
+                )
+            )).all())
             accounts: dict[str, dict[str, Account]] = {}
             if customers:
                 for account in (await session.scalars(select(Account).where(
@@ -250,10 +247,9 @@ class Importer:
                     accounts.setdefault(account.customer_pk, {})[account.source_id] = account
             for line in lines:
                 customer = customers.get(line.customer_id)
-                holder = holders.get(line.login_key)
                 try:
-                    if holder is not None and (customer is None or holder[0] != customer.id):
-                        raise LineError(f"loginId {line.login_id!r} belongs to customer {holder[1]}")
+                    if (taken := holders.refusal(line)) is not None:
+                        raise LineError(taken)
                     previous_key = customer.login_key if customer is not None else None
                     async with session.begin_nested():
                         customer, outcome = await self._upsert(
@@ -266,9 +262,7 @@ class Importer:
                 except IntegrityError as exc:
                     report.refused.append((line.number, f"conflicts with another customer ({_constraint(exc)})"))
                     continue
-                if previous_key is not None and previous_key != line.login_key:
-                    holders.pop(previous_key, None)
-                holders[line.login_key] = (customer.id, line.customer_id)
+                holders.took(line, previous_key)
                 setattr(report, outcome, getattr(report, outcome) + 1)
             await self._mark(await session.connection(), lines, institution_id, run_id)
 
@@ -281,29 +275,23 @@ class Importer:
             existing = {
                 row.customer_id: row for row in (await conn.execute(_EXISTING, {"i": institution_id, "ids": ids})).all()
             }
-            holders = {
-                row.login_key: row.customer_id
-                for row in (await conn.execute(
-                    _LOGIN_HOLDERS, {"i": institution_id, "keys": [line.login_key for line in lines]}
-                )).all()
-            }
+            holders = _Holders((await conn.execute(
+                _LOGIN_HOLDERS, {"i": institution_id, "keys": [line.login_key for line in lines]}
+            )).all())
             new = bulk.New(institution_id=institution_id, now=now)
             old: list[bulk.Staged] = []
             # Keys for every row the batch may add (a customer, its methods and accounts), drawn at once.
             keys = iter(ordered_ids(sum(1 + len(line.methods) + len(line.accounts or ()) for line in lines)))
-            for line in lines:  # in file order, the holders kept current as lines move logins (as _write_rows)
-                holder = holders.get(line.login_key)
-                if holder is not None and holder != line.customer_id:
-                    report.refused.append((line.number, f"loginId {line.login_id!r} belongs to customer {holder}"))
+            for line in lines:
+                if (taken := holders.refusal(line)) is not None:
+                    report.refused.append((line.number, taken))
                     continue
                 found = existing.get(line.customer_id)
                 if found is None:
                     new.add(line, next(keys), keys, password_hash=self._password_hash(line, None))
                 else:
                     old.append(self._stage(line, found, keys))
-                    if found.login_key != line.login_key and holders.get(found.login_key) == line.customer_id:
-                        del holders[found.login_key]  # given up: a later line of the batch may take it
-                holders[line.login_key] = line.customer_id
+                holders.took(line, found.login_key if found is not None else None)
             outcomes = await bulk.write(conn, new, old, institution_id=institution_id, now=now, oauth=self.oauth)
             await self._mark(conn, lines, institution_id, run_id)
         for outcome in outcomes.values():
@@ -454,6 +442,27 @@ class Importer:
                 current.updated_at = now
                 changed = True
         return changed
+
+
+class _Holders:
+    """Who holds each login key a batch names (both write paths), kept current in file order as its
+    lines move logins: a login id one line gives up, a later line may take."""
+
+    def __init__(self, rows: Iterable[tuple[str, str]]) -> None:
+        self._by_key = dict(rows)  # login key -> customer id
+
+    def refusal(self, line: Line) -> str | None:
+        """Why the line cannot have its login id, if another customer holds it."""
+        holder = self._by_key.get(line.login_key)
+        if holder is not None and holder != line.customer_id:
+            return f"loginId {line.login_id!r} belongs to customer {holder}"
+        return None
+
+    def took(self, line: Line, previous_key: str | None) -> None:
+        """The line's customer now holds its login key, and no longer ``previous_key``."""
+        if previous_key is not None and self._by_key.get(previous_key) == line.customer_id:
+            del self._by_key[previous_key]
+        self._by_key[line.login_key] = line.customer_id
 
 
 def _constraint(exc: IntegrityError) -> str:
