@@ -62,7 +62,7 @@ def generate(path: Path, count: int) -> None:
     with path.open("w") as out:
         for n in range(1, count + 1):
             out.write(json.dumps({
-                "customerId": f"B{n:07d}", "loginId": f"bulk{n:07d}", "hostUserId": f"H{n:07d}",
+                "customerId": f"{n:032x}", "loginId": f"bulk{n:07d}", "hostUserId": f"H{n:07d}",
                 "memberNumber": str(n), "firstName": "Bulk", "lastName": f"Customer {n}",
                 "contactMethods": [
                     {"id": "s", "protocol": "SMS", "telephoneCountryCode": "1",
@@ -166,7 +166,7 @@ async def _copy_floor(url: str, count: int, batch: int = 2500) -> dict[str, Any]
             accounts: list[tuple[Any, ...]] = []
             for n in numbers:
                 pk = next(keys)
-                customers.append((pk, INSTITUTION, f"B{n:07d}", f"bulk{n:07d}", f"bulk{n:07d}", f"H{n:07d}", str(n),
+                customers.append((pk, INSTITUTION, f"{n:032x}", f"bulk{n:07d}", f"bulk{n:07d}", f"H{n:07d}", str(n),
                                   "Bulk", f"Customer {n}", "en", True, True, True, False, 0, 0, now, now))
                 phone = _phone(n)
                 methods.append((next(keys), pk, INSTITUTION, "s", 0, "SMS", "1", phone, f"+1{phone}", True, False,
@@ -208,7 +208,7 @@ def lookup_latency(
         ).json()["access_token"]
         script = lua("GET", {"Authorization": f"Bearer {token}", "correlationId": str(uuid.uuid4())}, None, request=(
             "request = function()\n"
-            f'  return wrk.format(nil, string.format("/v1/customers/B%07d/contact-methods", '
+            f'  return wrk.format(nil, string.format("/v1/customers/%032x/contact-methods", '
             f"math.random(1, {customers})))\nend"
         ))
         # Warm-up, long enough for the pages the random lookups touch to be in memory: production

@@ -31,6 +31,7 @@ from pwreset.db import Base, async_url
 from pwreset.kit.clock import FrozenClock
 from pwreset.migrate import upgrade
 from tests.directory_support import DIRECTORY, World, load
+from tests.openapi_check import checker
 from tests.support import PROBE_OPERATIONS, FakeDirectory, get_token
 
 POSTGRES_ADMIN_URL = os.environ.get("PWRESET_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -156,11 +157,24 @@ async def services(settings: Settings, clock: FrozenClock, directory: FakeDirect
     await container.close()
 
 
+@pytest.fixture(scope="session")
+def openapi_document() -> dict:
+    """pwreset's own /openapi.json, without the tests' probe routes."""
+    from pwreset.api.openapi import build_openapi
+    from pwreset.app import all_operations
+
+    return build_openapi(all_operations())
+
+
 @pytest.fixture
-async def api(services: Container) -> AsyncIterator[httpx.AsyncClient]:
+async def api(services: Container, openapi_document: dict) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in process. Every response is checked against /openapi.json (tests/openapi_check.py)."""
     app = create_app(services.settings, container=services, extra_operations=PROBE_OPERATIONS, background=False)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://pwreset.test") as client:
+    _, hook = checker(openapi_document)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://pwreset.test", event_hooks={"response": [hook]}
+    ) as client:
         yield client
 
 

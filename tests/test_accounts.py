@@ -3,14 +3,16 @@ import format; masking; tenant isolation; $filter inputs that try SQL or OData t
 
 from __future__ import annotations
 
+import re
 import uuid
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
+from pwreset.accounts.catalogue import ACTION_FLAGS, STATUS_FLAGS
 from pwreset.accounts.models import Account
-from tests.directory_support import PAT_PASSWORD, customer, load, sms
+from tests.directory_support import C1, C2, C9, PAT_PASSWORD, X1, cid, customer, load, sms
 from tests.support import get_token
 
 PREFIXES = ["", "/digitalbanking/db-accounts"]
@@ -25,8 +27,8 @@ CHECKING = account("chk-1", "000123456789", nickName="Everyday", description="Ch
                    availableBalance={"currencyCode": "USD", "amount": "1490.3"}, status={"open": True},
                    allowedActions={"transferFrom": True})
 SAVINGS = account("sav-1", "000987654321", "SAVINGS", currentBalance={"currencyCode": "USD", "amount": "8200"})
-LOAN = account("loan-1", "555000111", "AUTO_LOAN", currentBalance={"currencyCode": "USD", "amount": "-12850.75"})
-YEN = account("yen-1", "JP0001", "SAVINGS", currentBalance={"currencyCode": "JPY", "amount": "125000"})
+LOAN = account("loan-1", "555000111", "CONSUMER_LOAN", currentBalance={"currencyCode": "USD", "amount": "-12850.75"})
+PESO = account("clp-1", "CL0001", "SAVINGS", currentBalance={"currencyCode": "CLP", "amount": 125000})
 
 
 @pytest.fixture
@@ -39,12 +41,12 @@ async def bank(api, make_partner, services):
     """Two institutions; Pat (07675) with four accounts; Sam with one; Olga at 11111 with one."""
     records = {
         "07675": [
-            customer("C1", "pat.doe", sms("101"), hostUserId="HOST001", password=PAT_PASSWORD,
-                     accounts=[CHECKING, SAVINGS, LOAN, YEN]),
-            customer("C2", "sam", sms("201", "2025550178"), hostUserId="HOST002",
+            customer(C1, "pat.doe", sms("101"), hostUserId="HOST001", password=PAT_PASSWORD,
+                     accounts=[CHECKING, SAVINGS, LOAN, PESO]),
+            customer(C2, "sam", sms("201", "2025550178"), hostUserId="HOST002",
                      accounts=[account("chk-2", "000111222333")]),
         ],
-        "11111": [customer("X1", "olga", sms("901", "2025550190"), hostUserId="HOST001",
+        "11111": [customer(X1, "olga", sms("901", "2025550190"), hostUserId="HOST001",
                            accounts=[account("chk-1", "000444555666")])],
     }
     masked = await make_partner("07675", scopes="accounts:read", grant_types="client_credentials password")
@@ -87,22 +89,31 @@ async def test_a_users_accounts_as_the_contract_shows_them(api, bank, prefix):
                              headers=headers(bank.masked, transactionId="tx-42"))
     assert response.status_code == 200, response.text
     assert response.headers["transactionId"] == "tx-42"
+    assert "totalGroupCount" not in response.json()  # only with $apply=groupBy(customer)
+    assert b'"amount":1520.35}' in response.content and b'"amount":1490.30}' in response.content  # exact digits
     body = response.json()
-    assert body["totalGroupCount"] == "1" and len(body["accounts"]) == 4
+    assert len(body["accounts"]) == 4
     checking = body["accounts"][0]
     assert set(checking) == {
-        "id", "institutionId", "institutionUserId", "accountNumber", "nickName", "description", "type", "category",
-        "primaryHolderName", "currentBalance", "availableBalance", "status", "allowedActions", "routingNumber",
+        "id", "institutionId", "institutionUserId", "institutionCustomerId", "accountNumber", "nickName",
+        "description", "type", "category", "primaryHolderName", "currentBalance", "availableBalance", "status",
+        "allowedActions", "routingNumber",
     }
     assert checking["accountNumber"] == "6789" and checking["institutionId"] == "07675"
-    assert checking["type"] == {"value": "CHECKING", "fiAccountType": 1, "description": "Checking"}
+    assert re.fullmatch(r"[0-9A-F]{32}", checking["institutionUserId"]) and checking["institutionCustomerId"] == C1
+    assert checking["type"] == {"value": "CHECKING", "fiAccountType": 2, "description": "Checking"}
     assert checking["category"] == "DEPOSIT" and checking["routingNumber"] == "011000015"
-    assert checking["currentBalance"] == {"currencyCode": "USD", "amount": "1520.35"}
-    assert checking["availableBalance"] == {"currencyCode": "USD", "amount": "1490.30"}
-    assert checking["status"] == {"open": True} and checking["allowedActions"] == {"transferFrom": True}
+    assert checking["currentBalance"] == {"currencyCode": "USD", "amount": 1520.35}
+    assert checking["availableBalance"] == {"currencyCode": "USD", "amount": 1490.30}
+    assert checking["status"] == {flag: flag == "open" for flag in STATUS_FLAGS}
+    assert checking["allowedActions"] == {flag: flag == "transferFrom" for flag in ACTION_FLAGS}
     assert [a["category"] for a in body["accounts"]] == ["DEPOSIT", "DEPOSIT", "LOAN", "DEPOSIT"]
-    assert body["accounts"][2]["currentBalance"]["amount"] == "-12850.75"
-    assert body["accounts"][3]["currentBalance"] == {"currencyCode": "JPY", "amount": "125000"}
+    assert body["accounts"][2]["currentBalance"]["amount"] == -12850.75
+    assert body["accounts"][2]["type"]["value"] == "CONSUMER_LOAN"
+    assert body["accounts"][3]["currentBalance"] == {"currencyCode": "CLP", "amount": 125000}
+    savings = body["accounts"][1]  # optional fields without a value are left out, never null
+    assert "nickName" not in savings and "routingNumber" not in savings and "availableBalance" not in savings
+    assert None not in savings.values()
     by_login = await api.get(f"{prefix}/v1/accounts", params={"loginId": "PAT.DOE"}, headers=headers(bank.masked))
     assert by_login.json() == body
 
@@ -150,11 +161,11 @@ async def test_tracing_and_auth_refusals(api, bank, prefix, make_partner):
     acc_error(await api.get(url, params=params, headers={"Authorization": f"Bearer {bank.masked}"}), 400, "ACC_99998")
     acc_error(await api.get(url, params=params, headers=headers(bank.masked, transactionId="t" * 65)), 400,
               "ACC_99997")
-    acc_error(await api.get(url, params=params, headers={"transactionId": "t"}), 401, "ACC_10005")
-    acc_error(await api.get(url, params=params, headers=headers("pwr_at_nope")), 401, "ACC_10001")
+    acc_error(await api.get(url, params=params, headers={"transactionId": "t"}), 401, "ACC_00601")
+    acc_error(await api.get(url, params=params, headers=headers("pwr_at_nope")), 401, "ACC_00601")
     users_only = await make_partner("07675", scopes="institution-users:read")
     token = (await get_token(api, users_only.auth)).json()["access_token"]
-    acc_error(await api.get(url, params=params, headers=headers(token)), 403, "ACC_10002")
+    acc_error(await api.get(url, params=params, headers=headers(token)), 403, "ACC_00602")
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)
@@ -164,7 +175,7 @@ async def test_unknown_and_foreign_account_ids(api, bank, prefix):
     for account_id in (foreign, "0" * 32, "chk-1", "x" * 65):
         response = await api.get(f"{prefix}/v1/accounts/{account_id}", params={"hostUserId": "HOST001"},
                                  headers=headers(bank.masked))
-        acc_error(response, 400 if len(account_id) > 64 else 404, "ACC_99992" if len(account_id) > 64 else "ACC_00012")
+        acc_error(response, 404, "ACC_00012")
     # The same host user id names a different user at the other institution, who sees only their own.
     assert [a["accountNumber"] for a in olga["accounts"]] == ["5666"]
 
@@ -178,20 +189,32 @@ async def test_filters(api, bank, prefix):
         response = await api.get(f"{prefix}/v1/accounts", params={"loginId": "pat.doe", "$filter": value},
                                  headers=headers(bank.masked))
         assert response.status_code == 200, response.text
-        return [a["nickName"] or a["type"]["value"] for a in response.json()["accounts"]]
+        return [a.get("nickName") or a["type"]["value"] for a in response.json()["accounts"]]
 
     assert await ids("category eq 'DEPOSIT'") == ["Everyday", "SAVINGS", "SAVINGS"]
-    assert await ids("  category   eq  'LOAN' ") == ["AUTO_LOAN"]
+    assert await ids("  category   eq  'LOAN' ") == ["CONSUMER_LOAN"]
     assert await ids("category eq 'INVESTMENT'") == []
-    assert await ids(f"id eq '{loan_id}'") == ["AUTO_LOAN"]
+    assert await ids(f"id eq '{loan_id}'") == ["CONSUMER_LOAN"]
     assert await ids("id eq 'it''s not there'") == []
+    # The spec's own example, and the rest of its grammar.
+    assert await ids("(category eq 'DEPOSIT') and (type eq 'CHECKING')") == ["Everyday"]
+    assert await ids("category ne 'DEPOSIT'") == ["CONSUMER_LOAN"]
+    assert await ids("name eq 'Everyday' or type eq 'CONSUMER_LOAN'") == ["Everyday", "CONSUMER_LOAN"]
+    assert await ids("nickName eq 'Everyday'") == ["Everyday"]
+    assert await ids("contains(accountNumber, '9876')") == ["SAVINGS"]
+    assert await ids("contains(tolower(name), 'every')") == ["Everyday"]
+    assert await ids("contains(name, 'every')") == []  # contains is case-sensitive on both databases
+    assert await ids("toupper(type) eq 'SAVINGS' and accountNumber ge 'CL'") == ["SAVINGS"]
+    assert await ids("category eq 'deposit'") == []
 
 
 @pytest.mark.parametrize("value", [
     "category eq 'DEPOSIT' or 1 eq 1", "category eq 'DEPOSIT'; DROP TABLE accounts; --", "id eq '' OR '1'='1'",
-    "category eq 'deposit'", "category ne 'DEPOSIT'", "category eq DEPOSIT", "nickName eq 'Everyday'",
-    "id eq 'a' and category eq 'LOAN'", "contains(id,'a')", "category eq 'DEPOSIT", "", " ", "id eq \"x\"",
-    "category eq 'DEPOSIT'\x00", "$filter=category eq 'LOAN'", "x" * 300, "id in ('a','b')",
+    "category eq DEPOSIT", "Category eq 'LOAN'", "category eq 'DEPOSIT' and", "(category eq 'LOAN'",
+    "not category eq 'LOAN'", "contains(id)", "tolower(id, 'a') eq 'a'", "status eq 'open'",
+    "category eq 'DEPOSIT", "", " ", "id eq \"x\"", "id eq 'a''", "category eq 'DEPOSIT'\x00", "id eq 'a\x00b'",
+    "$filter=category eq 'LOAN'", "x" * 1001, "id in ('a','b')", "(" * 40 + "id eq 'a'" + ")" * 40,
+    " or ".join(["id eq 'a'"] * 40), "id eq 1", "id eq null", "id eq 'a' --",
 ])
 async def test_filter_tricks_are_acc_00005_and_change_nothing(api, bank, services, value):
     response = await api.get("/v1/accounts", params={"loginId": "pat.doe", "$filter": value},
@@ -203,7 +226,7 @@ async def test_filter_tricks_are_acc_00005_and_change_nothing(api, bank, service
 
 async def test_accounts_in_the_import_format(services, make_partner):
     await make_partner("07675")
-    base = customer("C9", "nine", sms("1"), accounts=[CHECKING])
+    base = customer(C9, "nine", sms("1"), accounts=[CHECKING])
     assert (await load(services, "07675", [base])).created == 1
     assert (await load(services, "07675", [base])).unchanged == 1  # a re-run changes nothing
     async with services.db.reading() as session:
@@ -211,7 +234,7 @@ async def test_accounts_in_the_import_format(services, make_partner):
     assert first.current_amount == Decimal("1520.35") and isinstance(first.current_amount, Decimal)
     moved = {**CHECKING, "currentBalance": {"currencyCode": "USD", "amount": "99.99"}}
     assert (await load(services, "07675", [{**base, "accounts": [moved, SAVINGS]}])).updated == 1
-    assert (await load(services, "07675", [customer("C9", "nine", sms("1"))])).unchanged == 1  # no accounts key
+    assert (await load(services, "07675", [customer(C9, "nine", sms("1"))])).unchanged == 1  # no accounts key
     async with services.db.reading() as session:
         rows = {a.source_id: a for a in (await session.scalars(select(Account))).all()}
     assert set(rows) == {"chk-1", "sav-1"} and rows["chk-1"].id == first.id  # the API id is stable
@@ -222,22 +245,27 @@ async def test_accounts_in_the_import_format(services, make_partner):
 
 
 @pytest.mark.parametrize(("bad", "reason"), [
-    ({"amount": 12.5, "currencyCode": "USD"}, "string"),
+    ({"amount": 12345678901234.567, "currencyCode": "USD"}, "15 significant digits"),
+    ({"amount": True, "currencyCode": "USD"}, "decimal string or a JSON number"),
     ({"amount": "1e400", "currencyCode": "USD"}, "finite"),
     ({"amount": "1.23456", "currencyCode": "USD"}, "at most 4 decimals"),
     ({"amount": "NaN", "currencyCode": "USD"}, "finite"),
     ({"amount": "12", "currencyCode": "usd"}, "currencyCode"),
+    ({"amount": "12", "currencyCode": "JPY"}, "CurrencyCode"),  # not in the spec's list
 ])
 async def test_bad_amounts_are_refused_with_the_line(services, make_partner, bad, reason):
     await make_partner("07675")
-    report = await load(services, "07675", [customer("C9", "nine", sms("1"),
+    report = await load(services, "07675", [customer(C9, "nine", sms("1"),
                                                      accounts=[{**CHECKING, "currentBalance": bad}])])
     assert report.created == 0 and len(report.refused) == 1 and reason in report.refused[0][1], report.refused
 
 
 @pytest.mark.parametrize(("bad", "reason"), [
     ({"type": {"value": "TIME_MACHINE"}}, "unknown account type"),
-    ({"category": "LOAN"}, "category DEPOSIT"),
+    ({"type": {"value": "AUTO_LOAN"}}, "AUTO_LOAN is now CONSUMER_LOAN"),
+    ({"type": {"value": "USER_DEFINED"}}, "needs a category"),
+    ({"status": {"open": True, "frozen": True}}, "unknown flag frozen"),
+    ({"allowedActions": {"transferFrom": True, "wire": True}}, "unknown flag wire"),
     ({"category": "SHOES"}, "category must be one of"),
     ({"routingNumber": "011000016"}, "ABA checksum"),
     ({"accountNumber": "12"}, "accountNumber"),
@@ -245,25 +273,59 @@ async def test_bad_amounts_are_refused_with_the_line(services, make_partner, bad
 ])
 async def test_bad_accounts_are_refused(services, make_partner, bad, reason):
     await make_partner("07675")
-    report = await load(services, "07675", [customer("C9", "nine", sms("1"), accounts=[{**CHECKING, **bad}])])
+    report = await load(services, "07675", [customer(C9, "nine", sms("1"), accounts=[{**CHECKING, **bad}])])
     assert len(report.refused) == 1 and reason in report.refused[0][1], report.refused
+
+
+async def test_amounts_given_as_json_numbers_are_kept_exact(services, make_partner):
+    await make_partner("07675")
+    money = {"currentBalance": {"currencyCode": "USD", "amount": 1520.35},
+             "availableBalance": {"currencyCode": "USD", "amount": 12345678901.1234}}
+    report = await load(services, "07675", [customer(C9, "nine", sms("1"), accounts=[{**CHECKING, **money}])])
+    assert report.created == 1, report.refused
+    async with services.db.reading() as session:
+        stored = (await session.scalars(select(Account))).one()
+    assert stored.current_amount == Decimal("1520.35") and stored.available_amount == Decimal("12345678901.1234")
+
+
+async def test_a_category_other_than_the_types_default_is_the_institutions_choice(services, make_partner):
+    await make_partner("07675")
+    ira = account("ira-1", "000111222", "RETIREMENT_IRA", category="DEPOSIT")
+    other = account("gl-1", "000111333", "USER_DEFINED", category="INVESTMENT")
+    report = await load(services, "07675", [customer(C9, "nine", sms("1"), accounts=[ira, other])])
+    assert report.created == 1, report.refused
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+async def test_grouped_paging_by_customer(api, bank, prefix):
+    """``$apply=groupBy(customer)`` pages by institution customer; a pwreset user is one, so one
+    group, and only then does ``totalGroupCount`` appear, as an integer."""
+    url, base = f"{prefix}/v1/accounts", {"loginId": "pat.doe", "$apply": "groupBy(customer)"}
+    first = await api.get(url, params={**base, "$topGroups": "1", "$skipGroups": "0"}, headers=headers(bank.masked))
+    assert first.status_code == 200, first.text
+    assert first.json()["totalGroupCount"] == 1 and len(first.json()["accounts"]) == 4
+    past = await api.get(url, params={**base, "$topGroups": "1", "$skipGroups": "1"}, headers=headers(bank.masked))
+    assert past.json() == {"accounts": [], "totalGroupCount": 1}
+    for bad in ({**base, "$apply": "groupBy(account)"}, {"loginId": "pat.doe", "$skipGroups": "0"},
+                {**base, "$topGroups": "-1"}, {**base, "$skipGroups": "x"}):
+        acc_error(await api.get(url, params=bad, headers=headers(bank.masked)), 400, "ACC_00011")
 
 
 async def test_a_cross_user_account_keeps_its_type(services, make_partner):
     await make_partner("07675")
     shared = {**SAVINGS, "category": "CROSS_USER_ACCOUNT"}
-    assert (await load(services, "07675", [customer("C9", "nine", sms("1"), accounts=[shared])])).created == 1
+    assert (await load(services, "07675", [customer(C9, "nine", sms("1"), accounts=[shared])])).created == 1
 
 
 async def test_a_pruned_customer_loses_accounts_and_tokens(api, bank, services):
     from pwreset.customers.importer import Importer
 
     importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, oauth=services.oauth)
-    keep = customer("C2", "sam", sms("201", "2025550178"), hostUserId="HOST002")
+    keep = customer(C2, "sam", sms("201", "2025550178"), hostUserId="HOST002")
     report = await importer.run([(1, keep)], institution_id="07675", prune=True)
     assert report.pruned == 1 and not report.prune_skipped  # Pat is gone
     response = await api.get("/v1/accounts", headers=headers(bank.pat))
-    acc_error(response, 401, "ACC_10001")  # Pat's token was revoked
+    acc_error(response, 401, "ACC_00601")  # Pat's token was revoked
     async with services.db.reading() as session:
         left = {a.source_id for a in (await session.scalars(select(Account))).all()}
     assert left == {"chk-2", "chk-1"}  # Sam's, and Olga's at the other institution
@@ -275,13 +337,13 @@ async def test_a_failed_batch_writes_nothing_of_it(services, make_partner, monke
 
     await make_partner("07675")
     importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, batch_size=2)
-    rows = [customer(f"B{n}", f"b{n}", sms("1"), accounts=[CHECKING]) for n in range(4)]
+    rows = [customer(cid(f"B{n}"), f"b{n}", sms("1"), accounts=[CHECKING]) for n in range(4)]
     if backend == "postgresql":
         real = bulk.write
 
         async def fail_second(conn, new, old, **kwargs):
             outcomes = await real(conn, new, old, **kwargs)
-            if new.customer_ids[0] == "B2":
+            if new.customer_ids[0] == cid("B2"):
                 raise OSError("connection lost mid-batch")
             return outcomes
 
@@ -290,7 +352,7 @@ async def test_a_failed_batch_writes_nothing_of_it(services, make_partner, monke
         real_upsert = Importer._upsert
 
         async def fail_b3(self, session, line, *args):
-            if line.customer_id == "B3":
+            if line.customer_id == cid("B3"):
                 raise OSError("disk full")
             return await real_upsert(self, session, line, *args)
 
@@ -302,4 +364,4 @@ async def test_a_failed_batch_writes_nothing_of_it(services, make_partner, monke
 
         ids = sorted((await session.scalars(select(Customer.customer_id))).all())
         accounts = (await session.scalars(select(Account))).all()
-    assert ids == ["B0", "B1"] and len(accounts) == 2  # the first batch, whole; nothing of the second
+    assert ids == sorted([cid("B0"), cid("B1")]) and len(accounts) == 2  # the first batch, whole; nothing of the second

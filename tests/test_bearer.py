@@ -7,6 +7,7 @@ import contextlib
 import pytest
 from sqlalchemy import event
 
+from tests.directory_support import C1, C2
 from tests.support import bearer, get_token, tx
 
 
@@ -94,12 +95,12 @@ async def test_a_token_of_a_revoked_client_stops_at_once(api, make_partner, serv
 
 async def test_customer_tokens_are_revoked_together(api, make_partner, directory, services):
     partner = await make_partner()
-    directory.add("07675", "pat", "C1", "pw-123456789")
-    directory.add("07675", "sam", "C2", "pw-987654321")
+    directory.add("07675", "pat", C1, "pw-123456789")
+    directory.add("07675", "sam", C2, "pw-987654321")
     pat = (await get_token(api, partner.auth, grant_type="password", username="pat", password="pw-123456789")).json()
     sam = (await get_token(api, partner.auth, grant_type="password", username="sam", password="pw-987654321")).json()
     async with services.db.transaction() as session:
-        await services.oauth.revoke_customer_tokens(session, institution_id="07675", customer_id="C1")
+        await services.oauth.revoke_customer_tokens(session, institution_id="07675", customer_id=C1)
     assert (await api.get("/v1/probe", headers=bearer(pat["access_token"]))).status_code == 401
     assert (await api.get("/v1/probe", headers=bearer(sam["access_token"]))).status_code == 200
 
@@ -162,8 +163,8 @@ async def test_without_a_revocation_feed_cached_entries_are_rechecked_after_the_
 
 async def test_the_revocation_log_carries_revocations_to_other_nodes(api, make_partner, settings, clock):
     """A second container on the same database plays another node that reads the log."""
+    from pwreset.access.principal import BearerInvalid
     from pwreset.container import build_container
-    from pwreset.oauth.errors import BearerInvalid
 
     partner = await make_partner()
     token = (await get_token(api, partner.auth)).json()["access_token"]

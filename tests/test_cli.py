@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_SECRET_KEY
+from tests.directory_support import C1
 from tests.servers import pwreset_server
 
 
@@ -178,7 +179,7 @@ def test_customers_export_and_reimport(cli, tmp_path):
     cli("institutions", "create", "07675", "--name", "First Credit Union")
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps({
-        "customerId": "C1", "loginId": "pat", "password": "an initial password",
+        "customerId": C1, "loginId": "pat", "password": "an initial password",
         "contactMethods": [{"id": "1", "protocol": "EMAIL", "contactInfo": "pat@example.com"}],
         "accounts": [{"id": "a1", "accountNumber": "000123456789", "type": {"value": "CHECKING"},
                       "currentBalance": {"currencyCode": "USD", "amount": "10.50"}}],

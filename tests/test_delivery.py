@@ -19,7 +19,7 @@ from pwreset.delivery.providers import SmtpProvider, TwilioProvider
 from pwreset.delivery.providers.base import Accepted, Outgoing, PermanentFailure, TransientFailure
 from pwreset.delivery.worker import Worker, backoff
 from pwreset.institutions.service import create_institution
-from tests.directory_support import World
+from tests.directory_support import C1, World
 from tests.provider_server import fake_provider, smtp_server
 
 
@@ -329,7 +329,7 @@ async def test_a_passcode_travels_by_sms_and_email_to_real_providers(api, world:
         email = SmtpProvider(host="127.0.0.1", port=port, sender="reset@cu.example", security="none", timeout=2)
         services.worker.providers = {"SMS": sms, "VOICE": sms, "EMAIL": email}
         for method in ("101", "103"):
-            response = await api.put("/v1/customers/C1:reset-password", headers=world.headers(),
+            response = await api.put(f"/v1/customers/{C1}:reset-password", headers=world.headers(),
                                      json={"contactMethodId": method})
             assert response.status_code == 204
             await services.worker.run_once()
@@ -341,7 +341,7 @@ async def test_a_passcode_travels_by_sms_and_email_to_real_providers(api, world:
     assert mailed["To"] == "pat@example.com"
     emailed = code_in(mailed.get_body(("plain",)).get_content())
     assert texted != emailed  # the second passcode superseded the first
-    verified = await api.post("/v1/customers/C1:verify-passcode", headers=world.headers(),
+    verified = await api.post(f"/v1/customers/{C1}:verify-passcode", headers=world.headers(),
                               json={"passcode": emailed})
     assert verified.status_code == 200, verified.text
 

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from tests.conftest import TEST_SECRET_KEY
+from tests.directory_support import C1, C2, C3, C4, C5, C6, C7, C8, C9, cid
 
 GOOD = {
     "customerId": "18fc507616c646048ea400138c8ac887", "loginId": "pat.doe", "hostUserId": "HOST001",
@@ -45,7 +46,7 @@ def jsonl(*records: dict | str) -> str:
 
 def test_import_jsonl_then_rerun_changes_nothing(pwreset, tmp_path):
     path = tmp_path / "customers.jsonl"
-    second = {**GOOD, "customerId": "C2", "loginId": "sam", "contactMethods": [], "password": None}
+    second = {**GOOD, "customerId": C2, "loginId": "sam", "contactMethods": [], "password": None}
     second.pop("password")
     path.write_text(jsonl(GOOD, second))
     first = pwreset("customers", "import", str(path), "--institution", "07675")
@@ -62,15 +63,15 @@ def test_bad_lines_are_reported_and_skipped_the_rest_goes_in(pwreset, tmp_path):
     lines = jsonl(
         GOOD,
         "{not json",
-        {**GOOD, "customerId": "C3", "loginId": "x", "favouriteColour": "blue"},
-        {**GOOD, "customerId": "C4", "loginId": "y", "passwordHash": "$2b$12$" + "a" * 53},
-        {**GOOD, "customerId": "C5", "loginId": "z",
+        {**GOOD, "customerId": C3, "loginId": "x", "favouriteColour": "blue"},
+        {**GOOD, "customerId": C4, "loginId": "y", "passwordHash": "$2b$12$" + "a" * 53},
+        {**GOOD, "customerId": C5, "loginId": "z",
          "contactMethods": [{"id": "1", "protocol": "SMS", "telephoneCountryCode": "1", "contactInfo": "12"}]},
-        {**GOOD, "customerId": "C6", "loginId": "PAT.DOE"},
-        {**GOOD, "customerId": "C7", "loginId": "w", "password": None, "passwordHash": "md5$abc"},
-        {**GOOD, "customerId": "C8", "loginId": "v",
+        {**GOOD, "customerId": C6, "loginId": "PAT.DOE"},
+        {**GOOD, "customerId": C7, "loginId": "w", "password": None, "passwordHash": "md5$abc"},
+        {**GOOD, "customerId": C8, "loginId": "v",
          "contactMethods": [{"id": "1", "protocol": "EMAIL", "contactInfo": "not an email"}]},
-        {**GOOD, "customerId": "C9", "loginId": "ok-too", "contactMethods": []},
+        {**GOOD, "customerId": C9, "loginId": "ok-too", "contactMethods": []},
     )
     result = pwreset("customers", "import", "-", "--institution", "07675", stdin=lines)
     assert result.returncode == 1
@@ -84,8 +85,8 @@ def test_bad_lines_are_reported_and_skipped_the_rest_goes_in(pwreset, tmp_path):
     assert "passwordHash" in errors["line 7"]
     assert "email" in errors["line 8"]
     assert "9 customers read: 2 created, 0 updated, 0 unchanged, 7 refused" in result.stdout
-    assert pwreset("customers", "show", "C9", "--institution", "07675").returncode == 0
-    refused = pwreset("customers", "show", "C3", "--institution", "07675")
+    assert pwreset("customers", "show", C9, "--institution", "07675").returncode == 0
+    refused = pwreset("customers", "show", C3, "--institution", "07675")
     assert refused.returncode == 1 and "no such customer" in refused.stderr
 
 
@@ -94,12 +95,12 @@ def test_csv_carries_the_same_fields(pwreset, tmp_path):
     methods = json.dumps([{"id": "7", "protocol": "VOICE", "telephoneCountryCode": "44", "contactInfo": "7911123456"}])
     path.write_text(
         "customerId,loginId,firstName,registered,contactMethods\n"
-        f'C1,pat,Pat,true,"{methods.replace(chr(34), chr(34) * 2)}"\n'
-        "C2,sam,Sam,maybe,\n"
+        f'{C1},pat,Pat,true,"{methods.replace(chr(34), chr(34) * 2)}"\n'
+        f"{C2},sam,Sam,maybe,\n"
     )
     result = pwreset("customers", "import", str(path), "--institution", "07675")
     assert result.returncode == 1 and "line 3: registered: expected true or false" in result.stderr
-    shown = json.loads(pwreset("customers", "show", "C1", "--institution", "07675").stdout)
+    shown = json.loads(pwreset("customers", "show", C1, "--institution", "07675").stdout)
     assert shown["contactMethods"] == [{"id": "7", "telephoneCountryCode": "44", "contactInfo": "7911123456",
                                         "protocol": "VOICE", "isActivated": True}]
 
@@ -149,7 +150,7 @@ def test_a_rerun_never_undoes_what_happened_since(pwreset, tmp_path, database_ur
 
 
 def test_a_dry_run_and_prune_from_the_command_line(pwreset, tmp_path):
-    lines = jsonl(GOOD, {**GOOD, "customerId": "C2", "loginId": "sam", "favouriteColour": "blue"})
+    lines = jsonl(GOOD, {**GOOD, "customerId": C2, "loginId": "sam", "favouriteColour": "blue"})
     dry = pwreset("customers", "import", "-", "--institution", "07675", "--dry-run", stdin=lines)
     assert dry.returncode == 1 and "dry run: 2 customers read: 1 valid, 1 refused; nothing written" in dry.stdout
     assert "line 2: favouriteColour" in dry.stderr
@@ -167,8 +168,8 @@ async def test_a_dry_run_validates_everything_and_writes_nothing(services, make_
 
     await make_partner("07675")
     importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock)
-    lines = [GOOD, {**GOOD, "customerId": "C2", "loginId": "sam", "favouriteColour": "blue"},
-             {**GOOD, "customerId": "C3", "loginId": "PAT.doe"}]  # a login repeated within the file
+    lines = [GOOD, {**GOOD, "customerId": C2, "loginId": "sam", "favouriteColour": "blue"},
+             {**GOOD, "customerId": C3, "loginId": "PAT.doe"}]  # a login repeated within the file
     report = await importer.run(list(enumerate(lines, 1)), institution_id="07675", dry_run=True)
     assert (report.valid, report.created) == (1, 0)
     assert [n for n, _ in report.refused] == [2, 3] and "belongs to customer" in report.refused[1][1]
@@ -184,7 +185,7 @@ async def test_prune_deletes_the_customers_a_full_file_leaves_out(services, make
 
     await make_partner("07675")
     importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, oauth=services.oauth)
-    others = [{**GOOD, "customerId": f"C{n}", "loginId": f"user{n}", "contactMethods": []} for n in range(2, 5)]
+    others = [{**GOOD, "customerId": cid(f"C{n}"), "loginId": f"user{n}", "contactMethods": []} for n in range(2, 5)]
     await importer.run(list(enumerate([GOOD, *others], 1)), institution_id="07675")
 
     async def customers() -> list[str]:
@@ -195,7 +196,7 @@ async def test_prune_deletes_the_customers_a_full_file_leaves_out(services, make
     assert refused.prune_skipped and refused.pruned == 0 and len(await customers()) == 4  # nobody deleted
     full = await importer.run([(1, GOOD), (2, others[0])], institution_id="07675", prune=True)
     assert full.pruned == 2 and not full.prune_skipped
-    assert await customers() == sorted([GOOD["customerId"], "C2"])
+    assert await customers() == sorted([GOOD["customerId"], C2])
 
 
 async def test_a_file_of_many_batches_is_validated_in_worker_processes_in_file_order(services, make_partner):
@@ -211,9 +212,9 @@ async def test_a_file_of_many_batches_is_validated_in_worker_processes_in_file_o
     raw = jsonl(
         GOOD,
         "{not json",
-        *({**GOOD, "customerId": f"C{n}", "loginId": f"user{n}"} for n in range(3, 8)),
-        {**GOOD, "customerId": "C8", "loginId": "user8", "contactMethods": bad_phone},
-        {**GOOD, "customerId": "C9", "loginId": "USER3"},  # another customer's login, in a later batch
+        *({**GOOD, "customerId": cid(f"C{n}"), "loginId": f"user{n}"} for n in range(3, 8)),
+        {**GOOD, "customerId": C8, "loginId": "user8", "contactMethods": bad_phone},
+        {**GOOD, "customerId": C9, "loginId": "USER3"},  # another customer's login, in a later batch
         "[1, 2]",
     ).splitlines(keepends=True)
     workers: list[int] = []
@@ -227,11 +228,11 @@ async def test_a_file_of_many_batches_is_validated_in_worker_processes_in_file_o
     refused = dict(report.refused)
     assert sorted(refused) == [2, 8, 9, 10]
     assert refused[2].startswith("not JSON") and "phone number" in refused[8]
-    assert "belongs to customer C3" in refused[9] and refused[10] == "a line must be a JSON object"
+    assert f"belongs to customer {C3}" in refused[9] and refused[10] == "a line must be a JSON object"
     async with services.db.reading() as session:
         ids = sorted((await session.scalars(select(Customer.customer_id))).all())
         destinations = set((await session.scalars(select(ContactMethod.destination))).all())
-    assert ids == sorted([GOOD["customerId"], *(f"C{n}" for n in range(3, 8))])
+    assert ids == sorted([GOOD["customerId"], *(cid(f"C{n}") for n in range(3, 8))])
     assert destinations == {"+12025550143", "Pat@example.com"}  # normalised in the workers
     again = await Importer(db=services.db, hashing=services.hashing, clock=services.clock, batch_size=2,
                            jobs=0).run(list(enumerate(raw, 1)), institution_id="07675")
@@ -258,7 +259,7 @@ def _many_lines(database_url: str, tmp_path) -> tuple[int, object]:
     count = 4_000 if database_url.startswith("sqlite") else 20_000
     path = tmp_path / "many.jsonl"
     path.write_text(jsonl(*(
-        {"customerId": f"B{n}", "loginId": f"bulk{n}", "contactMethods": [
+        {"customerId": cid(f"B{n}"), "loginId": f"bulk{n}", "contactMethods": [
             {"id": "s", "protocol": "SMS", "telephoneCountryCode": "1", "contactInfo": f"20220{n:05d}"}]}
         for n in range(count)
     )))
@@ -382,24 +383,24 @@ async def test_a_login_given_up_earlier_in_the_same_batch_can_be_taken(services,
     await make_partner("07675")
     importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock, jobs=0)
     pat = {**GOOD, "contactMethods": []}
-    sam = {**pat, "customerId": "SAM", "loginId": "sam"}
+    sam = {**pat, "customerId": cid("SAM"), "loginId": "sam"}
     await importer.run([(1, pat), (2, sam)], institution_id="07675")
     lines, refused = prepare([
         (1, {**sam, "loginId": "sam.new"}),  # Sam gives up "sam" ...
         (2, {**pat, "loginId": "SAM"}),  # ... which Pat takes, giving up "pat.doe" ...
-        (3, {**pat, "customerId": "C3", "loginId": "Pat.Doe"}),  # ... which a new customer takes
-        (4, {**pat, "customerId": "C4", "loginId": "sam.new"}),  # but not the login Sam just took
+        (3, {**pat, "customerId": C3, "loginId": "Pat.Doe"}),  # ... which a new customer takes
+        (4, {**pat, "customerId": C4, "loginId": "sam.new"}),  # but not the login Sam just took
     ])
     assert [line.number for line in lines] == [1, 2, 3] and refused[0][0] == 4  # (the batch's own check)
-    late = prepare([(5, {**pat, "customerId": "C5", "loginId": "SAM.NEW"})])[0]
+    late = prepare([(5, {**pat, "customerId": C5, "loginId": "SAM.NEW"})])[0]
     report = ImportReport()
     write = importer._write_bulk if backend == "postgresql" else importer._write_rows
     await write([*lines, *late], "07675", report, None)
     assert (report.updated, report.created) == (2, 1)
-    assert report.refused == [(5, "loginId 'SAM.NEW' belongs to customer SAM")]
+    assert report.refused == [(5, f"loginId 'SAM.NEW' belongs to customer {cid('SAM')}")]
     async with services.db.reading() as session:
         logins = dict((await session.execute(select(Customer.customer_id, Customer.login_key))).all())
-    assert logins == {"SAM": "sam.new", GOOD["customerId"]: "sam", "C3": "pat.doe"}
+    assert logins == {cid("SAM"): "sam.new", GOOD["customerId"]: "sam", C3: "pat.doe"}
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
@@ -415,11 +416,11 @@ async def test_a_large_import_refreshes_the_planner_statistics(services, make_pa
                     "WHERE relname IN ('customers', 'contact_methods', 'accounts')")
     async with services.db.engine.connect() as conn:
         since = (await conn.execute(text("SELECT now()"))).scalar_one()
-    lines = [{**GOOD, "customerId": f"C{n}", "loginId": f"user{n}"} for n in range(2)]
+    lines = [{**GOOD, "customerId": cid(f"C{n}"), "loginId": f"user{n}"} for n in range(2)]
     await importer.run(list(enumerate(lines, 1)), institution_id="07675")
     async with services.db.engine.connect() as conn:
         assert not any(fresh for _, fresh in (await conn.execute(analyzed, {"since": since})).all())
-    more = [{**GOOD, "customerId": f"C{n}", "loginId": f"user{n}"} for n in range(2, 5)]  # 3 created
+    more = [{**GOOD, "customerId": cid(f"C{n}"), "loginId": f"user{n}"} for n in range(2, 5)]  # 3 created
     await importer.run(list(enumerate(more, 1)), institution_id="07675")
     async with services.db.engine.connect() as conn:
         assert dict((await conn.execute(analyzed, {"since": since})).all()) == {

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from pwreset.audit.models import AuditEvent
+from tests.directory_support import C1
 from tests.support import bearer, get_token, tx
 
 PASSWORD = "correct horse battery staple"
@@ -16,7 +17,7 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 async def partner(make_partner, directory):
-    directory.add("07675", "Pat.Doe", "C1", PASSWORD)
+    directory.add("07675", "Pat.Doe", C1, PASSWORD)
     return await make_partner()
 
 
@@ -37,10 +38,10 @@ async def refresh(api, partner, refresh_token, **extra):
 async def test_password_grant_issues_a_customer_token_and_a_refresh_token(api, partner):
     body = await sign_in(api, partner)
     assert body["refresh_token"].startswith("pwr_rt_")
-    assert body["refresh_token_expires_in"] == 30 * 86400
+    assert body["refresh_token_expires_in"] == str(30 * 86400)
     probe = await api.get("/v1/probe", headers=bearer(body["access_token"]))
     assert probe.status_code == 200
-    assert probe.json()["customerId"] == "C1" and probe.json()["institutionId"] == "07675"
+    assert probe.json()["customerId"] == C1 and probe.json()["institutionId"] == "07675"
 
 
 async def test_refresh_rotates_and_keeps_the_family_lifetime(api, partner, clock):
@@ -50,7 +51,7 @@ async def test_refresh_rotates_and_keeps_the_family_lifetime(api, partner, clock
     assert response.status_code == 200, response.text
     second = response.json()
     assert second["refresh_token"] != first["refresh_token"]
-    assert second["refresh_token_expires_in"] == 30 * 86400 - 3600
+    assert second["refresh_token_expires_in"] == str(30 * 86400 - 3600)
     assert (await api.get("/v1/probe", headers=bearer(second["access_token"]))).status_code == 200
 
 
@@ -94,7 +95,7 @@ async def test_refresh_token_of_another_client_is_cmn_90016(api, partner, make_p
 
 async def test_refresh_of_a_locked_customer_is_refused(api, partner, directory):
     body = await sign_in(api, partner)
-    directory.locked.add("C1")
+    directory.locked.add(C1)
     assert (await refresh(api, partner, body["refresh_token"])).json()["code"] == "CMN_90016"
 
 
@@ -171,7 +172,7 @@ async def test_introspection_describes_active_tokens(api, partner, clock):
     response = await api.post("/oauth2/v1/introspect", auth=partner.auth, data={"token": body["access_token"]})
     assert response.status_code == 200
     info = response.json()
-    assert info["active"] is True and info["sub"] == "C1" and info["institution_id"] == "07675"
+    assert info["active"] is True and info["sub"] == C1 and info["institution_id"] == "07675"
     assert info["client_id"] == partner.shared_key and info["token_type"] == "Bearer"
     assert info["exp"] - info["iat"] == 1800 and int(clock.timestamp()) - info["iat"] in (0, 1)
     refresh_info = (

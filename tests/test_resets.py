@@ -12,7 +12,7 @@ from pwreset.audit.models import AuditEvent
 from pwreset.customers.models import Customer
 from pwreset.delivery.models import OutboxMessage
 from pwreset.resets.models import Passcode
-from tests.directory_support import PAT_PASSWORD, World, load
+from tests.directory_support import C1, C2, C3, C4, C5, C6, PAT_PASSWORD, World, cid, load
 from tests.support import get_token, ux_error
 
 
@@ -21,7 +21,10 @@ def directory():
     return None  # the real customer directory behind the password grant
 
 
-async def request_reset(api, world, customer="C1", method="101", ux="", **body):
+E2E, L1 = cid("E2E"), cid("L1")
+
+
+async def request_reset(api, world, customer=C1, method="101", ux="", **body):
     return await api.put(
         f"{ux}/v1/customers/{customer}:reset-password", headers=world.headers(),
         json={"contactMethodId": method, **body},
@@ -36,12 +39,12 @@ async def delivered_code(services) -> str:
     return found.group(1).replace(", ", "")
 
 
-async def verify(api, world, code, customer="C1", ux=""):
+async def verify(api, world, code, customer=C1, ux=""):
     return await api.post(f"{ux}/v1/customers/{customer}:verify-passcode", headers=world.headers(),
                           json={"passcode": code})
 
 
-async def set_password(api, world, ticket, password, customer="C1", ux=""):
+async def set_password(api, world, ticket, password, customer=C1, ux=""):
     return await api.put(f"{ux}/v1/customers/{customer}:set-password", headers=world.headers(),
                          json={"resetTicket": ticket, "newPassword": password})
 
@@ -73,13 +76,13 @@ async def test_a_passcode_goes_to_the_chosen_method(api, world: World, services,
 
 
 @pytest.mark.parametrize(("customer", "method", "body", "code"), [
-    ("C1", "999", {}, "UXU_88889"),
-    ("C1", "201", {}, "UXU_88889"),  # Sam's method, not Pat's
-    ("C1", "101", {"protocol": "VOICE"}, "UXU_20001"),
-    ("C2", "202", {}, "UXU_20002"),
-    ("C3", "301", {}, "UXU_20003"),
-    ("C4", "401", {}, "UXU_20004"),
-    ("C5", "501", {}, "UXU_20006"),
+    (C1, "999", {}, "UXU_88889"),
+    (C1, "201", {}, "UXU_88889"),  # Sam's method, not Pat's
+    (C1, "101", {"protocol": "VOICE"}, "UXU_20001"),
+    (C2, "202", {}, "UXU_20002"),
+    (C3, "301", {}, "UXU_20003"),
+    (C4, "401", {}, "UXU_20004"),
+    (C5, "501", {}, "UXU_20006"),
 ])
 async def test_refusals_in_the_contracts_order(api, world: World, services, ux, customer, method, body, code):
     ux_error(await request_reset(api, world, customer=customer, method=method, ux=ux, **body), 400, code)
@@ -90,7 +93,7 @@ async def test_refusals_in_the_contracts_order(api, world: World, services, ux, 
 async def test_a_malformed_body_is_uxu_99999(api, world: World, body):
     headers = {**world.headers(), "Content-Type": "application/json"}
     content = b"{not json" if body is None else None
-    response = await api.put("/v1/customers/C1:reset-password", headers=headers, json=body, content=content)
+    response = await api.put(f"/v1/customers/{C1}:reset-password", headers=headers, json=body, content=content)
     ux_error(response, 400, "UXU_99999")
 
 
@@ -98,7 +101,7 @@ async def test_unknown_customer_and_write_scope(api, world: World, make_partner)
     ux_error(await request_reset(api, world, customer="nobody"), 404, "UXU_10000")
     reader = await make_partner("07675", scopes="institution-users:read")
     token = (await get_token(api, reader.auth)).json()["access_token"]
-    response = await api.put("/v1/customers/C1:reset-password", headers=world.headers(token),
+    response = await api.put(f"/v1/customers/{C1}:reset-password", headers=world.headers(token),
                              json={"contactMethodId": "101"})
     ux_error(response, 403, "UXU_10002")
 
@@ -119,9 +122,9 @@ async def test_sending_is_limited_per_customer(api, world: World, clock):
 
 
 async def test_sending_is_limited_per_destination(api, world: World):
-    assert (await request_reset(api, world, customer="C1", method="101")).status_code == 204
+    assert (await request_reset(api, world, customer=C1, method="101")).status_code == 204
     # C6 is another customer on the same number: the destination's limit applies too.
-    ux_error(await request_reset(api, world, customer="C6", method="601"), 429, "UXU_40029")
+    ux_error(await request_reset(api, world, customer=C6, method="601"), 429, "UXU_40029")
 
 
 # 6.3
@@ -172,11 +175,11 @@ async def test_twenty_wrong_in_a_row_suspend_resets_and_are_audited(api, world: 
         clock.advance(61)
     ux_error(await request_reset(api, world, method="103"), 400, "UXU_20005")
     ux_error(await verify(api, world, "123456"), 400, "UXU_20005")
-    profile = (await api.get("/v1/customers/C1", headers=world.headers())).json()
+    profile = (await api.get(f"/v1/customers/{C1}", headers=world.headers())).json()
     assert profile["failedPasswordResetCount"] == 20
     async with services.db.reading() as session:
         locked = (await session.scalars(select(AuditEvent).where(AuditEvent.event_type == "reset.locked"))).all()
-    assert len(locked) == 1 and locked[0].customer_id == "C1" and locked[0].client_id == world.partner.client_id
+    assert len(locked) == 1 and locked[0].customer_id == C1 and locked[0].client_id == world.partner.client_id
     clock.advance(86400 + 1)
     world.token = (await get_token(api, world.partner.auth)).json()["access_token"]  # the old one expired
     assert (await request_reset(api, world, method="103")).status_code == 204
@@ -224,9 +227,9 @@ async def test_the_write_rechecks_the_customer_under_its_lock(api, world: World,
     from pwreset.resets.service import Actor
 
     services.resets.send_rules = ()
-    pat = await directory_entry(services.db, institution_id="07675", user_id="C1", id_type="CUSTOMER_ID")
-    twin = await directory_entry(services.db, institution_id="07675", user_id="C6", id_type="CUSTOMER_ID")
-    sam = await directory_entry(services.db, institution_id="07675", user_id="C2", id_type="CUSTOMER_ID")
+    pat = await directory_entry(services.db, institution_id="07675", user_id=C1, id_type="CUSTOMER_ID")
+    twin = await directory_entry(services.db, institution_id="07675", user_id=C6, id_type="CUSTOMER_ID")
+    sam = await directory_entry(services.db, institution_id="07675", user_id=C2, id_type="CUSTOMER_ID")
     async with services.db.transaction() as session:
         await session.execute(update(Customer).where(Customer.id == twin.pk).values(active=False))
     gone = replace(pat, pk="0" * 32)  # as if pruned since the snapshot
@@ -246,7 +249,7 @@ async def test_a_customer_deactivated_after_the_send_cannot_verify(api, world: W
     await request_reset(api, world)
     code = await delivered_code(services)
     async with services.db.transaction() as session:
-        pat = (Customer.institution_id == "07675") & (Customer.customer_id == "C1")
+        pat = (Customer.institution_id == "07675") & (Customer.customer_id == C1)
         await session.execute(update(Customer).where(pat).values(active=False))
     ux_error(await verify(api, world, code), 400, "UXU_20006")
 
@@ -254,7 +257,7 @@ async def test_a_customer_deactivated_after_the_send_cannot_verify(api, world: W
 # 6.4
 
 
-async def ticket_for(api, world, services, customer="C1", method="101") -> str:
+async def ticket_for(api, world, services, customer=C1, method="101") -> str:
     await request_reset(api, world, customer=customer, method=method)
     code = await delivered_code(services)
     return (await verify(api, world, code, customer=customer)).json()["resetTicket"]
@@ -280,7 +283,7 @@ async def test_ticket_refusals(api, world: World, services, clock, ux):
     ux_error(await set_password(api, world, "pwr_rst_unknown", "a perfectly fine passphrase", ux=ux), 400, "UXU_20021")
     ticket = await ticket_for(api, world, services)
     # Bound to its customer: useless on another.
-    ux_error(await set_password(api, world, ticket, "a perfectly fine passphrase", customer="C2"), 400, "UXU_20021")
+    ux_error(await set_password(api, world, ticket, "a perfectly fine passphrase", customer=C2), 400, "UXU_20021")
     clock.advance(301)
     ux_error(await set_password(api, world, ticket, "a perfectly fine passphrase"), 400, "UXU_20021")
     clock.advance(61)
@@ -295,7 +298,7 @@ async def test_ticket_refusals(api, world: World, services, clock, ux):
 async def test_a_customer_resets_a_forgotten_password_end_to_end(api, world: World, services):
     partner = world.partner
     await load(services, "07675", [{
-        "customerId": "E2E", "loginId": "jordan", "password": "old password 2019",
+        "customerId": E2E, "loginId": "jordan", "password": "old password 2019",
         "contactMethods": [{"id": "71", "protocol": "SMS", "telephoneCountryCode": "1", "contactInfo": "2025550111"}],
     }])
     old = await get_token(api, partner.auth, grant_type="password", username="jordan", password="old password 2019")
@@ -304,10 +307,10 @@ async def test_a_customer_resets_a_forgotten_password_end_to_end(api, world: Wor
     headers = world.headers(old_tokens["access_token"])
     assert (await api.get("/v1/customers/E2E", headers=headers)).status_code == 200
 
-    assert (await request_reset(api, world, customer="E2E", method="71")).status_code == 204
+    assert (await request_reset(api, world, customer=E2E, method="71")).status_code == 204
     code = await delivered_code(services)
-    ticket = (await verify(api, world, code, customer="E2E")).json()["resetTicket"]
-    assert (await set_password(api, world, ticket, "new passphrase 2026", customer="E2E")).status_code == 204
+    ticket = (await verify(api, world, code, customer=E2E)).json()["resetTicket"]
+    assert (await set_password(api, world, ticket, "new passphrase 2026", customer=E2E)).status_code == 204
 
     # The old tokens stop working, at once.
     assert (await api.get("/v1/customers/E2E", headers=world.headers(old_tokens["access_token"]))).status_code == 401
@@ -324,7 +327,7 @@ async def test_a_customer_resets_a_forgotten_password_end_to_end(api, world: Wor
     assert services.sink.sent[-1].kind == "password_changed" and services.sink.sent[-1].destination == "+12025550111"
     async with services.db.reading() as session:
         events = [e.event_type for e in (await session.scalars(
-            select(AuditEvent).where(AuditEvent.customer_id == "E2E").order_by(AuditEvent.id))).all()]
+            select(AuditEvent).where(AuditEvent.customer_id == E2E).order_by(AuditEvent.id))).all()]
     assert events[:3] == ["reset.requested", "passcode.verified", "reset.completed"] or (
         {"reset.requested", "passcode.verified", "reset.completed"} <= set(events)
     )
@@ -343,7 +346,7 @@ async def test_six_wrong_passwords_lock_until_a_completed_reset(api, world: Worl
         assert response.json()["code"] == "CMN_90015"
     locked = await get_token(api, partner.auth, grant_type="password", username="pat.doe", password=PAT_PASSWORD)
     assert locked.json()["code"] == "CMN_90015"
-    profile = (await api.get("/v1/customers/C1", headers=world.headers())).json()
+    profile = (await api.get(f"/v1/customers/{C1}", headers=world.headers())).json()
     assert profile["userStatus"]["locked"] is True and profile["failedLoginCount"] == 6
     ticket = await ticket_for(api, world, services)
     assert (await set_password(api, world, ticket, "a fresh passphrase")).status_code == 204
@@ -357,12 +360,12 @@ async def test_a_legacy_bcrypt_hash_signs_in_and_is_upgraded(api, world: World, 
     from pwreset.customers.models import Customer
 
     legacy = bcrypt.hashpw(b"legacy secret 1", bcrypt.gensalt(4)).decode()
-    await load(services, "07675", [{"customerId": "L1", "loginId": "legacy", "passwordHash": legacy}])
+    await load(services, "07675", [{"customerId": L1, "loginId": "legacy", "passwordHash": legacy}])
     response = await get_token(api, world.partner.auth, grant_type="password", username="legacy",
                                password="legacy secret 1")
     assert response.status_code == 200
     async with services.db.reading() as session:
-        stored = (await session.scalars(select(Customer.password_hash).where(Customer.customer_id == "L1"))).one()
+        stored = (await session.scalars(select(Customer.password_hash).where(Customer.customer_id == L1))).one()
     assert stored.startswith("$argon2id$")
     again = await get_token(api, world.partner.auth, grant_type="password", username="legacy",
                             password="legacy secret 1")
@@ -382,11 +385,11 @@ async def test_an_institution_can_require_longer_passwords(api, world: World, se
 
 async def test_sends_are_audited_with_who_asked(api, world: World, services):
     headers = world.headers()
-    await api.put("/v1/customers/C1:reset-password", headers=headers, json={"contactMethodId": "101"})
+    await api.put(f"/v1/customers/{C1}:reset-password", headers=headers, json={"contactMethodId": "101"})
     await services.worker.run_once()
     async with services.db.reading() as session:
         sent = (await session.scalars(select(AuditEvent).where(AuditEvent.event_type == "message.sent"))).one()
-    assert sent.customer_id == "C1" and sent.client_id == world.partner.client_id
+    assert sent.customer_id == C1 and sent.client_id == world.partner.client_id
     assert sent.correlation_id == headers["correlationId"] and sent.details["contactMethodId"] == "101"
     assert "2025550143" not in str(sent.details)
 

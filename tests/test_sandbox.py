@@ -53,9 +53,9 @@ def test_sandbox_prints_working_credentials_and_reuses_its_data(tmp_path):
         )
         assert response.status_code == 200, response.text
         # A demo customer gets a passcode, printed by the console sink.
-        assert "demo-sms-0001" in output and "demo-voice-0002" in output and "demo-email-0003" in output
+        assert all(f"5a1d0e5d3c2b4a1f9e8d7c6b5a4f000{n}" in output for n in (1, 2, 3))
         reset = httpx.put(
-            f"http://127.0.0.1:{port}/v1/customers/demo-sms-0001:reset-password",
+            f"http://127.0.0.1:{port}/v1/customers/5a1d0e5d3c2b4a1f9e8d7c6b5a4f0001:reset-password",
             headers={"Authorization": f"Bearer {response.json()['access_token']}",
                      "correlationId": str(uuid.uuid4())},
             json={"contactMethodId": "100000001"},

@@ -9,6 +9,7 @@ from sqlalchemy import select, text
 
 from pwreset.audit.models import AuditEvent
 from pwreset.oauth.models import Token
+from tests.directory_support import C1
 from tests.support import get_token, tx
 
 PREFIXES = ["", "/digitalbanking"]
@@ -29,7 +30,7 @@ async def test_client_credentials_issues_an_opaque_institution_token(api, make_p
     body = response.json()
     assert set(body) == {"access_token", "token_type", "expires_in", "scope"}
     assert body["token_type"] == "Bearer"
-    assert body["expires_in"] == 1800 and isinstance(body["expires_in"], int)
+    assert body["expires_in"] == "1800"  # a JSON string of digits, as Candescent's spec types it
     assert body["scope"] == "institution-users:read institution-users:write"
     assert body["access_token"].startswith("pwr_at_") and len(body["access_token"]) >= 7 + 43
     assert response.headers["cache-control"] == "no-store"
@@ -60,6 +61,19 @@ async def test_a_request_may_narrow_the_scopes(api, make_partner, field):
     assert response.json()["scope"] == "institution-users:read"
 
 
+@pytest.mark.parametrize(
+    "requested",
+    ["accounts:read, institution-users:read", "accounts:read,institution-users:read",
+     "accounts:read institution-users:read", " accounts:read ,  institution-users:read "],
+)
+async def test_scope_lists_may_be_separated_by_commas_spaces_or_both(api, make_partner, requested):
+    """Candescent's examples write scope lists as ``accounts:read, transactions:read``."""
+    partner = await make_partner(scopes="institution-users:read institution-users:write accounts:read")
+    response = await get_token(api, partner.auth, scopes=requested)
+    assert response.status_code == 200, response.text
+    assert response.json()["scope"] == "accounts:read institution-users:read"
+
+
 async def test_client_credentials_never_gets_a_refresh_token(api, make_partner):
     partner = await make_partner()
     body = (await get_token(api, partner.auth)).json()
@@ -69,7 +83,7 @@ async def test_client_credentials_never_gets_a_refresh_token(api, make_partner):
 async def test_token_lifetime_is_configurable(make_partner, api, services):
     services.settings.access_token_ttl = 600
     partner = await make_partner()
-    assert (await get_token(api, partner.auth)).json()["expires_in"] == 600
+    assert (await get_token(api, partner.auth)).json()["expires_in"] == "600"
 
 
 def basic(raw: str) -> str:
@@ -237,13 +251,13 @@ async def test_password_grant_without_password_is_cmn_90014(api, make_partner, p
 
 async def test_wrong_username_or_password_is_cmn_90015(api, make_partner, directory, prefix):
     partner = await make_partner()
-    directory.add("07675", "pat.doe", "C1", "correct horse battery staple")
+    directory.add("07675", "pat.doe", C1, "correct horse battery staple")
     for username, password in [("pat.doe", "wrong"), ("nobody", "correct horse battery staple")]:
         response = await get_token(
             api, partner.auth, prefix=prefix, grant_type="password", username=username, password=password
         )
         await expect(response, 401, "CMN_90015")
-    directory.locked.add("C1")
+    directory.locked.add(C1)
     response = await get_token(
         api, partner.auth, prefix=prefix, grant_type="password", username="pat.doe",
         password="correct horse battery staple",

@@ -39,10 +39,11 @@ class Family(enum.Enum):
 OAUTH2, UXU, ACC, DBU = Family.OAUTH2, Family.UX_USERS, Family.DB_ACCOUNTS, Family.DB_USERS
 
 
-def _auth(ux: str, n: str, status: int) -> dict[Family, tuple[int, str]]:
-    # db-accounts and db-users publish no auth codes; they reuse the ux-users numbers under their
-    # own prefix (docs/decisions/0002-error-codes.md).
-    return {UXU: (status, ux), ACC: (status, f"ACC_{n}"), DBU: (status, f"DBU_{n}")}
+def _auth(ux: str, acc: str, isr: str, status: int) -> dict[Family, tuple[int, str]]:
+    """A bearer-check refusal in each resource family, with the codes Candescent's spec gives each
+    family (wire contract section 5): Accounts has one code for every token problem and one for scope;
+    institution users tell a missing token from a bad one."""
+    return {UXU: (status, ux), ACC: (status, acc), DBU: (status, isr)}
 
 
 #: (error key) -> {family: (HTTP status, code)}
@@ -60,24 +61,25 @@ WIRE: dict[str, dict[Family, tuple[int, str]]] = {
     "oauth.invalid_user_credentials": {OAUTH2: (401, "CMN_90015")},
     "oauth.invalid_refresh_token": {OAUTH2: (400, "CMN_90016")},
     # Bearer checks on resource APIs, contract section 5.
-    "auth.invalid_token": _auth("UXU_10001", "10001", 401),
-    "auth.insufficient_scope": _auth("UXU_10002", "10002", 403),
-    "auth.expired_token": _auth("UXU_10003", "10003", 401),
-    "auth.missing_token": _auth("UXU_10005", "10005", 401),
-    "auth.wrong_customer": _auth("UXU_10011", "10011", 403),
+    "auth.invalid_token": _auth("UXU_10001", "ACC_00601", "ISR_11002", 401),
+    "auth.insufficient_scope": _auth("UXU_10002", "ACC_00602", "ISR_11003", 403),
+    "auth.expired_token": _auth("UXU_10003", "ACC_00601", "ISR_11002", 401),
+    "auth.missing_token": _auth("UXU_10005", "ACC_00601", "ISR_11001", 401),
+    "auth.wrong_customer": _auth("UXU_10011", "ACC_00602", "ISR_11003", 403),
     # Tracing headers, contract section 5.
     "request.missing_correlation_id": {UXU: (400, "UXU_10006")},
     "request.invalid_correlation_id": {UXU: (400, "UXU_10007")},
-    "request.missing_transaction_id": {ACC: (400, "ACC_99998"), DBU: (400, "DBU_99998")},
-    "request.transaction_id_too_long": {ACC: (400, "ACC_99997"), DBU: (400, "DBU_99997")},
-    "request.invalid_path": {UXU: (400, "UXU_10012"), ACC: (400, "ACC_99992"), DBU: (400, "DBU_10012")},
-    "request.invalid_query": {UXU: (400, "UXU_10014"), ACC: (400, "ACC_99992"), DBU: (400, "DBU_10014")},
-    "request.invalid_body": {UXU: (400, "UXU_99999"), ACC: (400, "ACC_99996"), DBU: (400, "DBU_99999")},
+    "request.missing_transaction_id": {ACC: (400, "ACC_99998"), DBU: (400, "ISR_11005")},
+    "request.transaction_id_too_long": {ACC: (400, "ACC_99997"), DBU: (400, "ISR_11006")},
+    "request.invalid_path": {UXU: (400, "UXU_10012"), ACC: (400, "ACC_00011"), DBU: (400, "ISR_11007")},
+    "request.invalid_query": {UXU: (400, "UXU_10014"), ACC: (400, "ACC_00011"), DBU: (400, "ISR_11008")},
+    "request.invalid_body": {UXU: (400, "UXU_99999")},
+    # 429 and 503 are pwreset's own [ext] codes: Candescent publishes none for them outside ux-users.
     "request.rate_limited": {
-        OAUTH2: (429, "CMN_90029"), UXU: (429, "UXU_40029"), ACC: (429, "ACC_40029"), DBU: (429, "DBU_40029"),
+        OAUTH2: (429, "CMN_90029"), UXU: (429, "UXU_40029"), ACC: (429, "ACC_40029"), DBU: (429, "ISR_40029"),
     },
     # Customers and resets, contract sections 6 and 7 (UXU_2xxxx are pwreset's own, contract 6.2-6.4).
-    "customer.not_found": {UXU: (404, "UXU_10000"), ACC: (404, "ACC_00101"), DBU: (404, "DBU_10000")},
+    "customer.not_found": {UXU: (404, "UXU_10000"), ACC: (404, "ACC_00101"), DBU: (404, "ISR_10001")},
     "reset.unknown_contact_method": {UXU: (400, "UXU_88889")},
     "reset.protocol_mismatch": {UXU: (400, "UXU_20001")},
     "reset.method_not_activated": {UXU: (400, "UXU_20002")},
@@ -97,10 +99,11 @@ WIRE: dict[str, dict[Family, tuple[int, str]]] = {
     "account.not_found": {ACC: (404, "ACC_00012")},
     "accounts.bad_filter": {ACC: (400, "ACC_00005")},
     "accounts.user_parameters": {ACC: (400, "ACC_99992")},
+    "accounts.bad_paging": {ACC: (400, "ACC_00011")},
     "unavailable": {OAUTH2: (500, "CMN_90000"), UXU: (503, "UXU_30001"), ACC: (503, "ACC_30001"),
-                    DBU: (503, "DBU_30001")},
+                    DBU: (503, "ISR_30001")},
     "internal": {OAUTH2: (500, "CMN_90000"), UXU: (500, "UXU_99998"), ACC: (500, "ACC_99999"),
-                 DBU: (500, "DBU_99999")},
+                 DBU: (500, "ISR_99999")},
 }
 
 #: Extra response headers by key (RFC 6749 section 5.2, RFC 6750 section 3).

@@ -40,11 +40,12 @@ class DemoCustomer:
 
 
 DEMO_CUSTOMERS = (
-    DemoCustomer("demo-sms-0001", "pat.doe", "Sandbox-Pass-1", "SMS", "100000001", "2025550143", "1", "Pat", "Doe"),
-    DemoCustomer("demo-voice-0002", "sam.lee", "Sandbox-Pass-2", "VOICE", "100000002", "2025550178", "1", "Sam",
-                 "Lee"),
-    DemoCustomer("demo-email-0003", "alex.kim", "Sandbox-Pass-3", "EMAIL", "100000003", "alex.kim@example.com", None,
-                 "Alex", "Kim"),
+    DemoCustomer("5a1d0e5d3c2b4a1f9e8d7c6b5a4f0001", "pat.doe", "Sandbox-Pass-1", "SMS", "100000001", "2025550143",
+                 "1", "Pat", "Doe"),
+    DemoCustomer("5a1d0e5d3c2b4a1f9e8d7c6b5a4f0002", "sam.lee", "Sandbox-Pass-2", "VOICE", "100000002", "2025550178",
+                 "1", "Sam", "Lee"),
+    DemoCustomer("5a1d0e5d3c2b4a1f9e8d7c6b5a4f0003", "alex.kim", "Sandbox-Pass-3", "EMAIL", "100000003",
+                 "alex.kim@example.com", None, "Alex", "Kim"),
 )
 
 
@@ -68,24 +69,31 @@ def sandbox_key(directory: Path) -> str:
     return key
 
 
+_DEPOSIT_ACTIONS = {"summary": True, "transferFrom": True, "transferTo": True, "isHistoryEnabled": True,
+                    "isHistoryEntitled": True, "isOnlineStatementEnabled": True}
+_LOAN_ACTIONS = {**_DEPOSIT_ACTIONS, "transferFrom": False}
+
+
 def demo_accounts(number: int, holder: str) -> list[dict[str, object]]:
-    """A checking, a savings and a loan account for a demo customer."""
+    """A checking, a savings and a loan account for a demo customer (Candescent's DIAccountType
+    values, every status and action flag)."""
     routing = "011000015"
     return [
         {"id": f"chk-{number}", "accountNumber": f"00012345{number:04d}", "nickName": "Everyday",
          "description": "Checking", "type": {"value": "CHECKING"}, "primaryHolderName": holder,
          "routingNumber": routing, "currentBalance": {"currencyCode": "USD", "amount": f"{1520.35 * number:.2f}"},
          "availableBalance": {"currencyCode": "USD", "amount": f"{1490.35 * number:.2f}"},
-         "status": {"open": True}, "allowedActions": {"transferFrom": True, "transferTo": True}},
+         "status": {"open": True}, "allowedActions": _DEPOSIT_ACTIONS},
         {"id": f"sav-{number}", "accountNumber": f"00098765{number:04d}", "nickName": "Rainy day",
          "description": "Savings", "type": {"value": "SAVINGS"}, "primaryHolderName": holder,
          "routingNumber": routing, "currentBalance": {"currencyCode": "USD", "amount": f"{8200.00 * number:.2f}"},
          "availableBalance": {"currencyCode": "USD", "amount": f"{8200.00 * number:.2f}"},
-         "status": {"open": True}, "allowedActions": {"transferFrom": True, "transferTo": True}},
+         "status": {"open": True}, "allowedActions": _DEPOSIT_ACTIONS},
         {"id": f"loan-{number}", "accountNumber": f"00055500{number:04d}", "nickName": "Car loan",
-         "description": "Auto loan", "type": {"value": "AUTO_LOAN"}, "primaryHolderName": holder,
+         "description": "Auto loan", "type": {"value": "CONSUMER_LOAN", "description": "Auto Loan"},
+         "primaryHolderName": holder,
          "currentBalance": {"currencyCode": "USD", "amount": f"-{12850.75 * number:.2f}"},
-         "status": {"open": True}, "allowedActions": {"transferTo": True}},
+         "status": {"open": True}, "allowedActions": _LOAN_ACTIONS},
     ]
 
 

@@ -16,3 +16,8 @@ class BadFilter(PwresetError):
 class UserParameters(PwresetError):
     key = "accounts.user_parameters"
     message = "give exactly one of hostUserId and loginId with an institution token, neither with a customer token"
+
+
+class BadPaging(PwresetError):
+    key = "accounts.bad_paging"
+    message = "invalid $apply, $skipGroups or $topGroups"

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-from pwreset.accounts.catalogue import CATEGORIES, TYPES
+from pwreset.accounts.catalogue import (
+    ACTION_FLAGS,
+    CATEGORIES,
+    CURRENCIES,
+    FORMER_TYPES,
+    OPTIONAL_STATUS_FLAGS,
+    STATUS_FLAGS,
+    TYPES,
+)
 
 _ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")
 
@@ -15,8 +23,32 @@ _ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")
 class MoneyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    currencyCode: str = Field(pattern=r"^[A-Z]{3}$")
+    currencyCode: str
     amount: str = Field(max_length=24)
+
+    @field_validator("currencyCode")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if value not in CURRENCIES:
+            raise ValueError("currencyCode must be one of the spec's CurrencyCode values (ISO 4217, e.g. USD)")
+        return value
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        """A JSON number is taken by its shortest decimal form, which is exact up to 15 significant
+        digits; a longer one may already have lost digits in the float, so it is refused."""
+        if isinstance(value, bool):
+            raise ValueError("amount must be a decimal string or a JSON number")
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, float):
+            text = repr(value)
+            if "e" in text or "inf" in text or "nan" in text or len(text.lstrip("-").replace(".", "").lstrip("0")) > 15:
+                raise ValueError("a JSON number amount takes at most 15 significant digits; write longer ones as "
+                                 "decimal strings like \"1520.35\"")
+            return text
+        return value
 
     @field_validator("amount")
     @classmethod
@@ -42,8 +74,19 @@ class AccountTypeIn(BaseModel):
     @classmethod
     def _known(cls, value: str) -> str:
         if value not in TYPES:
-            raise ValueError(f"unknown account type; one of {', '.join(TYPES)}")
+            former = FORMER_TYPES.get(value)
+            hint = f"; {value} is now {former}" if former else ""
+            raise ValueError(f"unknown account type{hint}; one of the DIAccountType values: {', '.join(TYPES)}")
         return value
+
+
+def _flags(allowed: tuple[str, ...]) -> Any:
+    def check(value: dict[str, bool]) -> dict[str, bool]:
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown flag {', '.join(unknown)}; known: {', '.join(allowed)}")
+        return value
+    return check
 
 
 class AccountIn(BaseModel):
@@ -61,18 +104,21 @@ class AccountIn(BaseModel):
     routingNumber: str | None = Field(default=None, pattern=r"^\d{9}$")
     currentBalance: MoneyIn | None = None
     availableBalance: MoneyIn | None = None
-    status: dict[str, bool] = Field(default_factory=lambda: {"open": True}, max_length=10)
-    allowedActions: dict[str, bool] = Field(default_factory=dict, max_length=20)
+    status: dict[str, bool] = Field(default_factory=lambda: {"open": True})
+    allowedActions: dict[str, bool] = Field(default_factory=dict)
+
+    _status = field_validator("status")(_flags(STATUS_FLAGS + OPTIONAL_STATUS_FLAGS))
+    _actions = field_validator("allowedActions")(_flags(ACTION_FLAGS))
 
     @model_validator(mode="after")
     def _category(self) -> AccountIn:
         expected = TYPES[self.type.value][2]
         if self.category is None:
+            if expected is None:
+                raise ValueError(f"a {self.type.value} account needs a category: one of {', '.join(CATEGORIES)}")
             self.category = expected
         elif self.category not in CATEGORIES:
             raise ValueError(f"category must be one of {', '.join(CATEGORIES)}")
-        elif self.category not in (expected, "CROSS_USER_ACCOUNT"):
-            raise ValueError(f"a {self.type.value} account is in category {expected} (or CROSS_USER_ACCOUNT)")
         if self.routingNumber is not None and not _aba_checksum(self.routingNumber):
             raise ValueError("routingNumber fails the ABA checksum")
         return self
@@ -84,34 +130,55 @@ def _aba_checksum(number: str) -> bool:
     return sum(d * w for d, w in zip(digits, weights, strict=True)) % 10 == 0
 
 
-class MoneyRead(BaseModel):
-    currencyCode: str
-    amount: str
+# The API's shapes, for /openapi.json: Candescent's schema names, its field names, types, enums and
+# required lists (optional fields are omitted when empty, never null).
+
+AccountCategory = Literal["DEPOSIT", "LOAN", "INVESTMENT", "TIERED_LOAN", "CROSS_USER_ACCOUNT"]
+DIAccountType = Literal[
+    "SAVINGS", "CHECKING", "MONEY_MARKET", "BROKERAGE", "TRUST", "LINE_OF_CREDIT_LOAN", "TCL_CREDIT_LINE", "UNKNOWN",
+    "KEOGH", "RETIREMENT_401K", "CERT_OF_DEPOSIT", "CSI_CERT_OF_DEPOSIT", "CREDIT_CARD_LOAN", "INSTALLMENT_LOAN",
+    "CONSUMER_LOAN", "COMMERCIAL_LOAN", "MORTGAGE_LOAN", "RESIDENTIAL_MORTGAGE_LOAN", "COMMERCIAL_REFI_LOAN",
+    "HOME_EQUITY_LOAN", "GENERAL_LEDGER_ACCOUNT", "GENERAL_LEDGER_CODE", "TCL_MASTER", "TCL_NOTE", "USER_DEFINED",
+    "RETIREMENT_IRA",
+]
 
 
-class AccountTypeRead(BaseModel):
-    value: str
-    fiAccountType: int
-    description: str
+class Money(BaseModel):
+    currencyCode: str = Field(description="ISO 4217 (the spec's CurrencyCode list)")
+    amount: float = Field(description="a JSON number, written with the stored decimal's exact digits")
 
 
-class AccountRead(BaseModel):
+class AccountType(BaseModel):
+    value: DIAccountType | None = None
+    fiAccountType: int | None = None
+    description: str | None = None
+
+
+AccountStatus = create_model(  # type: ignore[call-overload]
+    "AccountStatus", **{flag: (bool, ...) for flag in STATUS_FLAGS},
+    **{flag: (bool | None, None) for flag in OPTIONAL_STATUS_FLAGS},
+)
+Actions = create_model("Actions", **{flag: (bool, ...) for flag in ACTION_FLAGS})  # type: ignore[call-overload]
+
+
+class Account(BaseModel):
     id: str
-    institutionId: str
     institutionUserId: str
+    institutionCustomerId: str | None = None
+    institutionId: str
+    description: str | None = None
+    nickName: str | None = None
     accountNumber: str
-    nickName: str | None
-    description: str | None
-    type: AccountTypeRead
-    category: str
-    primaryHolderName: str | None
-    currentBalance: MoneyRead | None
-    availableBalance: MoneyRead | None
-    status: dict[str, Any]
-    allowedActions: dict[str, Any]
-    routingNumber: str | None
+    category: AccountCategory
+    type: AccountType
+    primaryHolderName: str | None = None
+    currentBalance: Money | None = None
+    availableBalance: Money | None = None
+    status: AccountStatus | None = None
+    allowedActions: Actions | None = None
+    routingNumber: str | None = None
 
 
-class AccountsRead(BaseModel):
-    accounts: list[AccountRead]
-    totalGroupCount: str
+class AccountsResponse(BaseModel):
+    accounts: list[Account]
+    totalGroupCount: int | None = Field(default=None, description="only with $apply=groupBy(customer)")

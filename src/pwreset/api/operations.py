@@ -28,12 +28,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from pwreset.access.principal import BearerInvalid, Principal
 from pwreset.errors import Family, PwresetError, Unavailable, render
-from pwreset.oauth.errors import BearerInvalid, InvalidTransactionId
 
 if TYPE_CHECKING:
     from pwreset.container import Container
-    from pwreset.oauth.service import Principal
 
 log = logging.getLogger("pwreset.api")
 T = TypeVar("T")
@@ -45,6 +44,25 @@ PORTAL_PREFIX = {
     Family.DB_ACCOUNTS: "/digitalbanking/db-accounts",
     Family.DB_USERS: "/digitalbanking/db-users",
 }
+#: Other spellings published clients use (wire contract section 1), each served as the route it
+#: stands for: the older staging prefix, and the family prefix on the gateway host, which the current
+#: spec writes for contact methods (``/ux-users/v1/customers/{customerId}/contact-methods``).
+ALIASES = (
+    ("/digitalbanking/stage/", "/digitalbanking/"),
+    ("/ux-users/v1/", "/digitalbanking/ux-users/v1/"),
+    ("/db-accounts/v1/", "/digitalbanking/db-accounts/v1/"),
+    ("/db-users/v1/", "/digitalbanking/db-users/v1/"),
+)
+
+
+def canonical_path(path: str) -> str:
+    """The path of the route an alias stands for (itself when it is none)."""
+    for alias, target in ALIASES:
+        if path.startswith(alias):
+            return target + path[len(alias):]
+    return path
+
+
 #: The tracing header each family requires, and the name it is echoed under.
 TRACE_HEADER = {
     Family.OAUTH2: "transactionId",
@@ -59,6 +77,21 @@ MAX_JSON_BODY = 64 * 1024
 class InvalidBody(PwresetError):
     key = "request.invalid_body"
     message = "request body is malformed or fails validation"
+
+
+class InvalidTransactionId(PwresetError):
+    key = "oauth.invalid_transaction_id"
+    message = "transactionId header is missing or not a UUID"
+
+
+class InvalidPathParameter(PwresetError):
+    key = "request.invalid_path"
+    message = "invalid path parameter"
+
+
+class InvalidQueryParameter(PwresetError):
+    key = "request.invalid_query"
+    message = "invalid query parameter"
 
 
 class MissingCorrelationId(PwresetError):
@@ -168,10 +201,30 @@ class Operation:
     errors: tuple[str, ...] = ()
     params: dict[str, str] = field(default_factory=dict)  # query parameter -> description
     tags: tuple[str, ...] = ()
+    #: A pwreset extension that Candescent does not publish (documented as such).
+    extension: bool = False
+    #: Other paths the spec writes for this operation (served through ``ALIASES``), documented too.
+    aliases: tuple[str, ...] = ()
 
     @property
     def paths(self) -> tuple[str, str]:
         return self.path, PORTAL_PREFIX[self.family] + self.path
+
+    @property
+    def implied_errors(self) -> tuple[str, ...]:
+        """What the endpoint wrapper itself can answer, whatever the handler does."""
+        implied = ["internal", "unavailable"]
+        if self.auth == "bearer":
+            implied += ["auth.missing_token", "auth.invalid_token", "auth.expired_token", "auth.insufficient_scope",
+                        "request.rate_limited"]
+        if self.trace_required or self.family is not Family.OAUTH2:
+            implied += {
+                Family.OAUTH2: ["oauth.invalid_transaction_id"],
+                Family.UX_USERS: ["request.missing_correlation_id", "request.invalid_correlation_id"],
+                Family.DB_ACCOUNTS: ["request.missing_transaction_id", "request.transaction_id_too_long"],
+                Family.DB_USERS: ["request.missing_transaction_id", "request.transaction_id_too_long"],
+            }[self.family]
+        return tuple(implied)
 
 
 def endpoint(op: Operation) -> Endpoint:
@@ -284,6 +337,9 @@ class OperationDispatcher:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             method, path = scope["method"], scope["path"]
+            if path[1:2] in ("d", "u") and (canonical := canonical_path(path)) != path:  # (cheap first test)
+                scope = {**scope, "path": canonical}
+                path = canonical
             found = self.static.get((method, path))
             params: dict[str, str] = {}
             if found is None:

@@ -466,13 +466,14 @@ def customers_show(
 ) -> None:
     """A customer's profile and contact methods, as the API shows them (JSON)."""
     from pwreset.customers import service as customers
+    from pwreset.customers.views import profile_view
 
     settings = _settings()
 
     async def work(services: Container) -> dict[str, object]:
         async with services.db.reading() as session:
             customer = await customers.find_customer(session, institution_id=institution, user_id=customer_id)
-            view = customers.profile_view(customer)
+            view = profile_view(customer)
             view["customerId"] = customer.customer_id
             view["hasPassword"] = bool(customer.password_hash)
             return view

@@ -39,6 +39,12 @@ async def by_login_id(
     return (await session.scalars(stmt)).first()
 
 
+async def by_key(session: AsyncSession, *, institution_id: str, pk: str) -> Customer | None:
+    """By the row key (the spec's institution user id and authentication id are made from it)."""
+    stmt = select(Customer).where(Customer.institution_id == institution_id, Customer.id == pk)
+    return (await session.scalars(stmt)).first()
+
+
 async def by_host_user_id(session: AsyncSession, *, institution_id: str, host_user_id: str) -> Customer | None:
     stmt = (
         select(Customer)

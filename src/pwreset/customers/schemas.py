@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -30,7 +30,7 @@ class CustomerIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customerId: str = Id
+    customerId: str = Field(pattern=r"^[0-9a-f]{32}$", description="32 lower-case hex digits, as the spec's Customer")
     loginId: str = Field(min_length=1, max_length=128)
     hostUserId: str | None = Field(default=None, max_length=64)
     memberNumber: str | None = Field(default=None, max_length=64)
@@ -59,55 +59,145 @@ class CustomerIn(BaseModel):
         return self
 
 
-class ContactMethodRead(BaseModel):
-    id: str
+# The API's shapes, for /openapi.json: Candescent's schema names, field names, types, enums and
+# required lists. Views (``views.py``) leave out an optional field with no value, never null.
+
+ContactProtocol = Literal["SMS", "VOICE", "EMAIL"]
+
+
+class Destination(BaseModel):
+    """A contact method of 6.1 (``GET .../contact-methods``)."""
+
+    id: str | None = None
     telephoneCountryCode: str | None = None
-    contactInfo: str
-    protocol: str
-    isActivated: bool
-    enrolledDateTime: str | None = None
+    contactInfo: str | None = None
+    protocol: ContactProtocol | None = None
+    isActivated: bool | None = None
+    enrolledDateTime: datetime | None = None
 
 
-class ContactMethodsRead(BaseModel):
-    customerId: str
-    contactMethods: list[ContactMethodRead]
+class ContactMethodResponse(BaseModel):
+    customerId: str | None = None
+    contactMethods: list[Destination] | None = None
 
 
-class UserStatusRead(BaseModel):
-    active: bool
-    locked: bool
-    registered: bool
-    acceptedDisclosure: bool
+class ContactMethod(BaseModel):
+    """A contact method of a customer profile (a date, not a date-time)."""
+
+    id: str | None = None
+    contactInfo: str | None = None
+    telephoneCountryCode: str | None = None
+    protocol: ContactProtocol | None = None
+    activated: bool | None = None
+    validated: bool | None = None
+    enrolledDateTime: date | None = None
+    primary: bool | None = None
 
 
-class CustomerRefRead(BaseModel):
-    customerId: str
-    memberNumber: str | None
+class UserStatus(BaseModel):
+    active: bool | None = None
+    onHold: bool | None = None
+    locked: bool | None = None
+    reset: bool | None = None
+    registered: bool | None = None
+    approved: bool | None = None
+    rejected: bool | None = None
+    invalidEmailId: bool | None = None
+    acceptedDisclosure: bool | None = None
 
 
-class CustomerRead(BaseModel):
-    userId: str
-    fiId: str
-    loginId: str
-    firstName: str
-    lastName: str
-    fullName: str
-    acceptedDisclosure: bool
-    failedLoginCount: int
-    failedPasswordResetCount: int
-    userStatus: UserStatusRead
-    customers: list[CustomerRefRead]
-    contactMethods: list[ContactMethodRead]
+class Customer(BaseModel):
+    customerId: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    memberNumber: str | None = None
+    customerType: Literal["RETAIL", "BUSINESS"] | None = None
+    hostLoginId: str | None = None
 
 
-class InstitutionCustomerRead(BaseModel):
+class CustomerInformation(BaseModel):
+    userId: str | None = Field(default=None, pattern=r"^[0-9A-F]{32}$")
+    fiId: str | None = Field(default=None, pattern=r"^([0-9]{5})$")
+    loginId: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$", description="the authentication id")
+    userName: str | None = Field(default=None, description="the online login name")
+    failedLoginCount: int | None = None
+    failedPasswordResetCount: int | None = None
+    firstName: str | None = None
+    lastName: str | None = None
+    fullName: str | None = None
+    emailAddress: str | None = None
+    userStatus: UserStatus | None = None
+    contactMethods: list[ContactMethod] | None = None
+    userType: Literal["RETAIL", "BUSINESS"] | None = None
+    userRole: Literal["PRIMARY", "ENTITLED"] | None = None
+    customers: list[Customer] | None = None
+    acceptedDisclosure: bool | None = None
+
+
+class MapItem(BaseModel):
+    key: str
+    value: str
+
+
+class AdditionalInfo(BaseModel):
+    entry: list[MapItem] | None = None
+
+
+class InstitutionCustomer(BaseModel):
     institutionCustomerId: str
-    memberNumber: str | None
-    hostLoginId: str
+    memberNumber: str | None = None
+    customerType: Literal["RETAIL", "BUSINESS"] | None = None
+    primary: bool | None = None
+    hostLoginId: str | None = None
 
 
-class InstitutionUserRead(BaseModel):
+class InstitutionUserStatus(BaseModel):
+    """Only the flags that are true are present."""
+
+    active: bool | None = None
+    onHold: bool | None = None
+    locked: bool | None = None
+    reset: bool | None = None
+    registered: bool | None = None
+    approved: bool | None = None
+    rejected: bool | None = None
+
+
+class ContactMethod1(BaseModel):
+    """A contact method of an institution user (``$expand=contactMethods``)."""
+
+    id: str | None = None
+    protocol: Literal["SMS", "VOICE", "TOKEN", "EMAIL", "WHATSAPP_SMS", "WHATSAPP_VOICE"]
+    activated: bool | None = None
+    enrolledDateTime: datetime | None = None
+    telephoneCountryCode: str | None = None
+    contactInfo: str | None = None
+    validated: bool | None = None
+    primary: bool | None = None
+
+
+class PostalAddress1(BaseModel):
+    streetAddress1: str
+    city: str
+    state: str
+    postalCode: str
+
+
+class InstitutionUser(BaseModel):
     institutionUserId: str
     institutionId: str
-    institutionUserType: str = "RETAIL"
-    institutionCustomers: list[InstitutionCustomerRead]
+    institutionUserRole: Literal["PRIMARY", "ENTITLED", "BUSINESS_ADMIN", "BUSINESS_SECONDARY_ADMIN",
+                                 "BUSINESS_USER"] | None = None
+    institutionUserType: Literal["RETAIL", "BUSINESS"]
+    institutionCustomers: list[InstitutionCustomer] | None = None
+    subUsers: list[dict[str, object]] | None = Field(default=None, description="with $expand=subUsers")
+    userId: str
+    userName: str
+    firstName: str | None = None
+    lastName: str | None = None
+    fullName: str | None = None
+    email: str | None = None
+    failedLoginCount: int
+    failedPasswordResetCount: int
+    userStatus: InstitutionUserStatus | None = None
+    postalAddresses: list[PostalAddress1] | None = Field(default=None, description="with $expand=postalAddresses")
+    contactMethods: list[ContactMethod1] | None = Field(default=None, description="with $expand=contactMethods")
+    additionalInfo: AdditionalInfo

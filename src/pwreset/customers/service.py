@@ -4,55 +4,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.audit import service as audit
 from pwreset.customers import repository
-from pwreset.customers.contact import mask
 from pwreset.customers.errors import CustomerNotFound, InvalidUserIdType
 from pwreset.customers.models import Customer
 from pwreset.db import Database
 from pwreset.kit.clock import Clock
 from pwreset.passwords.hashing import PasswordHashing
 
-USER_ID_TYPES = ("CUSTOMER_ID", "LOGIN_ID", "HOST_USER_ID")
+#: ``userIdType`` values of the ux-users operations (6.1, 7).
+CUSTOMER_ID_TYPES = ("CUSTOMER_ID", "LOGIN_ID")
+#: ``userIdType`` values of the institution-users operation: the spec's, its default first, and
+#: ``CUSTOMER_ID`` [ext]. Which identifier each is: ``customers/views.py``.
+INSTITUTION_USER_ID_TYPES = ("INSTITUTION_USER_ID", "HOST_USER_ID", "LOGIN_ID", "LEGACY_USER_GUID", "USER_ID",
+                             "CUSTOMER_ID")
 
 
 async def find_customer(
     session: AsyncSession, *, institution_id: str, user_id: str, id_type: str = "CUSTOMER_ID",
-    allowed: tuple[str, ...] = ("CUSTOMER_ID", "LOGIN_ID"),
+    allowed: tuple[str, ...] = CUSTOMER_ID_TYPES,
 ) -> Customer:
     """The customer of this institution named by ``user_id``; another institution's does not exist."""
     if id_type not in allowed:
         raise InvalidUserIdType(f"userIdType must be one of {', '.join(allowed)}")
-    if id_type == "CUSTOMER_ID":
+    if id_type in ("CUSTOMER_ID", "LEGACY_USER_GUID"):
         found = await repository.by_customer_id(session, institution_id=institution_id, customer_id=user_id)
     elif id_type == "LOGIN_ID":
         found = await repository.by_login_id(session, institution_id=institution_id, login_id=user_id)
-    else:
+    elif id_type == "HOST_USER_ID":
         found = await repository.by_host_user_id(session, institution_id=institution_id, host_user_id=user_id)
+    else:  # INSTITUTION_USER_ID (the key in upper case) and USER_ID (in lower case)
+        found = await repository.by_key(session, institution_id=institution_id, pk=user_id.lower())
     if found is None:
         raise CustomerNotFound()
     return found
-
-
-class MethodFields(Protocol):
-    """A contact method as the ORM or a directory entry carries it."""
-
-    @property
-    def method_id(self) -> str: ...
-    @property
-    def protocol(self) -> str: ...
-    @property
-    def country_code(self) -> str | None: ...
-    @property
-    def contact_info(self) -> str: ...
-    @property
-    def activated(self) -> bool: ...
-    @property
-    def enrolled_at(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True)
@@ -107,60 +95,6 @@ async def directory_entry(db: Database, *, institution_id: str, user_id: str, id
             if row["method_pk"] is not None
         ),
     )
-
-
-def contact_method_view(method: MethodFields, *, masked: bool = False) -> dict[str, object]:
-    """One contact method as contract 6.1 shows it."""
-    view: dict[str, object] = {"id": method.method_id}
-    if method.protocol != "EMAIL":
-        view["telephoneCountryCode"] = method.country_code
-    view["contactInfo"] = mask(method.contact_info) if masked else method.contact_info
-    view["protocol"] = method.protocol
-    view["isActivated"] = method.activated
-    if method.enrolled_at is not None:
-        view["enrolledDateTime"] = method.enrolled_at.strftime("%Y-%m-%dT%H:%M:%S.") + (
-            f"{method.enrolled_at.microsecond // 1000:03d}Z"
-        )
-    return view
-
-
-def profile_view(customer: Customer, *, masked: bool = False) -> dict[str, object]:
-    """Contract section 7, ``GET /v1/customers/{customerId}``."""
-    return {
-        "userId": customer.id,
-        "fiId": customer.institution_id,
-        "loginId": customer.login_id,
-        "firstName": customer.first_name,
-        "lastName": customer.last_name,
-        "fullName": customer.full_name,
-        "acceptedDisclosure": customer.accepted_disclosure,
-        "failedLoginCount": customer.failed_login_count,
-        "failedPasswordResetCount": customer.failed_reset_count,
-        "userStatus": {
-            "active": customer.active,
-            "locked": customer.locked,
-            "registered": customer.registered,
-            "acceptedDisclosure": customer.accepted_disclosure,
-        },
-        "customers": [{"customerId": customer.customer_id, "memberNumber": customer.member_number}],
-        "contactMethods": [contact_method_view(m, masked=masked) for m in customer.contact_methods],
-    }
-
-
-def institution_user_view(customer: Customer) -> dict[str, object]:
-    """Contract section 7, ``GET /v1/institution-users/{id}``."""
-    return {
-        "institutionUserId": customer.id,
-        "institutionId": customer.institution_id,
-        "institutionUserType": "RETAIL",
-        "institutionCustomers": [
-            {
-                "institutionCustomerId": customer.customer_id,
-                "memberNumber": customer.member_number,
-                "hostLoginId": customer.login_id,
-            }
-        ],
-    }
 
 
 async def unlock_customer(

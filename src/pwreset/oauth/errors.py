@@ -1,4 +1,5 @@
-"""Token-service and bearer errors. Their wire codes live in ``pwreset/errors.py``."""
+"""Token-service errors. Their wire codes live in ``pwreset/errors.py``; the bearer check's errors
+are in ``pwreset/access/principal.py``."""
 
 from __future__ import annotations
 
@@ -23,11 +24,6 @@ class GrantNotAllowed(PwresetError):
 class UnsupportedGrant(PwresetError):
     key = "oauth.unsupported_grant"
     message = "grant_type is missing or not supported"
-
-
-class InvalidTransactionId(PwresetError):
-    key = "oauth.invalid_transaction_id"
-    message = "transactionId header is missing or not a UUID"
 
 
 class MissingRefreshToken(PwresetError):
@@ -63,34 +59,6 @@ class InvalidUserCredentials(PwresetError):
 class InvalidRefreshToken(PwresetError):
     key = "oauth.invalid_refresh_token"
     message = "refresh token is unknown, expired or revoked"
-
-
-# Bearer checks (contract section 5).
-
-
-class BearerMissing(PwresetError):
-    key = "auth.missing_token"
-    message = "Authorization header is missing"
-
-
-class BearerInvalid(PwresetError):
-    key = "auth.invalid_token"
-    message = "access token is malformed, unknown or revoked"
-
-
-class BearerExpired(PwresetError):
-    key = "auth.expired_token"
-    message = "access token has expired"
-
-
-class InsufficientScope(PwresetError):
-    key = "auth.insufficient_scope"
-    message = "access token lacks the required scope"
-
-
-class WrongCustomer(PwresetError):
-    key = "auth.wrong_customer"
-    message = "this token acts for another customer"
 
 
 # Command-line errors (no wire family).

@@ -11,7 +11,12 @@ from pwreset.audit import service as audit
 from pwreset.errors import Family, PwresetError, json_response
 from pwreset.oauth.cache import CachedClient
 from pwreset.oauth.errors import InvalidClient
-from pwreset.oauth.schemas import IntrospectionRead, TokenForm, TokenForm7009, TokenRead
+from pwreset.oauth.schemas import (
+    AccessTokenRequestV2,
+    AccessTokenResponseV2,
+    IntrospectionResponse,
+    RevokeAccessTokenRequestV2,
+)
 from pwreset.oauth.scopes import GRANT_CLIENT_CREDENTIALS
 from pwreset.oauth.service import TokenRequest
 
@@ -114,25 +119,26 @@ _TOKEN_ERRORS = (
 OPERATIONS = [
     Operation(
         "POST", "/oauth2/v1/token", Family.OAUTH2, token, "Issue an access token (RFC 6749)",
-        auth="client", form=TokenForm, response=TokenRead, errors=_TOKEN_ERRORS,
+        auth="client", form=AccessTokenRequestV2, response=AccessTokenResponseV2, errors=_TOKEN_ERRORS,
         params={"institutionId": "header: the institution the token acts for (not for refresh_token)"},
         tags=("OAuth2",),
     ),
     Operation(
         "DELETE", "/oauth2/v1/revoke", Family.OAUTH2, revoke, "Revoke a token (RFC 7009)",
-        auth="client", form=TokenForm7009, status=204,
+        auth="client", form=RevokeAccessTokenRequestV2, status=204,
         errors=("oauth.invalid_client", "oauth.invalid_transaction_id", "oauth.missing_refresh_token"),
         tags=("OAuth2",),
     ),
     Operation(
-        "POST", "/oauth2/v1/revoke", Family.OAUTH2, revoke, "Revoke a token (RFC 7009)",
-        auth="client", form=TokenForm7009, status=204,
+        "POST", "/oauth2/v1/revoke", Family.OAUTH2, revoke, "Revoke a token (RFC 7009's method) [ext]",
+        auth="client", form=RevokeAccessTokenRequestV2, status=204, extension=True,
         errors=("oauth.invalid_client", "oauth.invalid_transaction_id", "oauth.missing_refresh_token"),
         tags=("OAuth2",),
     ),
     Operation(
         "POST", "/oauth2/v1/introspect", Family.OAUTH2, introspect, "Introspect a token (RFC 7662) [ext]",
-        auth="client", trace_required=False, form=TokenForm7009, response=IntrospectionRead,
+        auth="client", trace_required=False, form=RevokeAccessTokenRequestV2, response=IntrospectionResponse,
+        extension=True,
         errors=("oauth.invalid_client", "oauth.missing_refresh_token"), tags=("OAuth2",),
     ),
 ]

@@ -5,30 +5,32 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
-class TokenForm(BaseModel):
+class AccessTokenRequestV2(BaseModel):
     grant_type: str = Field(description="client_credentials | password | refresh_token")
-    scopes: str | None = Field(default=None, description="space-separated subset of the client's scopes")
+    scopes: str | None = Field(
+        default=None, description="a subset of the client's scopes, separated by commas, spaces or both"
+    )
     scope: str | None = Field(default=None, description="RFC 6749 name for `scopes`")
     username: str | None = Field(default=None, description="password grant: the customer's login id")
     password: str | None = Field(default=None, description="password grant")
     refresh_token: str | None = Field(default=None, description="refresh_token grant")
 
 
-class TokenRead(BaseModel):
+class AccessTokenResponseV2(BaseModel):
     access_token: str
     token_type: str = "Bearer"  # noqa: S105 - a token type, not a secret
-    expires_in: int
+    expires_in: str = Field(pattern=r"^\d+$", description="lifetime in seconds, as a string of digits")
     scope: str
     refresh_token: str | None = None
-    refresh_token_expires_in: int | None = None
+    refresh_token_expires_in: str | None = Field(default=None, pattern=r"^\d+$")
 
 
-class TokenForm7009(BaseModel):
+class RevokeAccessTokenRequestV2(BaseModel):
     token: str
     token_type_hint: str | None = None
 
 
-class IntrospectionRead(BaseModel):
+class IntrospectionResponse(BaseModel):
     active: bool
     scope: str | None = None
     client_id: str | None = None
@@ -39,6 +41,3 @@ class IntrospectionRead(BaseModel):
     sub: str | None = None
 
 
-class ErrorRead(BaseModel):
-    code: str
-    message: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 USERS_READ = "institution-users:read"
 USERS_WRITE = "institution-users:write"
 ACCOUNTS_READ = "accounts:read"
@@ -15,9 +17,13 @@ GRANT_REFRESH_TOKEN = "refresh_token"  # noqa: S105
 KNOWN_GRANTS = frozenset({GRANT_CLIENT_CREDENTIALS, GRANT_PASSWORD, GRANT_REFRESH_TOKEN})
 
 
+_SEPARATORS = re.compile(r"[,\s]+")
+
+
 def parse(value: str) -> frozenset[str]:
-    """A space-separated scope string (RFC 6749 section 3.3) as a set."""
-    return frozenset(part for part in value.split(" ") if part)
+    """A scope list as a set: separated by spaces (RFC 6749 section 3.3), commas (Candescent's
+    examples write ``accounts:read, transactions:read``) or both."""
+    return frozenset(part for part in _SEPARATORS.split(value) if part)
 
 
 def render(scopes: frozenset[str] | set[str]) -> str:

@@ -20,6 +20,7 @@ from urllib.parse import unquote
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pwreset.access.principal import BearerExpired, BearerInvalid, BearerMissing, Principal
 from pwreset.audit import service as audit
 from pwreset.config import Settings
 from pwreset.db import Database, GroupCommitter, on_commit
@@ -31,12 +32,8 @@ from pwreset.oauth import repository, scopes
 from pwreset.oauth.cache import CachedClient, CachedToken, TokenCache
 from pwreset.oauth.directory import CustomerDirectory
 from pwreset.oauth.errors import (
-    BearerExpired,
-    BearerInvalid,
-    BearerMissing,
     ClientNotFound,
     GrantNotAllowed,
-    InsufficientScope,
     InvalidClient,
     InvalidClientSettings,
     InvalidInstitution,
@@ -64,21 +61,6 @@ _MAX_TOKEN_LENGTH = 128
 
 
 @dataclass(frozen=True, slots=True)
-class Principal:
-    """Who a bearer token acts for."""
-
-    client_id: str
-    institution_id: str
-    customer_id: str | None
-    scopes: frozenset[str]
-    token_id: str
-
-    def require(self, needed: frozenset[str]) -> None:
-        if not needed <= self.scopes:
-            raise InsufficientScope()
-
-
-@dataclass(frozen=True, slots=True)
 class TokenRequest:
     grant_type: str | None
     institution_id: str | None = None
@@ -100,12 +82,13 @@ class IssuedTokens:
         body: dict[str, Any] = {
             "access_token": self.access_token,
             "token_type": "Bearer",
-            "expires_in": self.expires_in,
+            # Strings of digits: Candescent's spec types both lifetimes as strings (wire contract 2).
+            "expires_in": str(self.expires_in),
             "scope": self.scope,
         }
         if self.refresh_token is not None:
             body["refresh_token"] = self.refresh_token
-            body["refresh_token_expires_in"] = self.refresh_token_expires_in
+            body["refresh_token_expires_in"] = str(self.refresh_token_expires_in)
         return body
 
 

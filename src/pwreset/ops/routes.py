@@ -1,9 +1,10 @@
-"""Health, readiness and the API description (contract section 9)."""
+"""Health, readiness and the API description (wire contract section 9)."""
 
 from __future__ import annotations
 
 import logging
 
+import yaml
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -32,6 +33,14 @@ async def openapi(request: Request) -> Response:
     return json_response(request.app.state.openapi)
 
 
+async def openapi_yaml(request: Request) -> Response:
+    """The same document as YAML, rendered once per process."""
+    state = request.app.state
+    if getattr(state, "openapi_yaml", None) is None:
+        state.openapi_yaml = yaml.safe_dump(state.openapi, sort_keys=False, allow_unicode=True)
+    return Response(state.openapi_yaml, media_type="application/yaml")
+
+
 async def docs(request: Request) -> Response:
     return HTMLResponse(SWAGGER_HTML)
 
@@ -41,5 +50,6 @@ ROUTES = [
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics_endpoint, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/openapi.yaml", openapi_yaml, methods=["GET"]),
     Route("/docs", docs, methods=["GET"]),
 ]

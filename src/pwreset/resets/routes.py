@@ -1,4 +1,4 @@
-"""``:reset-password``, ``:verify-passcode``, ``:set-password`` (contract 6.2 to 6.4)."""
+"""``:reset-password``, ``:verify-passcode``, ``:set-password`` (wire contract 6.2 to 6.4)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from pwreset.api.operations import Call, Operation
-from pwreset.customers.routes import institution_of, resolve_customer, resolve_entry
+from pwreset.api.subjects import institution_of, resolve_customer, resolve_entry
 from pwreset.errors import Family, json_response
 from pwreset.oauth.scopes import USERS_WRITE
-from pwreset.resets.schemas import ResetPasswordBody, SetPasswordBody, TicketRead, VerifyPasscodeBody
+from pwreset.resets.schemas import ResetPasswordRequest, ResetTicket, SetPasswordRequest, VerifyPasscodeRequest
 from pwreset.resets.service import Actor, Ticket
 
 
@@ -18,7 +18,7 @@ def _actor(call: Call) -> Actor:
 
 
 async def reset_password(call: Call) -> Response:
-    body: ResetPasswordBody = await call.json(ResetPasswordBody)
+    body: ResetPasswordRequest = await call.json(ResetPasswordRequest)
     entry = await resolve_entry(call)
     await call.services.resets.request_reset(
         entry=entry, contact_method_id=body.contactMethodId, protocol=body.protocol, actor=_actor(call),
@@ -27,7 +27,7 @@ async def reset_password(call: Call) -> Response:
 
 
 async def verify_passcode(call: Call) -> Response:
-    body: VerifyPasscodeBody = await call.json(VerifyPasscodeBody)
+    body: VerifyPasscodeRequest = await call.json(VerifyPasscodeRequest)
 
     async def work(session: AsyncSession) -> Ticket:
         customer = await resolve_customer(call, session)
@@ -41,7 +41,7 @@ async def verify_passcode(call: Call) -> Response:
 
 
 async def set_password(call: Call) -> Response:
-    body: SetPasswordBody = await call.json(SetPasswordBody)
+    body: SetPasswordRequest = await call.json(SetPasswordRequest)
 
     async def work(session: AsyncSession) -> None:
         customer = await resolve_customer(call, session)
@@ -65,8 +65,8 @@ _USER_TYPE = {"userIdType": "query: CUSTOMER_ID (default) or LOGIN_ID"}
 OPERATIONS = [
     Operation(
         "PUT", "/v1/customers/{customerId}:reset-password", Family.UX_USERS, reset_password,
-        "Send a one-time passcode to a contact method (contract 6.2)", scopes=frozenset({USERS_WRITE}),
-        body=ResetPasswordBody, status=204, params=_USER_TYPE, tags=("Reset Password",),
+        "Send a one-time passcode to a contact method (wire contract 6.2)", scopes=frozenset({USERS_WRITE}),
+        body=ResetPasswordRequest, status=204, params=_USER_TYPE, tags=("Reset Password",),
         errors=(
             *_COMMON, "reset.unknown_contact_method", "reset.protocol_mismatch", "reset.method_not_activated",
             "reset.not_registered", "reset.disclosure_not_accepted", "reset.customer_inactive",
@@ -75,8 +75,8 @@ OPERATIONS = [
     ),
     Operation(
         "POST", "/v1/customers/{customerId}:verify-passcode", Family.UX_USERS, verify_passcode,
-        "Exchange the passcode for a reset ticket (contract 6.3) [ext]", scopes=frozenset({USERS_WRITE}),
-        body=VerifyPasscodeBody, response=TicketRead, params=_USER_TYPE, tags=("Reset Password",),
+        "Exchange the passcode for a reset ticket (wire contract 6.3) [ext]", scopes=frozenset({USERS_WRITE}),
+        body=VerifyPasscodeRequest, response=ResetTicket, params=_USER_TYPE, tags=("Reset Password",), extension=True,
         errors=(
             *_COMMON, "passcode.wrong", "passcode.expired", "passcode.used", "passcode.superseded",
             "passcode.exhausted", "passcode.none", "reset.customer_inactive",
@@ -84,8 +84,8 @@ OPERATIONS = [
     ),
     Operation(
         "PUT", "/v1/customers/{customerId}:set-password", Family.UX_USERS, set_password,
-        "Set the new password with a reset ticket (contract 6.4) [ext]", scopes=frozenset({USERS_WRITE}),
-        body=SetPasswordBody, status=204, params=_USER_TYPE, tags=("Reset Password",),
+        "Set the new password with a reset ticket (wire contract 6.4) [ext]", scopes=frozenset({USERS_WRITE}),
+        body=SetPasswordRequest, status=204, params=_USER_TYPE, tags=("Reset Password",), extension=True,
         errors=(*_COMMON, "ticket.invalid", "password.policy", "reset.customer_inactive"),
     ),
 ]
