@@ -39,16 +39,17 @@ class ResponseChecker:
     def __init__(self, document: dict[str, Any]) -> None:
         self.registry: Registry = Registry().with_resource("urn:pwreset-openapi", DRAFT202012.create_resource(document))
         self.paths = [(_compile(path), path, item) for path, item in document["paths"].items()]
-        # Exact paths first, so /v1/customers/{id} never shadows a longer literal one.
-        self.paths.sort(key=lambda entry: entry[1].count("{"))
         self.checked = 0
 
     def operation(self, method: str, path: str) -> tuple[str, dict[str, Any] | None] | None:
+        """The documented operation a request reached: of the templates its path matches (a
+        parameter also matches ``id:reset-password``), the one with its method."""
         canonical = canonical_path(path)
-        for pattern, template, item in self.paths:
-            if pattern.match(canonical):
-                return template, item.get(method.lower())
-        return None
+        matches = [(template, item) for pattern, template, item in self.paths if pattern.match(canonical)]
+        for template, item in matches:
+            if method.lower() in item:
+                return template, item[method.lower()]
+        return (matches[0][0], None) if matches else None
 
     def check(self, method: str, path: str, status: int, content_type: str, body: bytes) -> None:
         found = self.operation(method, path)

@@ -201,10 +201,15 @@ async def test_filters(api, bank, prefix):
     assert await ids("category ne 'DEPOSIT'") == ["CONSUMER_LOAN"]
     assert await ids("name eq 'Everyday' or type eq 'CONSUMER_LOAN'") == ["Everyday", "CONSUMER_LOAN"]
     assert await ids("nickName eq 'Everyday'") == ["Everyday"]
-    assert await ids("contains(accountNumber, '9876')") == ["SAVINGS"]
+    masked = await api.get(f"{prefix}/v1/accounts", headers=headers(bank.masked),
+                           params={"loginId": "pat.doe", "$filter": "contains(accountNumber, '9876')"})
+    acc_error(masked, 400, "ACC_00005")  # a masked token may not learn the hidden digits by asking
     assert await ids("contains(tolower(name), 'every')") == ["Everyday"]
     assert await ids("contains(name, 'every')") == []  # contains is case-sensitive on both databases
-    assert await ids("toupper(type) eq 'SAVINGS' and accountNumber ge 'CL'") == ["SAVINGS"]
+    assert await ids("toupper(type) eq 'SAVINGS' and id ne 'x'") == ["SAVINGS", "SAVINGS"]
+    whole = await api.get(f"{prefix}/v1/accounts", headers=headers(bank.unmasked),
+                          params={"loginId": "pat.doe", "$filter": "contains(accountNumber, '9876')"})
+    assert [a["type"]["value"] for a in whole.json()["accounts"]] == ["SAVINGS"]
     assert await ids("category eq 'deposit'") == []
 
 
@@ -250,6 +255,8 @@ async def test_accounts_in_the_import_format(services, make_partner):
     ({"amount": "1e400", "currencyCode": "USD"}, "finite"),
     ({"amount": "1.23456", "currencyCode": "USD"}, "at most 4 decimals"),
     ({"amount": "NaN", "currencyCode": "USD"}, "finite"),
+    ({"amount": "1_000", "currencyCode": "USD"}, "decimal string"),
+    ({"amount": " 5 ", "currencyCode": "USD"}, "decimal string"),
     ({"amount": "12", "currencyCode": "usd"}, "currencyCode"),
     ({"amount": "12", "currencyCode": "JPY"}, "CurrencyCode"),  # not in the spec's list
 ])

@@ -94,8 +94,9 @@ def _tokens(value: str) -> list[_Token]:
 
 
 class _Parser:
-    def __init__(self, tokens: list[_Token]) -> None:
+    def __init__(self, tokens: list[_Token], *, unmasked: bool) -> None:
         self.tokens = tokens
+        self.unmasked = unmasked
         self.at = 0
         self.terms = 0
 
@@ -170,6 +171,9 @@ class _Parser:
         column = FIELDS.get(token.text)
         if column is None:
             raise BadFilter(f"$filter: unknown field {token.text!r}; one of {', '.join(FIELDS)}")
+        if token.text == "accountNumber" and not self.unmasked:
+            # A token that sees only the last four digits must not learn the rest by asking.
+            raise BadFilter("$filter on accountNumber needs the accounts:read_unmasked scope")
         return column
 
 
@@ -180,8 +184,9 @@ def _literal(token: str) -> str:
     return value
 
 
-def parse_filter(value: str | None) -> ColumnElement[bool] | None:
-    """The SQL condition of a ``$filter`` (values bound as parameters), or None without one."""
+def parse_filter(value: str | None, *, unmasked: bool) -> ColumnElement[bool] | None:
+    """The SQL condition of a ``$filter`` (values bound as parameters), or None without one.
+    ``accountNumber`` only for a token that sees whole account numbers (``unmasked``)."""
     if value is None:
         return None
     if len(value) > MAX_LENGTH:
@@ -189,7 +194,7 @@ def parse_filter(value: str | None) -> ColumnElement[bool] | None:
     tokens = _tokens(value)
     if not tokens:
         raise BadFilter("$filter is empty")
-    parser = _Parser(tokens)
+    parser = _Parser(tokens, unmasked=unmasked)
     condition = parser.or_(0)
     if parser.peek() is not None:
         raise BadFilter(f"$filter: unexpected {parser.peek().text!r}")  # type: ignore[union-attr]

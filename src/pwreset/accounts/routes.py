@@ -27,9 +27,9 @@ async def _user(call: Call, session: AsyncSession) -> Customer:
 
 async def list_accounts(call: Call) -> Response:
     query = call.request.query_params
-    where = parse_filter(query.get("$filter"))
-    paging = service.parse_paging(query)
     unmasked = ACCOUNTS_READ_UNMASKED in call.caller.scopes
+    where = parse_filter(query.get("$filter"), unmasked=unmasked)
+    paging = service.parse_paging(query)
     async with call.services.db.reading() as session:
         customer = await _user(call, session)
         accounts = await service.list_accounts(session, customer=customer, where=where)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ from pwreset.accounts.catalogue import (
     TYPES,
 )
 
+_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?|NaN|-?Infinity|-?[0-9.]+[eE][-+]?[0-9]+")
 _ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")
 
 
@@ -44,10 +46,10 @@ class MoneyIn(BaseModel):
             return str(value)
         if isinstance(value, float):
             text = repr(value)
-            if "e" in text or "inf" in text or "nan" in text or len(text.lstrip("-").replace(".", "").lstrip("0")) > 15:
+            if "inf" in text or "nan" in text or len(Decimal(text).normalize().as_tuple().digits) > 15:
                 raise ValueError("a JSON number amount takes at most 15 significant digits; write longer ones as "
                                  "decimal strings like \"1520.35\"")
-            return text
+            return format(Decimal(text), "f")
         return value
 
     @field_validator("amount")
@@ -55,6 +57,8 @@ class MoneyIn(BaseModel):
     def _decimal(cls, value: str) -> str:
         """A decimal string, never a float: "1520.35", "-12", "0.5"."""
         try:
+            if not _DECIMAL.fullmatch(value):
+                raise InvalidOperation
             amount = Decimal(value)
         except InvalidOperation:
             raise ValueError("amount must be a decimal string like \"1520.35\"") from None

@@ -23,6 +23,7 @@ from pwreset.customers.models import Customer
 from pwreset.customers.views import institution_user_id
 
 GROUP_BY_CUSTOMER = "groupBy(customer)"
+_MAX_AMOUNT = Decimal(10) ** 16
 _MAX_GROUPS = 1000
 
 
@@ -83,8 +84,8 @@ def accounts_page(views: list[dict[str, Any]], paging: GroupPage | None) -> dict
 def _money(currency: str | None, amount: Decimal | None) -> dict[str, Any] | None:
     """A Money object; the amount a JSON number written with the decimal's own digits (never
     through a float), to the currency's minor units."""
-    if currency is None or amount is None:
-        return None
+    if currency is None or amount is None or not amount.is_finite() or abs(amount) >= _MAX_AMOUNT:
+        return None  # (the import stores none such; written another way, it is left out, not sent as bad JSON)
     quantum = Decimal(1).scaleb(-minor_units(currency))
     digits = format(amount.quantize(quantum, rounding=ROUND_HALF_EVEN), "f")
     return {"currencyCode": currency, "amount": orjson.Fragment(digits.encode())}

@@ -338,8 +338,7 @@ class OperationDispatcher:
         if scope["type"] == "http":
             method, path = scope["method"], scope["path"]
             if path[1:2] in ("d", "u") and (canonical := canonical_path(path)) != path:  # (cheap first test)
-                scope = {**scope, "path": canonical}
-                path = canonical
+                scope["path"] = path = canonical
             found = self.static.get((method, path))
             params: dict[str, str] = {}
             if found is None:
