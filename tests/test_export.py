@@ -23,7 +23,7 @@ async def test_export_then_import_changes_nothing(services, make_partner, monkey
     assert not (await load(services, "11111", DIRECTORY["11111"])).refused
     monkeypatch.setattr("pwreset.customers.exporter.PAGE", 4)  # several pages
     exported = await records(services)
-    assert sorted(r["customerId"] for r in exported) == [C1, C2, C3, C4, C5, C6]  # 07675 only
+    assert sorted(r["customerId"] for r in exported) == sorted([C1, C2, C3, C4, C5, C6])  # 07675 only
     assert all("passwordHash" not in r and "password" not in r for r in exported)
     pat = next(r for r in exported if r["customerId"] == C1)
     assert [a["id"] for a in pat["accounts"]] == ["chk-1", "sav-1", "loan-1", "clp-1"]
