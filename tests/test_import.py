@@ -55,7 +55,7 @@ def test_import_jsonl_then_rerun_changes_nothing(pwreset, tmp_path):
     again = pwreset("customers", "import", str(path), "--institution", "07675")
     assert "0 created, 0 updated, 2 unchanged" in again.stdout
     shown = json.loads(pwreset("customers", "show", GOOD["customerId"], "--institution", "07675").stdout)
-    assert shown["loginId"] == "pat.doe" and shown["hasPassword"] is True
+    assert shown["userName"] == "pat.doe" and shown["hasPassword"] is True
     assert [m["contactInfo"] for m in shown["contactMethods"]] == ["2025550143", "Pat@example.com"]
 
 
@@ -102,7 +102,7 @@ def test_csv_carries_the_same_fields(pwreset, tmp_path):
     assert result.returncode == 1 and "line 3: registered: expected true or false" in result.stderr
     shown = json.loads(pwreset("customers", "show", C1, "--institution", "07675").stdout)
     assert shown["contactMethods"] == [{"id": "7", "telephoneCountryCode": "44", "contactInfo": "7911123456",
-                                        "protocol": "VOICE", "isActivated": True}]
+                                        "protocol": "VOICE", "activated": True, "validated": False, "primary": False}]
 
 
 def test_an_update_replaces_fields_and_contact_methods(pwreset, tmp_path):

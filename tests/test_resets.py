@@ -305,7 +305,7 @@ async def test_a_customer_resets_a_forgotten_password_end_to_end(api, world: Wor
     assert old.status_code == 200
     old_tokens = old.json()
     headers = world.headers(old_tokens["access_token"])
-    assert (await api.get("/v1/customers/E2E", headers=headers)).status_code == 200
+    assert (await api.get(f"/v1/customers/{E2E}", headers=headers)).status_code == 200
 
     assert (await request_reset(api, world, customer=E2E, method="71")).status_code == 204
     code = await delivered_code(services)
@@ -313,7 +313,7 @@ async def test_a_customer_resets_a_forgotten_password_end_to_end(api, world: Wor
     assert (await set_password(api, world, ticket, "new passphrase 2026", customer=E2E)).status_code == 204
 
     # The old tokens stop working, at once.
-    assert (await api.get("/v1/customers/E2E", headers=world.headers(old_tokens["access_token"]))).status_code == 401
+    assert (await api.get(f"/v1/customers/{E2E}", headers=world.headers(old_tokens["access_token"]))).status_code == 401
     refreshed = await get_token(api, partner.auth, institution_id=None, grant_type="refresh_token",
                                 refresh_token=old_tokens["refresh_token"])
     assert refreshed.json()["code"] == "CMN_90016"
