@@ -71,6 +71,13 @@ TRACE_HEADER = {
     Family.DB_USERS: "transactionId",
 }
 MAX_TRANSACTION_ID = 64
+#: What the family's tracing-header check can refuse (even where the header is optional, a bad one is).
+_TRACE_ERRORS = {
+    Family.OAUTH2: ("oauth.invalid_transaction_id",),
+    Family.UX_USERS: ("request.missing_correlation_id", "request.invalid_correlation_id"),
+    Family.DB_ACCOUNTS: ("request.missing_transaction_id", "request.transaction_id_too_long"),
+    Family.DB_USERS: ("request.missing_transaction_id", "request.transaction_id_too_long"),
+}
 MAX_JSON_BODY = 64 * 1024
 
 
@@ -217,14 +224,7 @@ class Operation:
         if self.auth == "bearer":
             implied += ["auth.missing_token", "auth.invalid_token", "auth.expired_token", "auth.insufficient_scope",
                         "request.rate_limited"]
-        if self.trace_required or self.family is not Family.OAUTH2:
-            implied += {
-                Family.OAUTH2: ["oauth.invalid_transaction_id"],
-                Family.UX_USERS: ["request.missing_correlation_id", "request.invalid_correlation_id"],
-                Family.DB_ACCOUNTS: ["request.missing_transaction_id", "request.transaction_id_too_long"],
-                Family.DB_USERS: ["request.missing_transaction_id", "request.transaction_id_too_long"],
-            }[self.family]
-        return tuple(implied)
+        return (*implied, *_TRACE_ERRORS[self.family])
 
 
 def endpoint(op: Operation) -> Endpoint:

@@ -94,18 +94,6 @@ class ContactMethod(BaseModel):
     primary: bool | None = None
 
 
-class UserStatus(BaseModel):
-    active: bool | None = None
-    onHold: bool | None = None
-    locked: bool | None = None
-    reset: bool | None = None
-    registered: bool | None = None
-    approved: bool | None = None
-    rejected: bool | None = None
-    invalidEmailId: bool | None = None
-    acceptedDisclosure: bool | None = None
-
-
 class Customer(BaseModel):
     customerId: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
     memberNumber: str | None = None
@@ -159,6 +147,13 @@ class InstitutionUserStatus(BaseModel):
     registered: bool | None = None
     approved: bool | None = None
     rejected: bool | None = None
+
+
+class UserStatus(InstitutionUserStatus):
+    """A profile's status: every flag, and two more."""
+
+    invalidEmailId: bool | None = None
+    acceptedDisclosure: bool | None = None
 
 
 class ContactMethod1(BaseModel):

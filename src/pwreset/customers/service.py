@@ -75,8 +75,8 @@ class DirectoryEntry:
 
 async def directory_entry(db: Database, *, institution_id: str, user_id: str, id_type: str) -> DirectoryEntry:
     """One customer of this institution, named by CUSTOMER_ID or LOGIN_ID, with its methods in order."""
-    if id_type not in ("CUSTOMER_ID", "LOGIN_ID"):
-        raise InvalidUserIdType("userIdType must be one of CUSTOMER_ID, LOGIN_ID")
+    if id_type not in CUSTOMER_ID_TYPES:
+        raise InvalidUserIdType(f"userIdType must be one of {', '.join(CUSTOMER_ID_TYPES)}")
     rows = await repository.entry_rows(db, institution_id=institution_id, id_type=id_type, value=user_id)
     if not rows:
         raise CustomerNotFound()

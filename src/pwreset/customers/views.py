@@ -50,13 +50,19 @@ def _date_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-def destination_view(method: MethodFields, *, masked: bool = False) -> dict[str, object]:
-    """One contact method as the spec's ``Destination`` (6.1: ``isActivated``, a date-time)."""
+def _method_view(method: MethodFields, *, masked: bool) -> dict[str, object]:
+    """What every contact-method shape of the spec shows alike."""
     view: dict[str, object] = {"id": method.method_id}
     if method.protocol != "EMAIL" and method.country_code is not None:
         view["telephoneCountryCode"] = method.country_code
     view["contactInfo"] = mask(method.contact_info) if masked else method.contact_info
     view["protocol"] = method.protocol
+    return view
+
+
+def destination_view(method: MethodFields, *, masked: bool = False) -> dict[str, object]:
+    """One contact method as the spec's ``Destination`` (6.1: ``isActivated``, a date-time)."""
+    view = _method_view(method, masked=masked)
     view["isActivated"] = method.activated
     if method.enrolled_at is not None:
         view["enrolledDateTime"] = _date_time(method.enrolled_at)
@@ -66,11 +72,7 @@ def destination_view(method: MethodFields, *, masked: bool = False) -> dict[str,
 def _contact_method_view(method: ContactMethod, *, masked: bool, date_only: bool) -> dict[str, object]:
     """The spec's ``ContactMethod`` (profile: a date) or ``ContactMethod1`` (institution user: a
     date-time): ``activated``, ``validated``, ``primary``."""
-    view: dict[str, object] = {"id": method.method_id}
-    if method.protocol != "EMAIL" and method.country_code is not None:
-        view["telephoneCountryCode"] = method.country_code
-    view["contactInfo"] = mask(method.contact_info) if masked else method.contact_info
-    view["protocol"] = method.protocol
+    view = _method_view(method, masked=masked)
     view["activated"] = method.activated
     view["validated"] = method.validated
     view["primary"] = method.primary
