@@ -356,14 +356,16 @@ async def test_a_failed_batch_writes_nothing_of_it(services, make_partner, monke
 
         monkeypatch.setattr(bulk, "write", fail_second)
     else:
-        real_upsert = Importer._upsert
+        from pwreset.customers.rowwise import RowWriter
+
+        real_upsert = RowWriter._upsert
 
         async def fail_b3(self, session, line, *args):
             if line.customer_id == cid("B3"):
                 raise OSError("disk full")
             return await real_upsert(self, session, line, *args)
 
-        monkeypatch.setattr(Importer, "_upsert", fail_b3)
+        monkeypatch.setattr(RowWriter, "_upsert", fail_b3)
     with pytest.raises(OSError):
         await importer.run(list(enumerate(rows, 1)), institution_id="07675")
     async with services.db.reading() as session:

@@ -394,8 +394,7 @@ async def test_a_login_given_up_earlier_in_the_same_batch_can_be_taken(services,
     assert [line.number for line in lines] == [1, 2, 3] and refused[0][0] == 4  # (the batch's own check)
     late = prepare([(5, {**pat, "customerId": C5, "loginId": "SAM.NEW"})])[0]
     report = ImportReport()
-    write = importer._write_bulk if backend == "postgresql" else importer._write_rows
-    await write([*lines, *late], "07675", report, None)
+    await importer.writer.write([*lines, *late], institution_id="07675", tally=report, run_id=None)
     assert (report.updated, report.created) == (2, 1)
     assert report.refused == [(5, f"loginId 'SAM.NEW' belongs to customer {cid('SAM')}")]
     async with services.db.reading() as session:
@@ -438,7 +437,7 @@ async def test_a_batch_looks_its_customers_up_by_index_on_a_table_never_analysed
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from pwreset.customers.importer import _EXISTING, _LOGIN_HOLDERS
+    from pwreset.customers.bulk import _EXISTING, _LOGIN_HOLDERS
     from pwreset.db import async_url
     from pwreset.migrate import upgrade
     from tests.conftest import POSTGRES_ADMIN_URL, _admin

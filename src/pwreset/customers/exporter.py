@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from pwreset.accounts.models import Account
 from pwreset.customers.models import ContactMethod, Customer
+from pwreset.customers.shapes import ACCOUNT, CUSTOMER_OPTIONAL, METHOD, Column
 from pwreset.db import Database
 from pwreset.institutions import repository as institutions
 from pwreset.institutions.errors import InstitutionNotFound
@@ -29,10 +30,6 @@ _account = Account.__table__.c
 
 def _amount(value: Decimal) -> str:
     return format(value.normalize(), "f")
-
-
-def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if value is not None}
 
 
 async def export(db: Database, *, institution_id: str, with_secrets: bool = False) -> AsyncIterator[dict[str, Any]]:
@@ -66,36 +63,35 @@ async def export(db: Database, *, institution_id: str, with_secrets: bool = Fals
         after = customers[-1].id
 
 
+def _put(record: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``type.value`` as ``record["type"]["value"]``."""
+    *parents, leaf = dotted.split(".")
+    for parent in parents:
+        record = record.setdefault(parent, {})
+    record[leaf] = value
+
+
+def _fields(columns: tuple[Column, ...], row: Any, formats: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A row's columns as import-format fields (``shapes.py``); a column with no value is left out."""
+    record: dict[str, Any] = {}
+    for column in columns:
+        value = getattr(row, column.name)
+        if column.field is None or value is None:
+            continue
+        _put(record, column.field, (formats or {}).get(column.name, lambda v: v)(value))
+    return record
+
+
+_METHOD_FORMATS = {"enrolled_at": lambda at: at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+_ACCOUNT_FORMATS = {"current_amount": _amount, "available_amount": _amount}
+
+
 def _record(c: Any, methods: list[Any], accounts: list[Any], *, with_secrets: bool) -> dict[str, Any]:
-    record: dict[str, Any] = _drop_none({
-        "customerId": c.customer_id, "loginId": c.login_id, "hostUserId": c.host_user_id,
-        "memberNumber": c.member_number, "firstName": c.first_name, "lastName": c.last_name,
-        "language": c.language, "registered": c.registered, "acceptedDisclosure": c.accepted_disclosure,
-        "active": c.active, "locked": c.locked,
-    })
+    record: dict[str, Any] = {"customerId": c.customer_id, "loginId": c.login_id, **_fields(CUSTOMER_OPTIONAL, c)}
     if with_secrets and c.password_hash:
         record["passwordHash"] = c.password_hash
-    record["contactMethods"] = [
-        _drop_none({
-            "id": m.method_id, "protocol": m.protocol, "telephoneCountryCode": m.country_code,
-            "contactInfo": m.contact_info, "isActivated": m.activated, "validated": m.validated,
-            "primary": m.primary,
-            "enrolledDateTime": m.enrolled_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if m.enrolled_at else None,
-        })
-        for m in methods
-    ]
+    record["contactMethods"] = [_fields(METHOD, m, _METHOD_FORMATS) for m in methods]
     record["accounts"] = [
-        _drop_none({
-            "id": a.source_id, "accountNumber": a.account_number, "nickName": a.nick_name,
-            "description": a.description,
-            "type": {"value": a.type_value, "fiAccountType": a.fi_account_type, "description": a.type_description},
-            "category": a.category, "primaryHolderName": a.primary_holder_name, "routingNumber": a.routing_number,
-            "currentBalance": {"currencyCode": a.current_currency, "amount": _amount(a.current_amount)}
-            if a.current_amount is not None else None,
-            "availableBalance": {"currencyCode": a.available_currency, "amount": _amount(a.available_amount)}
-            if a.available_amount is not None else None,
-            "status": a.status, "allowedActions": a.allowed_actions,
-        })
-        for a in accounts
+        {"id": a.source_id, **_fields(ACCOUNT, a, _ACCOUNT_FORMATS)} for a in accounts
     ]
     return record

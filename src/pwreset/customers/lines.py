@@ -16,7 +16,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC
 from functools import lru_cache
 from operator import attrgetter
@@ -28,31 +29,15 @@ from pwreset.accounts.catalogue import TYPES
 from pwreset.accounts.schemas import AccountIn
 from pwreset.customers.contact import InvalidContact, normalise
 from pwreset.customers.schemas import ContactMethodIn, CustomerIn
-from pwreset.passwords.hashing import UnsupportedHash, scheme_of
+from pwreset.customers.shapes import CUSTOMER_OPTIONAL, names
+from pwreset.passwords.hashing import PasswordHashing, UnsupportedHash, scheme_of
 
 #: Import-format field -> column, for the fields an existing customer takes only when its line
 #: carries them (both write paths use this; ``Line.present`` has one bit per column).
-OPTIONAL_FIELDS = {
-    "hostUserId": "host_user_id", "memberNumber": "member_number", "firstName": "first_name", "lastName": "last_name",
-    "language": "language", "registered": "registered", "acceptedDisclosure": "accepted_disclosure",
-    "active": "active", "locked": "locked",
-}
-FIELDS = tuple(OPTIONAL_FIELDS.values())
+OPTIONAL_FIELDS = {column.field: column.name for column in CUSTOMER_OPTIONAL if column.field is not None}
+FIELDS = names(CUSTOMER_OPTIONAL)
 BIT = {name: 1 << n for n, name in enumerate(FIELDS)}
 ALL = sum(BIT.values())
-#: The values of a contact method in ``Line.methods``, in this order.
-METHOD_FIELDS = (
-    "method_id", "protocol", "country_code", "contact_info", "destination", "activated", "validated", "primary",
-    "enrolled_at",
-)
-#: The stored columns of an account in ``Line.accounts``, in this order (then status and allowed
-#: actions as JSON text). Amounts stay the file's validated decimal strings: PostgreSQL's driver
-#: takes them as they are for NUMERIC, and a Decimal cost twice as much to send between processes.
-ACCOUNT_COLUMNS = (
-    "position", "account_number", "nick_name", "description", "type_value", "fi_account_type", "type_description",
-    "category", "primary_holder_name", "routing_number", "current_currency", "current_amount", "available_currency",
-    "available_amount",
-)
 
 _BOOLEAN_COLUMNS = {"registered", "acceptedDisclosure", "active", "locked"}
 _JSON_COLUMNS = {"contactMethods", "accounts"}
@@ -72,12 +57,12 @@ class Line(NamedTuple):
     customer_id: str
     login_id: str  # as the customer types it, trimmed
     login_key: str  # case-folded: login ids are unique per institution, case-insensitively
-    values: tuple[Any, ...]  # the FIELDS, defaults filled in
+    values: tuple[Any, ...]  # shapes.CUSTOMER_OPTIONAL, defaults filled in
     present: int  # BIT of each of the FIELDS the line carries
     password: str | None
     password_hash: str | None
-    methods: tuple[tuple[Any, ...], ...]  # METHOD_FIELDS; enrolled_at in UTC
-    accounts: tuple[tuple[str, tuple[Any, ...]], ...] | None  # (file's account id, columns); None: not carried
+    methods: tuple[tuple[Any, ...], ...]  # shapes.METHOD; enrolled_at in UTC
+    accounts: tuple[tuple[str, tuple[Any, ...]], ...] | None  # (file's account id, shapes.ACCOUNT); None: not carried
 
 
 def login_key(login_id: str) -> str:
@@ -255,14 +240,15 @@ def _method(method: ContactMethodIn) -> tuple[Any, ...]:
     enrolled = method.enrolledDateTime
     if enrolled is not None and enrolled.tzinfo is None:
         enrolled = enrolled.replace(tzinfo=UTC)
-    return (
+    return (  # in the order of shapes.METHOD
         method.id, contact.protocol, contact.country_code, contact.contact_info, contact.destination,
         method.isActivated, method.validated, method.primary, enrolled,
     )
 
 
 def account_columns(account: AccountIn, position: int) -> tuple[Any, ...]:
-    """The stored columns of an imported account (the catalogue fills what the file leaves out)."""
+    """The stored columns of an imported account, in the order of ``shapes.ACCOUNT`` (the catalogue
+    fills what the file leaves out)."""
     fi_type, description, _category = TYPES[account.type.value]
     current, available = account.currentBalance, account.availableBalance
     return (
@@ -280,3 +266,47 @@ def account_columns(account: AccountIn, position: int) -> tuple[Any, ...]:
 def _flags_json(flags: tuple[tuple[str, bool], ...]) -> str:
     """Status and allowed-action flags as JSON text (a handful of distinct sets in a whole file)."""
     return json.dumps(dict(flags), sort_keys=True)
+
+
+@dataclass
+class Tally:
+    """What a batch's lines came to."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+    def count(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+def initial_password_hash(hashing: PasswordHashing, line: Line, current: str | None) -> str | None:
+    """A file's password is an initial one: it never replaces a password the customer has.
+    (:func:`prepare` has already refused a ``passwordHash`` of an unknown scheme.)"""
+    if line.password_hash is not None:
+        return current or line.password_hash
+    if line.password is not None and not current:
+        return hashing.hash(line.password)
+    return current
+
+
+class Holders:
+    """Who holds each login key a batch names (both write paths), kept current in file order as its
+    lines move logins: a login id one line gives up, a later line may take."""
+
+    def __init__(self, rows: Iterable[tuple[str, str]]) -> None:
+        self._by_key = dict(rows)  # login key -> customer id
+
+    def refusal(self, line: Line) -> str | None:
+        """Why the line cannot have its login id, if another customer holds it."""
+        holder = self._by_key.get(line.login_key)
+        if holder is not None and holder != line.customer_id:
+            return f"loginId {line.login_id!r} belongs to customer {holder}"
+        return None
+
+    def took(self, line: Line, previous_key: str | None) -> None:
+        """The line's customer now holds its login key, and no longer ``previous_key``."""
+        if previous_key is not None and self._by_key.get(previous_key) == line.customer_id:
+            del self._by_key[previous_key]
+        self._by_key[line.login_key] = line.customer_id
