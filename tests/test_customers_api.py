@@ -149,8 +149,7 @@ async def test_institution_users(api, world: World, services, prefix, value, id_
     assert body["additionalInfo"] == {"entry": [{"key": "legacyUserGuid", "value": C1}]}
     assert body["institutionCustomers"] == [{
         "institutionCustomerId": C1, "memberNumber": "100200300", "customerType": "RETAIL", "hostLoginId": "HOST001",
-        "primary": True,
-    }]
+    }]  # no "primary": the spec gives it for business banking only
     assert body["userStatus"] == {"active": True, "registered": True, "approved": True}  # only the true flags
     assert "contactMethods" not in body and "postalAddresses" not in body
     assert response.headers["transactionId"] == "tx-123"
@@ -206,3 +205,11 @@ async def test_correlation_id_rules_apply(api, world: World):
     ux_error(await api.get(f"/v1/customers/{C1}", headers={**headers, "correlationId": "nope"}), 400, "UXU_10007")
     lower_case = {**headers, "correlationid": str(uuid.uuid4())}
     assert (await api.get(f"/v1/customers/{C1}", headers=lower_case)).status_code == 200
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "POST"])
+async def test_a_custom_method_pwreset_does_not_serve_is_not_a_customer(api, world: World, method):
+    """``/v1/customers/{id}:accounts`` is Candescent's, not pwreset's: a plain 404, never a lookup
+    of a customer called "x:accounts" (which told a customer token it was someone else)."""
+    response = await api.request(method, f"/v1/customers/{C1}:accounts", headers=world.headers())
+    assert response.status_code == 404 and response.json()["code"] == "NOT_FOUND"

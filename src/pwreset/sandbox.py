@@ -49,6 +49,11 @@ DEMO_CUSTOMERS = (
 )
 
 
+def host_user_id(number: int) -> str:
+    """The demo customer's id in the host system (``hostUserId`` of the Accounts API)."""
+    return f"HOST-{number:04d}"
+
+
 @dataclass(frozen=True)
 class SandboxCredentials:
     institution_id: str
@@ -118,7 +123,7 @@ async def seed(services: Container) -> SandboxCredentials:
             number,
             {
                 "customerId": c.customer_id, "loginId": c.login_id, "firstName": c.first_name,
-                "lastName": c.last_name, "password": c.password, "hostUserId": f"HOST-{number:04d}",
+                "lastName": c.last_name, "password": c.password, "hostUserId": host_user_id(number),
                 "memberNumber": f"{100200300 + number}",
                 "contactMethods": [
                     {"id": c.method_id, "protocol": c.protocol, "contactInfo": c.contact,

@@ -523,8 +523,9 @@ def sandbox(
     credentials = _run(_with_services(settings, sb.seed))
     base = f"http://{host}:{port}"
     demo = "\n".join(
-        f"  {c.customer_id}  login {c.login_id!r:14} password {c.password!r}  {c.protocol} method {c.method_id}"
-        for c in sb.DEMO_CUSTOMERS
+        f"  {c.customer_id}  login {c.login_id!r:11} password {c.password!r}  host user {sb.host_user_id(n)}  "
+        f"{c.protocol} method {c.method_id}"
+        for n, c in enumerate(sb.DEMO_CUSTOMERS, 1)
     )
     typer.echo(
         f"""

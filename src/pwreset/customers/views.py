@@ -150,14 +150,12 @@ def institution_user_view(customer: Customer, *, expand: Iterable[str] = (), mas
     """``GET /v1/institution-users/{institutionUserId}`` as the spec's ``InstitutionUser``.
     ``InstitutionUserStatus`` carries only the flags that are true."""
     expand = frozenset(expand)
-    primary = _customer_ref(customer, "institutionCustomerId")
-    primary["primary"] = True
     view: dict[str, object] = {
         "institutionUserId": institution_user_id(customer.id),
         "institutionId": customer.institution_id,
         "institutionUserRole": "PRIMARY",
         "institutionUserType": "RETAIL",
-        "institutionCustomers": [primary],
+        "institutionCustomers": [_customer_ref(customer, "institutionCustomerId")],  # (primary: business only)
         "userId": auth_id(customer.id),
         "userName": customer.login_id,
     }
