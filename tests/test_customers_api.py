@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import select, update
 
-from pwreset.customers.models import Customer
+from pwreset.customers.models import ContactMethod, Customer
 from pwreset.institutions.models import Institution
 from tests.directory_support import C1, C2, PAT_PASSWORD, X1, World
 from tests.support import get_token, ux_error
@@ -169,6 +169,54 @@ async def test_institution_user_expand(api, world: World, services):
     assert body["postalAddresses"] == [] and body["subUsers"] == []
     bad = await api.get(url, params={"$expand": "identificationDocuments"}, headers=headers)
     assert bad.status_code == 400 and bad.json()["code"] == "ISR_11008"
+
+
+@pytest.mark.parametrize(("expand", "ids"), [
+    ("contactMethods($filter=(validated eq true) and (protocol eq 'VOICE'))", ["102"]),
+    ("contactMethods($filter=protocol eq 'SMS' or protocol eq 'EMAIL')", ["101", "103"]),
+    ("contactMethods($filter=validated eq false)", ["101", "103"]),
+    ("contactMethods($filter=contains(contactInfo, '@')),postalAddresses($filter=state eq 'CA')", ["103"]),
+    ("contactMethods($filter=enrolledDateTime ge '2022-01-01'),subUsers($filter=lastName eq 'Taylor')", ["101"]),
+    ("contactMethods($filter=host eq true)", []),  # a field pwreset does not have: equal to nothing
+    ("contactMethods($filter=toupper(protocol) ne 'SMS')", ["102", "103"]),
+])
+async def test_institution_user_expand_filters(api, world: World, services, expand, ids):
+    """Each ``$expand`` segment may carry its own OData filter, as the spec's examples and the
+    Profile and Status collection use them."""
+    async with services.db.transaction() as session:  # Sam's voice number is validated, the others not
+        await session.execute(update(ContactMethod).where(ContactMethod.method_id == "102").values(validated=True))
+    pk = await _pat_key(services)
+    response = await api.get(f"/v1/institution-users/{pk.upper()}", params={"$expand": expand},
+                             headers={"Authorization": f"Bearer {world.token}", "transactionId": "t"})
+    assert response.status_code == 200, response.text
+    assert [m["id"] for m in response.json()["contactMethods"]] == ids
+    if "postalAddresses" in expand:
+        assert response.json()["postalAddresses"] == []
+
+
+@pytest.mark.parametrize(("expand", "code"), [
+    ("contactMethods($filter=validated eq)", "ISR_10009"),
+    ("contactMethods($filter=colour eq 'red')", "ISR_10009"),
+    ("contactMethods($filter=validated eq 'true' or)", "ISR_10009"),
+    ("contactMethods($filter=validated eq true", "ISR_11008"),
+    ("contactMethods,accounts", "ISR_11008"),
+    ("contactMethods($top=1)", "ISR_11008"),
+])
+async def test_bad_expand_filters_are_refused(api, world: World, services, expand, code):
+    pk = await _pat_key(services)
+    response = await api.get(f"/v1/institution-users/{pk.upper()}", params={"$expand": expand},
+                             headers={"Authorization": f"Bearer {world.token}", "transactionId": "t"})
+    assert response.status_code == 400 and response.json()["code"] == code, response.text
+
+
+async def test_a_masking_institutions_numbers_cannot_be_probed_by_filter(api, world: World, services):
+    async with services.db.transaction() as session:
+        await session.execute(update(Institution).where(Institution.id == "07675").values(mask_contact_info=True))
+    pk = await _pat_key(services)
+    response = await api.get(f"/v1/institution-users/{pk.upper()}",
+                             params={"$expand": "contactMethods($filter=contains(contactInfo, '5550143'))"},
+                             headers={"Authorization": f"Bearer {world.token}", "transactionId": "t"})
+    assert response.status_code == 200 and response.json()["contactMethods"] == []
 
 
 async def test_institution_user_errors(api, world: World):

@@ -79,6 +79,7 @@ WIRE: dict[str, dict[Family, tuple[int, str]]] = {
         OAUTH2: (429, "CMN_90029"), UXU: (429, "UXU_40029"), ACC: (429, "ACC_40029"), DBU: (429, "ISR_40029"),
     },
     # Customers and resets, contract sections 6 and 7 (UXU_2xxxx are pwreset's own, contract 6.2-6.4).
+    "users.bad_expand_filter": {DBU: (400, "ISR_10009")},
     "customer.not_found": {UXU: (404, "UXU_10000"), ACC: (404, "ACC_00101"), DBU: (404, "ISR_10001")},
     "reset.unknown_contact_method": {UXU: (400, "UXU_88889")},
     "reset.protocol_mismatch": {UXU: (400, "UXU_20001")},

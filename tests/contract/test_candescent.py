@@ -111,7 +111,10 @@ async def test_reset_password_and_unlock(api, partner_world):
     assert unlocked.status_code == 204 and unlocked.content == b""
 
 
-@pytest.mark.parametrize("expand", [None, "contactMethods,postalAddresses,subUsers"])
+@pytest.mark.parametrize("expand", [
+    None, "contactMethods,postalAddresses,subUsers",
+    "contactMethods($filter=(validated eq true) and (protocol eq 'VOICE')),postalAddresses($filter=state eq 'CA')",
+])
 async def test_institution_user_from_each_id_it_shows(api, partner_world, expand):
     """The documented way to find a customer id for the reset calls, from every identifier a
     response shows, the default userIdType first."""

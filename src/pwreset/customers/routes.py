@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from pwreset.api.operations import Call, InvalidQueryParameter, Operation
+from pwreset.api.operations import Call, Operation
 from pwreset.api.subjects import institution_of, resolve_customer, resolve_entry
 from pwreset.customers import service, views
+from pwreset.customers.expand import parse_expand
 from pwreset.customers.schemas import ContactMethodResponse, CustomerInformation, InstitutionUser
 from pwreset.errors import Family, json_response
 from pwreset.oauth.scopes import USERS_READ, USERS_WRITE
@@ -42,10 +43,7 @@ async def unlock_user(call: Call) -> Response:
 
 
 async def institution_user(call: Call) -> Response:
-    try:
-        expand = views.parse_expand(call.request.query_params.get("$expand"))
-    except ValueError as exc:
-        raise InvalidQueryParameter(str(exc)) from None
+    expand = parse_expand(call.request.query_params.get("$expand"))
     async with call.services.db.reading() as session:
         customer = await resolve_customer(
             call, session, param="institutionUserId", allowed=service.INSTITUTION_USER_ID_TYPES
@@ -85,12 +83,14 @@ OPERATIONS = [
         errors=(
             "auth.missing_token", "auth.invalid_token", "auth.expired_token", "auth.insufficient_scope",
             "auth.wrong_customer", "request.missing_transaction_id", "request.transaction_id_too_long",
-            "request.invalid_path", "request.invalid_query", "customer.not_found", "unavailable", "internal",
+            "request.invalid_path", "request.invalid_query", "users.bad_expand_filter", "customer.not_found",
+            "unavailable", "internal",
         ),
         params={
             "userIdType": "query: INSTITUTION_USER_ID (default), HOST_USER_ID, LOGIN_ID, LEGACY_USER_GUID, USER_ID, "
                           "or CUSTOMER_ID [ext]",
-            "$expand": "query: contactMethods, postalAddresses, subUsers (comma-separated)",
+            "$expand": "query: contactMethods, postalAddresses, subUsers (comma-separated), each optionally "
+                       "with ($filter=...), e.g. contactMethods($filter=(validated eq true) and (protocol eq 'VOICE'))",
         },
         tags=("Customers",),
     ),

@@ -10,15 +10,12 @@ value are left out, never ``null``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
 from pwreset.customers.contact import mask
+from pwreset.customers.expand import Expansion, select
 from pwreset.customers.models import ContactMethod, Customer
-
-#: ``$expand`` segments of the institution-users operation that pwreset has data for.
-EXPANDABLE = frozenset({"contactMethods", "postalAddresses", "postalAddress", "subUsers"})
 
 
 def institution_user_id(pk: str) -> str:
@@ -135,21 +132,13 @@ def _customer_ref(customer: Customer, id_field: str) -> dict[str, object]:
     return ref
 
 
-def parse_expand(value: str | None) -> frozenset[str]:
-    """The segments of ``$expand`` (``contactMethods,postalAddresses``); an unknown one, or a
-    per-segment ``$filter``, is refused by the caller as an invalid query parameter."""
-    if value is None:
-        return frozenset()
-    segments = frozenset(part.strip() for part in value.split(","))
-    if not segments <= EXPANDABLE:
-        raise ValueError(f"$expand takes {', '.join(sorted(EXPANDABLE - {'postalAddress'}))}")
-    return segments
-
-
-def institution_user_view(customer: Customer, *, expand: Iterable[str] = (), masked: bool = False) -> dict[str, object]:
-    """``GET /v1/institution-users/{institutionUserId}`` as the spec's ``InstitutionUser``.
-    ``InstitutionUserStatus`` carries only the flags that are true."""
-    expand = frozenset(expand)
+def institution_user_view(
+    customer: Customer, *, expand: Expansion | None = None, masked: bool = False
+) -> dict[str, object]:
+    """``GET /v1/institution-users/{institutionUserId}`` as the spec's ``InstitutionUser``, with the
+    ``$expand`` lists (``customers/expand.py``). ``InstitutionUserStatus`` carries only the flags
+    that are true."""
+    expand = expand or {}
     view: dict[str, object] = {
         "institutionUserId": institution_user_id(customer.id),
         "institutionId": customer.institution_id,
@@ -168,10 +157,10 @@ def institution_user_view(customer: Customer, *, expand: Iterable[str] = (), mas
     status = {key: True for key, value in _user_status(customer).items() if value and key != "acceptedDisclosure"}
     view["userStatus"] = status
     if "contactMethods" in expand:
-        view["contactMethods"] = [
-            _contact_method_view(m, masked=masked, date_only=False) for m in customer.contact_methods
-        ]
-    if expand & {"postalAddresses", "postalAddress"}:
+        # Filtered on what is shown: where numbers are masked, a filter cannot probe the hidden digits.
+        methods = [_contact_method_view(m, masked=masked, date_only=False) for m in customer.contact_methods]
+        view["contactMethods"] = select(methods, expand["contactMethods"])
+    if "postalAddresses" in expand:
         view["postalAddresses"] = []  # the directory holds no postal addresses
     if "subUsers" in expand:
         view["subUsers"] = []  # nor entitled sub-users
