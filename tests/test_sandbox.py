@@ -83,3 +83,26 @@ def test_sandbox_prints_working_credentials_and_reuses_its_data(tmp_path):
         assert token.status_code == 200
     finally:
         stop(process)
+
+
+async def test_a_sandbox_database_from_before_the_32_hex_ids_is_reseeded(services):
+    """A pwreset.db seeded by the previous release holds the demo customers under their old ids and
+    login ids; the seed replaces them instead of printing ids that do not exist."""
+    from sqlalchemy import insert, select
+
+    from pwreset import sandbox as sb
+    from pwreset.customers.models import Customer
+
+    await sb.seed(services)
+    async with services.db.transaction() as session:
+        await session.execute(Customer.__table__.delete())
+        now = services.clock.now()
+        await session.execute(insert(Customer), [
+            {"id": f"{n:032x}", "institution_id": sb.INSTITUTION_ID, "customer_id": old, "login_id": c.login_id,
+             "login_key": c.login_id, "created_at": now, "updated_at": now}
+            for n, (old, c) in enumerate(zip(sb.FORMER_DEMO_IDS, sb.DEMO_CUSTOMERS, strict=True))
+        ])
+    await sb.seed(services)
+    async with services.db.reading() as session:
+        ids = set((await session.scalars(select(Customer.customer_id))).all())
+    assert ids == {c.customer_id for c in sb.DEMO_CUSTOMERS}

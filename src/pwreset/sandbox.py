@@ -12,8 +12,11 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import delete
+
 from pwreset.container import Container
 from pwreset.customers.importer import Importer
+from pwreset.customers.models import Customer
 from pwreset.institutions import repository as institutions
 from pwreset.institutions.service import create_institution
 from pwreset.oauth import repository as clients
@@ -52,6 +55,15 @@ DEMO_CUSTOMERS = (
 def host_user_id(number: int) -> str:
     """The demo customer's id in the host system (``hostUserId`` of the Accounts API)."""
     return f"HOST-{number:04d}"
+
+
+#: The demo customers' ids before they took the spec's 32-hex form: a sandbox database made then still
+#: holds them (and their login ids), so the seed replaces them.
+FORMER_DEMO_IDS = ("demo-sms-0001", "demo-voice-0002", "demo-email-0003")
+
+
+class SandboxSeedFailed(RuntimeError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,9 @@ async def seed(services: Container) -> SandboxCredentials:
                 session, institution_id=INSTITUTION_ID, scope=all_scopes, name="Sandbox demo app",
                 shared_key=shared_key, secret_key=secret,
             )
+        await session.execute(
+            delete(Customer).where(Customer.institution_id == INSTITUTION_ID, Customer.customer_id.in_(FORMER_DEMO_IDS))
+        )
     importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock)
     records = [
         (
@@ -135,5 +150,10 @@ async def seed(services: Container) -> SandboxCredentials:
         )
         for number, c in enumerate(DEMO_CUSTOMERS, 1)
     ]
-    await importer.run(records, institution_id=INSTITUTION_ID)
+    report = await importer.run(records, institution_id=INSTITUTION_ID)
+    if report.refused:
+        raise SandboxSeedFailed(
+            f"the demo data could not be loaded into {DATABASE_FILE} ({report.refused[0][1]}); "
+            f"remove {DATABASE_FILE} and {KEY_FILE} to start a fresh sandbox"
+        )
     return SandboxCredentials(INSTITUTION_ID, shared_key, secret, all_scopes)

@@ -520,7 +520,11 @@ def sandbox(
         database_url=f"sqlite:///{here / sb.DATABASE_FILE}", sandbox=True, secret_key=sb.sandbox_key(here),
     )
     upgrade(settings.database_url)
-    credentials = _run(_with_services(settings, sb.seed))
+    try:
+        credentials = _run(_with_services(settings, sb.seed))
+    except sb.SandboxSeedFailed as exc:
+        typer.echo(f"pwreset sandbox: {exc}", err=True)
+        raise typer.Exit(1) from None
     base = f"http://{host}:{port}"
     demo = "\n".join(
         f"  {c.customer_id}  login {c.login_id!r:11} password {c.password!r}  host user {sb.host_user_id(n)}  "
