@@ -28,7 +28,8 @@ from pwreset.passwords.hashing import PasswordHashing
 
 METHOD_FIELDS = names(METHOD)
 ACCOUNT_COLUMNS = names(ACCOUNT)
-FLAG_COLUMNS = names(ACCOUNT_FLAGS)
+FLAG_COLUMNS = names(ACCOUNT_FLAGS)  # JSON text in a Line
+AMOUNT_COLUMNS = tuple(column.name for column in ACCOUNT if column.sql == "numeric")  # decimal strings in a Line
 
 
 class RowWriter:
@@ -165,9 +166,9 @@ class RowWriter:
             changed = True
         for source_id, columns in line.accounts:
             values = dict(zip(ACCOUNT_COLUMNS, columns, strict=True))
-            for flags in FLAG_COLUMNS:  # (JSON text in a Line)
+            for flags in FLAG_COLUMNS:
                 values[flags] = json.loads(values[flags])
-            for amount in ("current_amount", "available_amount"):  # (decimal strings in a Line)
+            for amount in AMOUNT_COLUMNS:
                 if values[amount] is not None:
                     values[amount] = Decimal(values[amount])
             current = existing.get(source_id)
