@@ -99,6 +99,11 @@ def _user_status(customer: Customer) -> dict[str, bool]:
     }
 
 
+def _names(customer: Customer) -> dict[str, str]:
+    names = {"firstName": customer.first_name, "lastName": customer.last_name, "fullName": customer.full_name}
+    return {key: value for key, value in names.items() if value}
+
+
 def profile_view(customer: Customer, *, masked: bool = False) -> dict[str, object]:
     """``GET /v1/customers/{customerId}`` as the spec's ``CustomerInformation``."""
     view: dict[str, object] = {
@@ -107,8 +112,7 @@ def profile_view(customer: Customer, *, masked: bool = False) -> dict[str, objec
         "loginId": auth_id(customer.id),
         "userName": customer.login_id,
     }
-    names = {"firstName": customer.first_name, "lastName": customer.last_name, "fullName": customer.full_name}
-    view.update((key, value) for key, value in names.items() if value)
+    view.update(_names(customer))
     view["failedLoginCount"] = customer.failed_login_count
     view["failedPasswordResetCount"] = customer.failed_reset_count
     if (address := _email(customer)) is not None:
@@ -148,8 +152,7 @@ def institution_user_view(
         "userId": auth_id(customer.id),
         "userName": customer.login_id,
     }
-    names = {"firstName": customer.first_name, "lastName": customer.last_name, "fullName": customer.full_name}
-    view.update((key, value) for key, value in names.items() if value)
+    view.update(_names(customer))
     if (address := _email(customer)) is not None:
         view["email"] = mask(address) if masked else address
     view["failedLoginCount"] = customer.failed_login_count
