@@ -29,7 +29,7 @@ class OpenApiMismatch(AssertionError):
 def _compile(template: str) -> re.Pattern[str]:
     parts, position = [], 0
     for param in re.finditer(r"{(\w+)}", template):
-        parts += [re.escape(template[position:param.start()]), "[^/:]+"]  # as the dispatcher reads them
+        parts += [re.escape(template[position:param.start()]), "[^/]+"]  # as the dispatcher reads them
         position = param.end()
     parts.append(re.escape(template[position:]))
     return re.compile("^" + "".join(parts) + "$")

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from pwreset.customers.models import ContactMethod, Customer
 from pwreset.institutions.models import Institution
-from tests.directory_support import C1, C2, PAT_PASSWORD, X1, World
+from tests.directory_support import C1, C2, C7, PAT_PASSWORD, X1, World, customer, load, sms
 from tests.support import get_token, ux_error
 
 
@@ -201,6 +201,7 @@ async def test_institution_user_expand_filters(api, world: World, services, expa
     ("contactMethods($filter=validated eq true", "ISR_11008"),
     ("contactMethods,accounts", "ISR_11008"),
     ("contactMethods($top=1)", "ISR_11008"),
+    ("contactMethods($filter=validated eq true),contactMethods", "ISR_11008"),  # twice: one would drop the filter
 ])
 async def test_bad_expand_filters_are_refused(api, world: World, services, expand, code):
     pk = await _pat_key(services)
@@ -255,9 +256,13 @@ async def test_correlation_id_rules_apply(api, world: World):
     assert (await api.get(f"/v1/customers/{C1}", headers=lower_case)).status_code == 200
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "POST"])
-async def test_a_custom_method_pwreset_does_not_serve_is_not_a_customer(api, world: World, method):
-    """``/v1/customers/{id}:accounts`` is Candescent's, not pwreset's: a plain 404, never a lookup
-    of a customer called "x:accounts" (which told a customer token it was someone else)."""
-    response = await api.request(method, f"/v1/customers/{C1}:accounts", headers=world.headers())
-    assert response.status_code == 404 and response.json()["code"] == "NOT_FOUND"
+async def test_a_login_id_with_a_colon_is_reachable(api, world: World, services):
+    """Login ids may hold ":", so a path parameter must not stop at one (the custom methods'
+    separator): ``/v1/customers/bob:smith:reset-password`` is bob:smith's reset."""
+    await load(services, "07675", [customer(C7, "bob:smith", sms("701", "2025550199"))])
+    headers = world.headers()
+    found = await api.get("/v1/customers/bob:smith/contact-methods?userIdType=LOGIN_ID", headers=headers)
+    assert found.status_code == 200 and found.json()["customerId"] == C7
+    sent = await api.put("/v1/customers/bob:smith:reset-password?userIdType=LOGIN_ID", headers=headers,
+                         json={"contactMethodId": "701"})
+    assert sent.status_code == 204, sent.text

@@ -23,7 +23,6 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -364,27 +363,10 @@ def _compile(path: str) -> re.Pattern[str]:
     """``/v1/customers/{customerId}:unlock-user`` as a regex with named groups."""
     parts, position = [], 0
     for param in _PARAM.finditer(path):
-        # A parameter stops at ":" too, so ``{customerId}:accounts``, a custom method pwreset does
-        # not serve, is a 404 rather than a customer named "x:accounts".
-        parts += [re.escape(path[position : param.start()]), f"(?P<{param.group(1)}>[^/:]+)"]
+        parts += [re.escape(path[position : param.start()]), f"(?P<{param.group(1)}>[^/]+)"]
         position = param.end()
     parts.append(re.escape(path[position:]))
     return re.compile("^" + "".join(parts) + "$")
-
-
-class _Segment(Convertor[str]):
-    """A path parameter as the dispatcher reads it: no "/" and no ":"."""
-
-    regex = "[^/:]+"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("segment", _Segment())
 
 
 def routes(operations: list[Operation]) -> list[Route]:
@@ -393,5 +375,5 @@ def routes(operations: list[Operation]) -> list[Route]:
     for op in operations:
         serve = endpoint(op)
         for path in op.paths:
-            out.append(Route(_PARAM.sub(r"{\1:segment}", path), serve, methods=[op.method]))
+            out.append(Route(path, serve, methods=[op.method]))
     return out

@@ -74,6 +74,8 @@ def parse_expand(value: str | None) -> Expansion:
         name = _ALIASES.get(matched.group("name"), matched.group("name")) if matched else None
         if matched is None or name not in _FIELDS:
             raise UnknownSegment(f"$expand takes {', '.join(_FIELDS)}, each optionally with ($filter=...)")
+        if name in out:
+            raise UnknownSegment(f"$expand names {name} twice")  # (one would silently drop the other's filter)
         text = matched.group("filter")
         try:
             out[name] = None if text is None else odata.parse(text, fields=_FIELDS[name], booleans=True)
