@@ -195,3 +195,15 @@ def test_customers_export_and_reimport(cli, tmp_path):
     assert with_secrets["passwordHash"].startswith("$argon2id$")
     missing = cli("customers", "export", "--institution", "99999", ok=False)
     assert missing.returncode == 1 and "no institution 99999" in missing.stderr
+
+
+async def test_production_processes_refuse_a_sandbox_database(cli, services):
+    """serve and worker stop with one line on a database the sandbox marked (issue 12, item 1)."""
+    from pwreset.kit.clock import Clock
+    from pwreset.ops.deployment import claim
+
+    await claim(services.db, sandbox=True, clock=Clock())
+    for command in (["serve", "--port", "1"], ["worker"]):
+        result = cli(*command, env={"PWRESET_SANDBOX": "true"}, ok=False)
+        assert result.returncode == 1
+        assert "belongs to a sandbox" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -75,7 +75,7 @@ def test_placeholder_secret_keys_are_refused_outside_the_sandbox():
     for value in (None, "changeme-changeme-changeme-changeme", "a" * 64, "short"):
         with pytest.raises(ConfigurationError):
             build_container(Settings(secret_key=value, _env_file=None))
-    Settings(secret_key="anything-goes-here", sandbox=True, _env_file=None).check_secret_key()
+    Settings.for_sandbox(secret_key="anything-goes-here", _env_file=None).check_secret_key()
 
 
 def test_log_lines_are_json_with_the_trace_id_and_no_secrets():

@@ -106,3 +106,32 @@ async def test_a_sandbox_database_from_before_the_32_hex_ids_is_reseeded(service
     async with services.db.reading() as session:
         ids = set((await session.scalars(select(Customer.customer_id))).all())
     assert ids == {c.customer_id for c in sb.DEMO_CUSTOMERS}
+
+
+def test_the_sandbox_refuses_a_production_database(tmp_path):
+    """A pwreset.db that a production process marked is not seeded with demo data (issue 12, item 1)."""
+    import asyncio
+
+    from pwreset.db import Database
+    from pwreset.kit.clock import Clock
+    from pwreset.migrate import upgrade
+    from pwreset.ops.deployment import claim
+
+    url = f"sqlite:///{tmp_path / 'pwreset.db'}"
+    upgrade(url)
+
+    async def mark() -> None:
+        db = Database(url)
+        try:
+            await claim(db, sandbox=False, clock=Clock())
+        finally:
+            await db.dispose()
+
+    asyncio.run(mark())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PWRESET_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pwreset", "sandbox", "--port", str(free_port())], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "belongs to a production deployment" in result.stderr

@@ -22,6 +22,7 @@ from pwreset.customers.routes import OPERATIONS as CUSTOMER_OPERATIONS
 from pwreset.errors import json_response
 from pwreset.oauth.routes import OPERATIONS as OAUTH_OPERATIONS
 from pwreset.ops.access import AccessLog
+from pwreset.ops.deployment import claim
 from pwreset.ops.logs import configure_logging
 from pwreset.ops.middleware import RequestContextMiddleware
 from pwreset.ops.routes import ROUTES as OPS_ROUTES
@@ -54,6 +55,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks = []
+        # Before the first request: a production process on a sandbox database (or the reverse) stops here.
+        await claim(services.db, sandbox=settings.sandbox, clock=services.clock)
         if background:
             tasks.append(asyncio.create_task(services.feed.run(), name="revocation-feed"))
             if settings.inprocess_worker:

@@ -5,9 +5,9 @@ Tests and the sandbox build their own :class:`Settings`; nothing reads a global.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Values that are obviously not secrets; refused outside the sandbox.
@@ -29,8 +29,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     #: Keys every hash of a secret (client secrets, tokens). Required outside the sandbox.
     secret_key: SecretStr | None = None
-    #: The sandbox accepts a generated secret key and seeds demo data; never use it in production.
-    sandbox: bool = False
+    #: Sandbox mode: console providers show passcodes and the secret-key check is off. Not a setting:
+    #: only ``pwreset sandbox`` (through :meth:`for_sandbox`) turns it on, so no environment
+    #: variable (``PWRESET_SANDBOX``) can switch off a production process's safeguards.
+    _sandbox: bool = PrivateAttr(default=False)
 
     access_token_ttl: int = Field(default=1800, ge=60, description="seconds")
     refresh_token_ttl: int = Field(default=30 * 86400, ge=300, description="seconds")
@@ -97,6 +99,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True
+
+    @classmethod
+    def for_sandbox(cls, **values: Any) -> Settings:
+        """Settings of ``pwreset sandbox`` (and of tests that play it); the only way to sandbox mode."""
+        settings = cls(**values)
+        settings._sandbox = True
+        return settings
+
+    @property
+    def sandbox(self) -> bool:
+        return self._sandbox
 
     @field_validator("database_url")
     @classmethod

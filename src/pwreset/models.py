@@ -7,9 +7,10 @@ from pwreset.customers.models import ContactMethod, Customer
 from pwreset.delivery.models import MessageTemplate, OutboxMessage
 from pwreset.institutions.models import Institution
 from pwreset.oauth.models import ApiClient, Token, TokenRevocation
+from pwreset.ops.deployment import DeploymentMark
 from pwreset.resets.models import Passcode, ResetTicket
 
 __all__ = [
-    "Account", "ApiClient", "AuditEvent", "ContactMethod", "Customer", "ImportMark", "Institution", "MessageTemplate",
-    "OutboxMessage", "Passcode", "ResetTicket", "Token", "TokenRevocation",
+    "Account", "ApiClient", "AuditEvent", "ContactMethod", "Customer", "DeploymentMark", "ImportMark", "Institution",
+    "MessageTemplate",    "OutboxMessage", "Passcode", "ResetTicket", "Token", "TokenRevocation",
 ]

@@ -51,9 +51,9 @@ class CommandError(Exception):
     """A problem to report on one line."""
 
 
-def _settings(**overrides: Any) -> Settings:
+def _settings(*, sandbox: bool = False, **overrides: Any) -> Settings:
     try:
-        return Settings(**overrides)
+        return Settings.for_sandbox(**overrides) if sandbox else Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = "PWRESET_" + str(first["loc"][0]).upper() if first.get("loc") else "settings"
@@ -82,6 +82,14 @@ async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awa
     try:
         async with db.transaction() as session:
             return await work(session)
+    finally:
+        await db.dispose()
+
+
+async def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    db = Database(settings.database_url)
+    try:
+        return await work(db)
     finally:
         await db.dispose()
 
@@ -493,9 +501,13 @@ def serve(
     """Run the API with uvicorn (settings from PWRESET_* variables)."""
     import uvicorn
 
+    from pwreset.kit.clock import Clock
+    from pwreset.ops.deployment import claim
+
     settings = _settings()
     settings.check_secret_key()  # refuse before forking workers
     settings.check_delivery()
+    _run(_on_database(settings, lambda db: claim(db, sandbox=False, clock=Clock())))
     uvicorn.run(
         "pwreset.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
         log_config=None, access_log=False, server_header=False, proxy_headers=True,
@@ -513,15 +525,21 @@ def sandbox(
     from pwreset import sandbox as sb
     from pwreset.app import create_app
     from pwreset.migrate import upgrade
+    from pwreset.ops.deployment import claim
     from pwreset.ops.logs import configure_logging
 
     here = Path.cwd()
     settings = _settings(
-        database_url=f"sqlite:///{here / sb.DATABASE_FILE}", sandbox=True, secret_key=sb.sandbox_key(here),
+        database_url=f"sqlite:///{here / sb.DATABASE_FILE}", secret_key=sb.sandbox_key(here), sandbox=True,
     )
     upgrade(settings.database_url)
+
+    async def claim_and_seed(services: Container) -> sb.SandboxCredentials:
+        await claim(services.db, sandbox=True, clock=services.clock)
+        return await sb.seed(services)
+
     try:
-        credentials = _run(_with_services(settings, sb.seed))
+        credentials = _run(_with_services(settings, claim_and_seed))
     except sb.SandboxSeedFailed as exc:
         typer.echo(f"pwreset sandbox: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -585,7 +603,10 @@ def worker(
     settings = _settings()
     configure_logging(settings.log_level, json=settings.log_json)
 
+    from pwreset.ops.deployment import claim
+
     async def work(services: Container) -> None:
+        await claim(services.db, sandbox=False, clock=services.clock)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, services.worker.stop)
