@@ -12,5 +12,5 @@ from pwreset.resets.models import Passcode, ResetTicket
 
 __all__ = [
     "Account", "ApiClient", "AuditEvent", "ContactMethod", "Customer", "DeploymentMark", "ImportMark", "Institution",
-    "MessageTemplate",    "OutboxMessage", "Passcode", "ResetTicket", "Token", "TokenRevocation",
+    "MessageTemplate", "OutboxMessage", "Passcode", "ResetTicket", "Token", "TokenRevocation",
 ]
