@@ -9,7 +9,7 @@ import bcrypt
 import pytest
 
 from pwreset.passwords.hashing import PasswordHashing, UnsupportedHash, Verdict, scheme_of
-from pwreset.passwords.policy import Blocklist
+from pwreset.passwords.policy import Blocklist, PasswordPolicy, context_words
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +54,43 @@ def test_the_blocklist_is_large_and_catches_common_passwords():
         assert common in blocklist, common
     for fine in ("correct horse battery staple", "Kx9!mQ2#vL7p"):
         assert fine not in blocklist
+
+
+#: Common passwords a penetration test tried (issue 12, item 2): seasons and years, keyboard walks,
+#: repeats, leet, the service's own words, the institution's and the customer's names with a year.
+COMMON = [
+    "Welcome1!", "Summer2024!", "Password2024", "Admin@123", "Bank12345", "zaq1@WSX", "aaaaaaaa", "00000000",
+    "FirstCreditUnion2024", "Firstcredit2025!", "Qwerty123!", "Letmein!23", "Football1", "Monkey123!", "Dragon2024",
+    "P@ssw0rd", "Spring2025", "Winter2023!", "Autumn2022", "Iloveyou1", "Abc12345", "12345678", "87654321",
+    "abcdefgh", "11111111", "qwertyui", "asdfghjk", "1qaz2wsx", "Passw0rd!", "Changeme1", "Ch@ngeMe123",
+    "Secret123", "Trustno1!", "Sunshine1", "Princess1", "Baseball1", "Shadow123", "Michael1", "Superman1",
+    "Batman123", "Master123", "Hello123!", "Welcome@2025", "Password1!", "Pa$$w0rd", "January2024",
+    "December2023!", "Bank@2024", "Online123!", "Login2024", "Money123!", "Freedom1", "Zxcvbnm1", "PatDoe2024!",
+]
+
+
+@pytest.mark.parametrize("password", COMMON)
+def test_common_and_guessable_passwords_are_refused_with_a_reason(hashing, password):
+    policy = PasswordPolicy(hashing=hashing)
+    reasons = policy.reasons(password, login_id="Pat.Doe", current_hash=None, min_length=8,
+                             context=context_words("First Credit Union", "07675", "Pat", "Doe"))
+    assert reasons and any("too common" in r or "too easy to guess" in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize("password", [
+    "correct horse battery staple", "Kx9!mQ2#vL7p", "contraseña con espacios ✓", "a perfectly fine passphrase",
+    "Pat's kettle on the moon", "First of the blue kettles",
+])
+def test_strong_passwords_pass_even_with_context_words_in_them(hashing, password):
+    policy = PasswordPolicy(hashing=hashing)
+    assert policy.reasons(password, login_id="Pat.Doe", current_hash=None, min_length=8,
+                          context=context_words("First Credit Union", "07675", "Pat", "Doe")) == []
+
+
+def test_the_reason_names_what_to_change(hashing):
+    policy = PasswordPolicy(hashing=hashing)
+    context = context_words("First Credit Union", "07675", "Pat", "Doe")
+    [named] = policy.reasons("FirstCreditUnion2024", login_id="pat", current_hash=None, min_length=8, context=context)
+    assert "institution's name" in named
+    [repeated] = policy.reasons("kkkkkkkkk", login_id="pat", current_hash=None, min_length=8, context=context)
+    assert "repeat" in repeated.lower()

@@ -266,6 +266,9 @@ async def ticket_for(api, world, services, customer=C1, method="101") -> str:
 @pytest.mark.parametrize(("password", "reason"), [
     ("short", "at least 8"), ("x" * 129, "at most 128"), ("my pat.doe password", "login id"),
     ("password123", "too common"), (PAT_PASSWORD, "differ from the current"),
+    # Issue 12, item 2: guessable, and built on the institution's or the customer's name.
+    ("Welcome1!", "too easy to guess"), ("Summer2024!", "too easy to guess"), ("zaq1@WSX", "too easy to guess"),
+    ("Institution07675!", "institution's name"), ("PatDoe2024!", "your name"),
 ])
 async def test_the_password_policy_gives_reasons_and_keeps_the_ticket(api, world: World, services, password, reason):
     ticket = await ticket_for(api, world, services)

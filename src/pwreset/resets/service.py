@@ -34,7 +34,7 @@ from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import KeyedHasher, new_id, new_secret
 from pwreset.oauth.service import OAuthService
 from pwreset.passwords.hashing import PasswordHashing
-from pwreset.passwords.policy import PasswordPolicy
+from pwreset.passwords.policy import PasswordPolicy, context_words
 from pwreset.ratelimit.limiter import RateLimiter, Rule
 from pwreset.resets import repository
 from pwreset.resets.errors import (
@@ -257,6 +257,7 @@ class ResetService:
         reasons = self.policy.reasons(
             new_password, login_id=customer.login_id, current_hash=customer.password_hash,
             min_length=institution.min_password_length or self.settings.min_password_length,
+            context=context_words(institution.name, institution.id, customer.first_name, customer.last_name),
         )
         if reasons:
             await self._audit(
