@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from pwreset.access.principal import BearerInvalid, Principal
 from pwreset.errors import Family, PwresetError, Unavailable, render
+from pwreset.kit.text import all_storable
 
 if TYPE_CHECKING:
     from pwreset.container import Container
@@ -178,9 +179,12 @@ class Call:
         if raw is None:
             raise InvalidBody("request body is too large")
         try:
-            return model.model_validate_json(raw or b"null")
+            parsed = model.model_validate_json(raw or b"null")
         except ValidationError as exc:
             raise InvalidBody(_describe(exc)) from None
+        if not all_storable(parsed):
+            raise InvalidBody("request body holds a NUL character or an unpaired surrogate")
+        return parsed
 
 
 Handler = Callable[[Call], Awaitable[Response]]
@@ -251,6 +255,7 @@ def endpoint(op: Operation) -> Endpoint:
             call = Call(request, services, principal, trace, op)
             if op.auth != "client":  # client-authenticated handlers check it after authenticating
                 call.check_trace()
+            _check_storable(request.scope)
             response = await op.handler(call)
         except PwresetError as error:
             response = render(error, family)
@@ -267,6 +272,16 @@ def endpoint(op: Operation) -> Endpoint:
 
     serve.__name__ = op.handler.__name__
     return serve
+
+
+def _check_storable(scope: Scope) -> None:
+    """No NUL in the path or the query string (kit/text.py): the server decodes both as UTF-8 with
+    replacement, so NUL, as ``%00`` or raw, is the only character in them a database cannot store."""
+    if "\x00" in scope["path"]:
+        raise InvalidPathParameter("path parameter holds a NUL character")
+    query = scope.get("query_string", b"")
+    if query and (b"%00" in query or b"\x00" in query):
+        raise InvalidQueryParameter("query parameter holds a NUL character")
 
 
 def client_address(request: Request) -> str:

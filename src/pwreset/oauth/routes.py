@@ -9,6 +9,7 @@ from starlette.responses import Response
 from pwreset.api.operations import Call, Operation, client_address
 from pwreset.audit import service as audit
 from pwreset.errors import Family, PwresetError, json_response
+from pwreset.kit.text import scrub
 from pwreset.oauth.cache import CachedClient
 from pwreset.oauth.errors import InvalidClient
 from pwreset.oauth.schemas import (
@@ -34,7 +35,7 @@ async def _form(call: Call) -> dict[str, str]:
         return {}
     form: dict[str, str] = {}
     for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
-        form.setdefault(key, value)
+        form.setdefault(key, scrub(value))  # (compared with stored values only: kit/text.py)
     return form
 
 
@@ -44,7 +45,7 @@ async def token(call: Call) -> Response:
     headers = call.request.headers
     request = TokenRequest(
         grant_type=form.get("grant_type") or None,
-        institution_id=headers.get("institutionid") or form.get("institutionId") or None,
+        institution_id=scrub(headers.get("institutionid") or form.get("institutionId") or "") or None,
         scope=form["scope"] if "scope" in form else form.get("scopes"),
         username=form.get("username"),
         password=form.get("password"),

@@ -28,6 +28,7 @@ from pwreset.institutions import repository as institutions
 from pwreset.institutions.errors import InstitutionNotFound
 from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import KeyedHasher, new_id, new_secret
+from pwreset.kit.text import storable
 from pwreset.oauth import repository, scopes
 from pwreset.oauth.cache import CachedClient, CachedToken, TokenCache
 from pwreset.oauth.directory import CustomerDirectory
@@ -497,7 +498,10 @@ def _parse_basic(authorization: str | None) -> tuple[str, str]:
     if not sep or not shared_key or not secret:
         raise InvalidClient()
     # RFC 6749 section 2.3.1: both parts are form-urlencoded before encoding.
-    return unquote(shared_key.replace("+", " ")), unquote(secret.replace("+", " "))
+    shared_key, secret = unquote(shared_key.replace("+", " ")), unquote(secret.replace("+", " "))
+    if not (storable(shared_key) and storable(secret)):
+        raise InvalidClient()  # no stored key holds NUL: an unknown client, before the database
+    return shared_key, secret
 
 
 def _narrow(allowed: frozenset[str], requested: str | None) -> frozenset[str]:
