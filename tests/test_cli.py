@@ -207,3 +207,24 @@ async def test_production_processes_refuse_a_sandbox_database(cli, services):
         result = cli(*command, env={"PWRESET_SANDBOX": "true"}, ok=False)
         assert result.returncode == 1
         assert "belongs to a sandbox" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("access_log", ["true", "false"])
+def test_a_served_request_logs_no_path_and_no_address(database_url, tmp_path, access_log):
+    """Started as `uvicorn --factory` (which logs access by default) or `pwreset serve`: the only access
+    line is pwreset's own, with the route template (issue 12, item 4)."""
+    from tests.servers import server
+
+    env = {"PWRESET_DATABASE_URL": database_url, "PWRESET_SECRET_KEY": TEST_SECRET_KEY,
+           "PWRESET_ACCESS_LOG": access_log}
+    for args in (["uvicorn", "pwreset.app:create_app_from_env", "--factory"], ["pwreset", "serve"]):
+        log = tmp_path / f"{args[0]}-{access_log}.log"
+        with server(args, env, log) as base:
+            response = httpx.get(f"{base}/v1/customers/pat.doe.secret-login?userIdType=LOGIN_ID",
+                                 headers={"correlationId": str(uuid.uuid4())})
+            assert response.status_code == 401
+        text = log.read_text()
+        assert "pat.doe.secret-login" not in text and ' - "GET' not in text, text  # (uvicorn's access format)
+        lines = [line for line in text.splitlines() if "/v1/customers/{customerId}" in line]
+        assert len(lines) == (1 if access_log == "true" else 0), text

@@ -140,3 +140,22 @@ async def test_the_console_sink_withholds_text_outside_the_sandbox():
         await ConsoleProvider(reveal=reveal, stream=out).send(message)
         assert ("493017" in out.getvalue()) is reveal
         assert "+12025550143" not in out.getvalue()
+
+
+def test_uvicorns_access_logger_stays_silent(monkeypatch):
+    """Its lines carry the path (login and customer ids) and the client's address (issue 12, item 4)."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    stream = io.StringIO()
+    try:
+        configure_logging("INFO", json=True)
+        root.handlers[0].stream = stream  # type: ignore[attr-defined]
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d', "203.0.113.9:5000", "GET", "/v1/customers/pat.doe?userIdType=LOGIN_ID", "1.1",
+            200,
+        )
+        logging.getLogger("uvicorn.error").warning("still here")
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+    assert "pat.doe" not in stream.getvalue() and "203.0.113.9" not in stream.getvalue()
+    assert "still here" in stream.getvalue()

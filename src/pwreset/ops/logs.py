@@ -47,8 +47,15 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # uvicorn's own loggers go through the same handler.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    # uvicorn's own loggers go through the same handler, except its access logger: it writes every
+    # path and query string (login ids, customer ids) and the client's address. pwreset's own access
+    # line (ops/access.py, PWRESET_ACCESS_LOG) writes the route template instead and is the only one,
+    # however uvicorn is started (`uvicorn --factory` logs access by default).
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
+    access.disabled = True
