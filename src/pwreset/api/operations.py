@@ -15,7 +15,6 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -31,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 from pwreset.access.principal import BearerInvalid, Principal
 from pwreset.errors import Family, PwresetError, Unavailable, render
 from pwreset.kit.text import all_storable
+from pwreset.ratelimit.limiter import address_subject
 
 if TYPE_CHECKING:
     from pwreset.container import Container
@@ -243,13 +243,10 @@ def endpoint(op: Operation) -> Endpoint:
         try:
             principal = None
             if op.auth == "bearer":
-                address = client_address(request)
                 try:
-                    principal = await services.oauth.authenticate_bearer(
-                        request.headers.get("authorization"), on_miss=partial(services.auth_failures.check, address)
-                    )
+                    principal = await services.oauth.authenticate_bearer(request.headers.get("authorization"))
                 except BearerInvalid:
-                    await services.auth_failures.failed(address)
+                    await services.auth_failures.failed(address_subject(client_address(request)))
                     raise
                 principal.require(op.scopes)
             call = Call(request, services, principal, trace, op)

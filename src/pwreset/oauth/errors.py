@@ -10,6 +10,11 @@ class InvalidClient(PwresetError):
     key = "oauth.invalid_client"
     message = "client authentication failed"
 
+    def __init__(self, *, shared_key: str | None = None) -> None:
+        super().__init__()
+        #: Set when the shared key is a client's and the secret was wrong (the failure counts against it).
+        self.shared_key = shared_key
+
 
 class InvalidInstitution(PwresetError):
     key = "oauth.invalid_institution"

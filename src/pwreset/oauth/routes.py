@@ -20,6 +20,7 @@ from pwreset.oauth.schemas import (
 )
 from pwreset.oauth.scopes import GRANT_CLIENT_CREDENTIALS
 from pwreset.oauth.service import TokenRequest
+from pwreset.ratelimit.limiter import address_subject, client_subject
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _MAX_FORM = 16 * 1024
@@ -52,10 +53,8 @@ async def token(call: Call) -> Response:
         refresh_token=form.get("refresh_token"),
     )
     client: CachedClient | None = None
-    address = client_address(call.request)
-    await services.auth_failures.check(address)
     try:
-        client = await services.oauth.authenticate_client(headers.get("authorization"))
+        client = await _authenticated_client(call)
         call.check_trace()
         if request.grant_type == GRANT_CLIENT_CREDENTIALS:
             issued = await services.oauth.issue_client_token(client, request)
@@ -63,10 +62,6 @@ async def token(call: Call) -> Response:
             authenticated = client
             issued = await call.unit_of_work(lambda session: services.oauth.issue(session, authenticated, request))
     except PwresetError as error:
-        if isinstance(error, InvalidClient):
-            # Only a stranger's failures count: a partner's backend serves all its customers from one
-            # address, and wrong customer passwords are capped per customer by the directory's lock.
-            await services.auth_failures.failed(address)
         async with services.db.transaction() as session:
             await audit.record_event(
                 session, clock=services.clock, event_type="token.issue_failed", outcome=error.key,
@@ -79,13 +74,18 @@ async def token(call: Call) -> Response:
 
 
 async def _authenticated_client(call: Call) -> CachedClient:
-    """Client authentication for revoke and introspect, with the same failure limit as /token."""
-    address = client_address(call.request)
-    await call.services.auth_failures.check(address)
+    """Client authentication, for the token endpoint, revoke and introspect.
+
+    Only a stranger's failures count (ratelimit.FailureGuard): a wrong secret against its shared key,
+    anything else against the address. Wrong customer passwords never do: a partner's backend serves
+    all its customers, and the directory's lock caps them per customer.
+    """
     try:
         return await call.services.oauth.authenticate_client(call.request.headers.get("authorization"))
-    except InvalidClient:
-        await call.services.auth_failures.failed(address)
+    except InvalidClient as error:
+        subject = (client_subject(error.shared_key) if error.shared_key
+                   else address_subject(client_address(call.request)))
+        await call.services.auth_failures.failed(subject)
         raise
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -145,7 +145,7 @@ class OAuthService:
             )
             self.cache.put_client(client)
         if not self.hasher.verify(H_CLIENT_SECRET, secret, client.secret_hash):
-            raise InvalidClient()
+            raise InvalidClient(shared_key=client.shared_key)
         return client
 
     # The token endpoint (contract section 2)
@@ -353,10 +353,8 @@ class OAuthService:
 
     # Bearer tokens on resource APIs (contract section 5): the hot path
 
-    async def authenticate_bearer(
-        self, authorization: str | None, *, on_miss: Callable[[], Awaitable[None]] | None = None
-    ) -> Principal:
-        """Who the token acts for. ``on_miss`` runs before a database read (the caller's rate limit)."""
+    async def authenticate_bearer(self, authorization: str | None) -> Principal:
+        """Who the token acts for."""
         if not authorization:
             raise BearerMissing()
         scheme, _, token = authorization.partition(" ")
@@ -367,8 +365,6 @@ class OAuthService:
         now = self.clock.timestamp()
         entry = self.cache.get_token(token_hash, now)
         if entry is None:
-            if on_miss is not None:
-                await on_miss()
             entry = await self._load_access_token(token_hash, now)
         if self.cache.is_revoked(entry, token_hash):
             raise BearerInvalid()

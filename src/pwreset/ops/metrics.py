@@ -16,6 +16,9 @@ HTTP_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 TOKENS_ISSUED = Counter("pwreset_tokens_issued_total", "Access tokens issued", ["grant_type"])
+AUTH_FAILURES_REFUSED = Counter(
+    "pwreset_auth_failures_refused_total", "Failed authentications answered 429 (over the limit)", ["subject"]
+)
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from pwreset.errors import RateLimited
 from pwreset.kit.clock import Clock
+from pwreset.ops.metrics import AUTH_FAILURES_REFUSED
 
 log = logging.getLogger(__name__)
 
@@ -190,30 +191,33 @@ class RateLimiter:
 
 
 class FailureGuard:
-    """Refuses a subject (a client address) that has failed too often, before any work is done.
+    """Counts failed authentications per subject, and answers them with 429 once it is over the limit.
 
-    Only failures count, so a well-behaved caller never meets it; a stranger guessing credentials
-    or tokens is stopped after ``rule.limit`` failures per ``rule.window`` seconds.
+    It never refuses a request whose credentials are valid: a subject is a shared key (a wrong secret
+    for a known client) or an address (an unknown key, a malformed header, an unknown bearer token),
+    and only the next failure is refused. So a stranger guessing from a load balancer's address, or
+    sending wrong secrets under a partner's (public) shared key, cannot lock that partner out; the
+    guesses themselves stay capped at ``rule.limit`` per ``rule.window`` seconds (and a client secret
+    or token is 256 random bits, beyond guessing in any case).
     """
-
-    #: How long an address with no failures anywhere is waved through without asking the counters
-    #: again: with Redis, at most one round trip per address per second on the hot path.
-    CLEAN_FOR = 1.0
 
     def __init__(self, limiter: RateLimiter, rule: Rule) -> None:
         self.limiter = limiter
         self.rule = rule
-        self._clean_until: dict[str, float] = {}
-
-    async def check(self, subject: str) -> None:
-        now = self.limiter.clock.timestamp()
-        if self._clean_until.get(subject, 0.0) > now:
-            return
-        if await self.limiter.check(self.rule, subject) == 0:
-            if len(self._clean_until) >= 100_000:
-                self._clean_until.clear()
-            self._clean_until[subject] = now + self.CLEAN_FOR
 
     async def failed(self, subject: str) -> None:
-        self._clean_until.pop(subject, None)
+        """Count a failure of ``subject``; :class:`RateLimited` instead when it is over the limit."""
+        try:
+            await self.limiter.check(self.rule, subject)
+        except RateLimited:
+            AUTH_FAILURES_REFUSED.labels(subject.split(":", 1)[0]).inc()
+            raise
         await self.limiter.record(self.rule, subject)
+
+
+def address_subject(address: str) -> str:
+    return f"address:{address}"
+
+
+def client_subject(shared_key: str) -> str:
+    return f"client:{shared_key}"
