@@ -36,7 +36,17 @@ import aiosmtplib
 import httpx
 
 from bench.directory import SCOPES, load_customers
-from bench.harness import ROOT, SECRET_KEY, create_client, free_port, lua, prepare_database, serve, wrk
+from bench.harness import (
+    NO_VELOCITY_LIMITS,
+    ROOT,
+    SECRET_KEY,
+    create_client,
+    free_port,
+    lua,
+    prepare_database,
+    serve,
+    wrk,
+)
 
 SINK = """
 import sys, time
@@ -135,7 +145,7 @@ def main() -> None:
         "PWRESET_DATABASE_URL": url, "PWRESET_SECRET_KEY": SECRET_KEY, "PWRESET_DB_POOL_SIZE": "20",
         "PWRESET_INPROCESS_WORKER": "false", "PWRESET_LOG_JSON": "true", "PWRESET_EMAIL_PROVIDER": "smtp",
         "PWRESET_SMTP_HOST": "127.0.0.1", "PWRESET_SMTP_PORT": str(smtp_port), "PWRESET_SMTP_SECURITY": "none",
-        "PWRESET_EMAIL_FROM": "reset@bench.example", "PWRESET_LOG_LEVEL": "WARNING",
+        "PWRESET_EMAIL_FROM": "reset@bench.example", "PWRESET_LOG_LEVEL": "WARNING", **NO_VELOCITY_LIMITS,
     }
     worker_log = tempfile.NamedTemporaryFile(prefix="pwreset-bench-worker-", suffix=".log", delete=False)  # noqa: SIM115
     worker = subprocess.Popen([sys.executable, "-m", "pwreset", "worker"], cwd=ROOT, env={**os.environ, **env},

@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     reset_cooloff: int = Field(default=86400, ge=60, description="seconds resets stay refused after the limit")
     send_limit_short: int = Field(default=1, ge=1, description="passcode sends per customer/destination per minute")
     send_limit_long: int = Field(default=5, ge=1, description="passcode sends per customer/destination per hour")
+    # Velocity limits (issue 12, item 6): what one partner application, or all of an institution's,
+    # may do across the whole directory. Far above a real bank's reset traffic (a million customers
+    # make a few hundred resets an hour), far below a stolen key's flood or an SMS-pumping run.
+    client_send_limit_minute: int = Field(default=120, ge=1, description="passcode sends per client per minute")
+    client_send_limit_hour: int = Field(default=2_000, ge=1, description="passcode sends per client per hour")
+    institution_send_limit_minute: int = Field(default=300, ge=1)
+    institution_send_limit_hour: int = Field(default=5_000, ge=1)
+    client_verify_failure_limit: int = Field(default=100, ge=1, description="wrong passcodes per client per hour")
+    institution_verify_failure_limit: int = Field(default=300, ge=1, description="wrong passcodes per hour")
     reset_ticket_ttl: int = Field(default=300, ge=30)
     min_password_length: int = Field(default=8, ge=8, le=64)
     argon2_time_cost: int = Field(default=2, ge=1)

@@ -173,6 +173,11 @@ class RateLimiter:
             _, retry_after = await self._estimate(rule, subject)
             raise RateLimited(max(1, retry_after))
 
+    async def release(self, rule: Rule, subject: str) -> None:
+        """Give back an event :meth:`consume` counted, when the request it was for was refused later."""
+        index = int(self.clock.timestamp() // rule.window)
+        await self.backend.decrement(f"{rule.name}:{subject}", index)
+
     async def _estimate(self, rule: Rule, subject: str) -> tuple[float, int]:
         now = self.clock.timestamp()
         index = int(now // rule.window)

@@ -29,6 +29,7 @@ from pwreset.customers.models import ContactMethod, Customer
 from pwreset.customers.service import DirectoryEntry
 from pwreset.db import Database, GroupCommit
 from pwreset.delivery.outbox import Message, Outbox, notify
+from pwreset.errors import RateLimited
 from pwreset.institutions.models import Institution
 from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import KeyedHasher, new_id, new_secret
@@ -55,6 +56,7 @@ from pwreset.resets.errors import (
     UnknownContactMethod,
 )
 from pwreset.resets.models import Passcode, ResetTicket
+from pwreset.resets.velocity import Velocity
 
 TICKET_PREFIX = "pwr_rst_"
 H_PASSCODE = "passcode"
@@ -103,6 +105,7 @@ class ResetService:
             Rule("send-short", settings.send_limit_short, 60),
             Rule("send-long", settings.send_limit_long, 3600),
         )
+        self.velocity = Velocity(settings=settings, limiter=limiter, db=db, clock=clock)
 
     # 6.2
 
@@ -132,10 +135,16 @@ class ResetService:
         now = self.clock.now()
         if entry.reset_blocked_until is not None and entry.reset_blocked_until > now:
             raise CoolingOff()
+        consumed = await self.velocity.consume_send(client_id=actor.client_id, institution_id=entry.institution_id)
         subjects = (f"customer:{entry.pk}", f"destination:{self.hasher.digest('destination', method.destination)}")
-        for rule in self.send_rules:
-            for subject in subjects:
-                await self.limiter.consume(rule, subject)
+        try:
+            for rule in self.send_rules:
+                for subject in subjects:
+                    await self.limiter.consume(rule, subject)
+                    consumed.append((rule, subject))
+        except RateLimited:
+            await self.velocity.release(consumed)
+            raise
 
         ttl = self.settings.passcode_ttl(method.protocol)
         code = "".join(secrets.choice(self.settings.passcode_alphabet) for _ in range(self.settings.passcode_length))
@@ -181,6 +190,7 @@ class ResetService:
             raise CustomerInactive()
         if customer.reset_blocked_until is not None and customer.reset_blocked_until > now:
             raise CoolingOff()
+        await self.velocity.check_verify(session, client_id=actor.client_id, institution_id=customer.institution_id)
         recent = await repository.latest_passcodes(session, customer_pk=customer.id)
         if not recent:
             raise NoPasscode()
@@ -210,6 +220,7 @@ class ResetService:
             await session.flush()
             await self._audit(session, "passcode.verified", "success", customer, actor, passcode=latest)
             return Ticket(ticket, self.settings.reset_ticket_ttl)
+        await self.velocity.wrong_passcode(client_id=actor.client_id, institution_id=customer.institution_id)
         tries = await repository.count_wrong_try(
             session, passcode_id=latest.id, max_attempts=self.settings.passcode_max_attempts
         )
