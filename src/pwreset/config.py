@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     #: ``redis://127.0.0.1:6379/0``. Optional: speeds up cross-node revocation and shares rate limits.
     redis_url: str | None = None
+    #: Seconds any Redis command or connection may take; then the call fails over (ratelimit/limiter.py).
+    redis_timeout: float = Field(default=0.25, gt=0, le=10)
     #: Keys every hash of a secret (client secrets, tokens). Required outside the sandbox.
     secret_key: SecretStr | None = None
     #: Sandbox mode: console providers show passcodes and the secret-key check is off. Not a setting:

@@ -59,6 +59,8 @@ class Container:
         await self.worker.close()
         if self.redis is not None:
             await self.redis.aclose()
+        if self.feed.subscriber is not None:
+            await self.feed.subscriber.aclose()
         await self.db.dispose()
 
 
@@ -70,13 +72,21 @@ def build_container(
     clock = clock or Clock()
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     hasher = KeyedHasher(settings.secret_key_bytes)
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = subscriber = None
+    if settings.redis_url:
+        timeout = settings.redis_timeout
+        redis = Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        # The revocation channel waits on its socket for as long as nothing is revoked: no read timeout
+        # there, but a short connect and a periodic health check.
+        subscriber = Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, health_check_interval=30)
     cache = TokenCache(
         bound=settings.revocation_bound,
         max_entries=settings.token_cache_size,
         tombstone_ttl=settings.access_token_ttl + 60,
     )
-    feed = RevocationFeed(db=db, cache=cache, clock=clock, redis=redis, retention=settings.access_token_ttl)
+    feed = RevocationFeed(
+        db=db, cache=cache, clock=clock, redis=redis, subscriber=subscriber, retention=settings.access_token_ttl
+    )
     hashing = PasswordHashing(
         time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
         parallelism=settings.argon2_parallelism,

@@ -35,12 +35,15 @@ PRUNE_EVERY = 60.0
 
 class RevocationFeed:
     def __init__(
-        self, *, db: Database, cache: TokenCache, clock: Clock, redis: Redis | None, retention: float
+        self, *, db: Database, cache: TokenCache, clock: Clock, redis: Redis | None, retention: float,
+        subscriber: Redis | None = None,
     ) -> None:
         self.db = db
         self.cache = cache
         self.clock = clock
         self.redis = redis
+        #: The client the channel is read with (no read timeout); ``redis`` publishes.
+        self.subscriber = subscriber or redis
         self.retention = retention
         self.interval = cache.bound / 2
         self._since: float | None = None
@@ -117,11 +120,11 @@ class RevocationFeed:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
 
     async def _subscribe_loop(self) -> None:
-        assert self.redis is not None
+        assert self.subscriber is not None
         backoff = 0.1
         while True:
             try:
-                async with self.redis.pubsub() as pubsub:
+                async with self.subscriber.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
                     backoff = 0.1
                     async for message in pubsub.listen():

@@ -4,6 +4,12 @@ Cheap and close enough: at most ``limit`` events are allowed in any window-long 
 the weighting of the previous window (the approach Cloudflare and nginx-style limiters use). The
 in-process backend serves a single node; the Redis backend shares counts across nodes and keeps
 nothing else (losing it resets counters, never data).
+
+Counters can forget: a restarted process, a Redis that died and came back empty, a Redis that does
+not answer. Each backend says since when its counts are complete (:meth:`RateLimiter.trusted`), so a
+limit that must not forget (the passcode send limits) checks its durable record, the database, while
+they are not (decision 0010). Every Redis call has a short timeout (``PWRESET_REDIS_TIMEOUT``), and
+after a failure Redis is left alone for a second, so a frozen Redis costs one timeout, not one per call.
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ class CounterBackend(Protocol):
 
     async def decrement(self, key: str, window_index: int) -> None: ...
 
+    async def complete_since(self, now: float) -> float | None:
+        """Since when the counts are complete (``None``: since this process started)."""
+        ...
+
 
 class MemoryCounters:
     """Counts in this process only (a single node, a laptop, the sandbox)."""
@@ -69,6 +79,9 @@ class MemoryCounters:
         if self._counts.get(slot, 0) > 0:
             self._counts[slot] -= 1
 
+    async def complete_since(self, now: float) -> float | None:
+        return None
+
 
 class RedisCounters:
     """Counts shared by every node through Redis (INCR with an expiry, read with MGET)."""
@@ -94,6 +107,17 @@ class RedisCounters:
     async def decrement(self, key: str, window_index: int) -> None:
         await self.redis.decr(f"{self.prefix}{key}:{window_index}")
 
+    async def complete_since(self, now: float) -> float:
+        """The time this Redis started counting: the first process to find no epoch key sets it, so a
+        Redis that restarted empty has a new epoch, and counts older than it are known to be lost. Read
+        on every call (one round trip): a cached epoch would trust an emptied Redis for that long."""
+        name = f"{self.prefix}epoch"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(name, repr(now), nx=True)
+            pipe.get(name)
+            _, value = await pipe.execute()
+        return float(value)
+
 
 class FallbackCounters:
     """Redis counters that fall back to this process's own while Redis is unreachable.
@@ -102,43 +126,85 @@ class FallbackCounters:
     rather than refusing every request or letting every request through.
     """
 
+    #: Seconds Redis is left alone after a failure (then the next call tries it again).
+    RETRY_AFTER = 1.0
+
     def __init__(self, primary: RedisCounters, fallback: MemoryCounters | None = None) -> None:
         self.primary = primary
         self.fallback = fallback or MemoryCounters()
         self._warned_at = 0.0
+        self._down_until = 0.0
+        self._back_at = 0.0
+        #: Set while counting here: the counts since are this process's alone (never complete).
+        self._degraded_since: float | None = None
+
+    def _up(self) -> bool:
+        return time.monotonic() >= self._down_until
 
     def _degraded(self, exc: Exception) -> None:
         now = time.monotonic()
+        self._down_until = now + self.RETRY_AFTER
+        self._degraded_since = self._degraded_since or now
         if now - self._warned_at > 60:
             self._warned_at = now
             log.warning("rate-limit counters fall back to this process: Redis unreachable (%s)", type(exc).__name__)
 
     async def counts(self, key: str, window_index: int) -> tuple[int, int]:
-        try:
-            return await self.primary.counts(key, window_index)
-        except (RedisError, OSError) as exc:
-            self._degraded(exc)
-            return await self.fallback.counts(key, window_index)
+        if self._up():
+            try:
+                return await self.primary.counts(key, window_index)
+            except (RedisError, OSError) as exc:
+                self._degraded(exc)
+        return await self.fallback.counts(key, window_index)
 
     async def increment(self, key: str, window_index: int, ttl: int) -> int:
-        try:
-            return await self.primary.increment(key, window_index, ttl)
-        except (RedisError, OSError) as exc:
-            self._degraded(exc)
-            return await self.fallback.increment(key, window_index, ttl)
+        if self._up():
+            try:
+                return await self.primary.increment(key, window_index, ttl)
+            except (RedisError, OSError) as exc:
+                self._degraded(exc)
+        return await self.fallback.increment(key, window_index, ttl)
 
     async def decrement(self, key: str, window_index: int) -> None:
-        try:
-            await self.primary.decrement(key, window_index)
-        except (RedisError, OSError) as exc:
-            self._degraded(exc)
-            await self.fallback.decrement(key, window_index)
+        if self._up():
+            try:
+                await self.primary.decrement(key, window_index)
+                return
+            except (RedisError, OSError) as exc:
+                self._degraded(exc)
+        await self.fallback.decrement(key, window_index)
+
+    async def complete_since(self, now: float) -> float | None:
+        """Redis's epoch; while Redis is down, and for as long after as the windows it missed, never."""
+        if self._up():
+            try:
+                epoch = await self.primary.complete_since(now)
+            except (RedisError, OSError) as exc:
+                self._degraded(exc)
+            else:
+                if self._degraded_since is not None:
+                    # Events counted here while Redis was away are missing from it: complete only
+                    # from the moment it came back.
+                    self._degraded_since = None
+                    self._back_at = now
+                return max(epoch, self._back_at)
+        return math.inf
 
 
 class RateLimiter:
     def __init__(self, backend: CounterBackend, clock: Clock) -> None:
         self.backend = backend
         self.clock = clock
+        self._started = clock.timestamp()
+
+    async def history(self) -> float:
+        """Seconds the counters have held every event: a rule can trust them once this is at least two
+        of its windows (the sliding estimate reads the previous window too). Short after a restart, a
+        Redis that lost its counts, or while Redis is unreachable (then 0)."""
+        now = self.clock.timestamp()
+        since = await self.backend.complete_since(now)
+        start = self._started if since is None else since
+        return max(0.0, now - start)
 
     async def check(self, rule: Rule, subject: str) -> float:
         """Raise :class:`RateLimited` if ``subject`` has used up ``rule``; counts nothing.

@@ -12,13 +12,19 @@ class Passcode(Base):
     """A one-time passcode, stored as a keyed hash. ``status``: active, used, superseded, exhausted."""
 
     __tablename__ = "passcodes"
-    __table_args__ = (Index("ix_passcodes_customer_created", "customer_pk", "created_at"),)
+    __table_args__ = (
+        Index("ix_passcodes_customer_created", "customer_pk", "created_at"),
+        Index("ix_passcodes_destination_created", "destination_hash", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     institution_id: Mapped[str] = mapped_column(String(64))
     customer_pk: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     contact_method_pk: Mapped[str] = mapped_column(ForeignKey("contact_methods.id", ondelete="CASCADE"))
     protocol: Mapped[str] = mapped_column(String(8))
+    #: Keyed hash of where it was sent: the send limit per destination counts these when the rate
+    #: limiter's counters may have forgotten (ratelimit/limiter.py, decision 0010).
+    destination_hash: Mapped[str | None] = mapped_column(String(64))
     code_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="active")
     attempts: Mapped[int] = mapped_column(Integer, default=0)

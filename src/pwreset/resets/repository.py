@@ -102,6 +102,24 @@ async def spend_ticket(session: AsyncSession, *, ticket_id: str, at: datetime) -
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def issued_since(
+    session: AsyncSession, *, customer_pk: str, destination_hash: str, since: datetime
+) -> tuple[list[datetime], list[datetime]]:
+    """When passcodes were issued since ``since``: to the customer, and to the destination (any customer
+    of any institution), oldest first. The durable record the send limits fall back on."""
+    by_customer = await session.scalars(
+        select(Passcode.created_at)
+        .where(Passcode.customer_pk == customer_pk, Passcode.created_at > since)
+        .order_by(Passcode.created_at)
+    )
+    by_destination = await session.scalars(
+        select(Passcode.created_at)
+        .where(Passcode.destination_hash == destination_hash, Passcode.created_at > since)
+        .order_by(Passcode.created_at)
+    )
+    return list(by_customer.all()), list(by_destination.all())
+
+
 @dataclass(frozen=True)
 class RequestedReset:
     """Everything one accepted reset request writes: its passcode, its message, its audit event."""

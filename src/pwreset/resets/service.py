@@ -16,6 +16,7 @@ counts, audit): the caller commits before answering.
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -136,12 +137,14 @@ class ResetService:
         if entry.reset_blocked_until is not None and entry.reset_blocked_until > now:
             raise CoolingOff()
         consumed = await self.velocity.consume_send(client_id=actor.client_id, institution_id=entry.institution_id)
-        subjects = (f"customer:{entry.pk}", f"destination:{self.hasher.digest('destination', method.destination)}")
+        destination_hash = self.hasher.digest("destination", method.destination)
+        subjects = (f"customer:{entry.pk}", f"destination:{destination_hash}")
         try:
             for rule in self.send_rules:
                 for subject in subjects:
                     await self.limiter.consume(rule, subject)
                     consumed.append((rule, subject))
+            await self._durable_send_limits(entry.pk, destination_hash)
         except RateLimited:
             await self.velocity.release(consumed)
             raise
@@ -162,7 +165,7 @@ class ResetService:
                 customer_pk=entry.pk, at=now,
                 passcode={
                     "id": passcode_id, "institution_id": entry.institution_id, "customer_pk": entry.pk,
-                    "contact_method_pk": method.pk, "protocol": method.protocol,
+                    "contact_method_pk": method.pk, "protocol": method.protocol, "destination_hash": destination_hash,
                     "code_hash": self._code_hash(passcode_id, code), "status": "active", "attempts": 0,
                     "created_at": now, "expires_at": expires_at, "used_at": None,
                 },
@@ -175,6 +178,30 @@ class ResetService:
                 ),
             )
         )
+
+    async def _durable_send_limits(self, customer_pk: str, destination_hash: str) -> None:
+        """The send limits, counted from the passcodes the database issued, whenever the counters may
+        have forgotten some (a restart, a Redis that died or does not answer: decision 0010). The
+        passcodes are the record that cannot forget; in steady state this costs nothing."""
+        history = await self.limiter.history()
+        untrusted = [rule for rule in self.send_rules if history < 2 * rule.window]
+        if not untrusted:
+            return
+        now = self.clock.now()
+        longest = max(rule.window for rule in untrusted)
+        async with self.db.reading() as session:
+            issued = await repository.issued_since(
+                session, customer_pk=customer_pk, destination_hash=destination_hash,
+                since=now - timedelta(seconds=longest),
+            )
+        for rule in untrusted:
+            start = now - timedelta(seconds=rule.window)
+            for times in issued:
+                within = [at for at in times if at > start]
+                if len(within) >= rule.limit:
+                    # Free again when the oldest of the last ``limit`` sends leaves the window.
+                    oldest = within[-rule.limit]
+                    raise RateLimited(math.ceil((oldest - start).total_seconds()))
 
     async def _write_requested(self, batch: list[repository.RequestedReset]) -> None:
         async with self.db.engine.begin() as conn:

@@ -1,0 +1,158 @@
+"""Redis can neither hang the service nor erase its limits (issue 12, item 7; decision 0010)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from pwreset.container import build_container
+from pwreset.ratelimit.limiter import FallbackCounters, MemoryCounters, RateLimiter, RedisCounters
+from tests.conftest import REDIS_UP, REDIS_URL
+from tests.directory_support import C1, DIRECTORY, load
+from tests.support import get_token, ux_error
+
+
+@pytest.fixture
+def directory():
+    return None
+
+
+class Frozen:
+    url = ""
+    received = 0
+
+
+@contextlib.asynccontextmanager
+async def frozen_redis() -> AsyncIterator[Frozen]:
+    """A Redis that accepts connections and never answers: what a SIGSTOPped redis-server looks like
+    from outside (the kernel still completes the handshake). It counts the bytes it is sent."""
+    held: list[asyncio.StreamWriter] = []
+    frozen = Frozen()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        while chunk := await reader.read(4096):
+            frozen.received += len(chunk)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    frozen.url = f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+    try:
+        yield frozen
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def _app(services, make_api):
+    partner_scopes = "institution-users:read institution-users:write"
+    from pwreset.institutions.service import create_institution
+
+    async with services.db.transaction() as session:
+        await create_institution(session, institution_id="07675", name="First CU", clock=services.clock)
+        created = await services.oauth.create_client(session, institution_id="07675", scope=partner_scopes)
+    await load(services, "07675", DIRECTORY["07675"])
+    api = make_api(services)
+    token = (await get_token(api, (created.client.shared_key, created.secret_key))).json()["access_token"]
+    return api, {"Authorization": f"Bearer {token}", "correlationId": "0f8fad5b-d9cb-469f-a165-70867728950e"}
+
+
+@pytest.fixture
+async def make_api():
+    import httpx
+
+    from pwreset.app import create_app
+
+    clients: list[httpx.AsyncClient] = []
+
+    def make(services):
+        app = create_app(services.settings, container=services, background=False)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pwreset.test")
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+async def test_a_frozen_redis_costs_a_reset_request_one_timeout(settings, clock, make_api, monkeypatch):
+    monkeypatch.setattr(FallbackCounters, "RETRY_AFTER", 600.0)  # (so that the test does not race it)
+    async with frozen_redis() as frozen:
+        services = build_container(
+            settings.model_copy(update={"redis_url": frozen.url, "redis_timeout": 0.2}), clock=clock
+        )
+        try:
+            api, headers = await _app(services, make_api)
+            # Without a timeout this waits for as long as Redis is frozen.
+            response = await asyncio.wait_for(
+                api.put(f"/v1/customers/{C1}:reset-password", headers=headers, json={"contactMethodId": "101"}),
+                timeout=10,
+            )
+            assert response.status_code == 204, response.text
+            assert frozen.received > 0
+            # Redis is left alone after the failure: the next request does not wait on it again, and
+            # the customer's limit still applies (counted here and in the database).
+            sent = frozen.received
+            again = await api.put(f"/v1/customers/{C1}:reset-password", headers=headers,
+                                  json={"contactMethodId": "103"})
+            ux_error(again, 429, "UXU_40029")
+            assert frozen.received == sent
+        finally:
+            await services.close()
+
+
+@pytest.mark.skipif(not REDIS_UP, reason="Redis is not reachable (CI requires it)")
+async def test_a_redis_that_restarts_empty_does_not_hand_out_more_passcodes(settings, clock, make_api):
+    prefix_redis = Redis.from_url(REDIS_URL)
+    await prefix_redis.flushdb()
+    # A Redis that has been counting for hours: its counts are trusted, the database is not read.
+    await prefix_redis.set("pwreset:rl:epoch", repr(clock.timestamp() - 3 * 3600))
+    services = build_container(settings.model_copy(update={"redis_url": REDIS_URL}), clock=clock)
+    try:
+        api, headers = await _app(services, make_api)
+        for _ in range(5):  # the hour's allowance
+            sent = await api.put(f"/v1/customers/{C1}:reset-password", headers=headers, json={"contactMethodId": "101"})
+            assert sent.status_code == 204, sent.text
+            clock.advance(61)
+        ux_error(await api.put(f"/v1/customers/{C1}:reset-password", headers=headers,
+                               json={"contactMethodId": "101"}), 429, "UXU_40029")
+        await prefix_redis.flushdb()  # killed and restarted: nothing on disk
+        refused = await api.put(f"/v1/customers/{C1}:reset-password", headers=headers,
+                                json={"contactMethodId": "101"})
+        ux_error(refused, 429, "UXU_40029")
+        assert 1 <= int(refused.headers["retry-after"]) <= 3600
+    finally:
+        await services.close()
+        await prefix_redis.flushdb()
+        await prefix_redis.aclose()
+
+
+async def test_an_unreachable_redis_counts_from_the_database(settings, clock, make_api):
+    services = build_container(
+        settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0", "redis_timeout": 0.2}), clock=clock
+    )
+    try:
+        api, headers = await _app(services, make_api)
+        for _ in range(5):
+            sent = await api.put(f"/v1/customers/{C1}:reset-password", headers=headers, json={"contactMethodId": "101"})
+            assert sent.status_code == 204, sent.text
+            clock.advance(61)
+        # Another node, whose own counters never saw those sends: the database did.
+        services.limiter.backend = FallbackCounters(RedisCounters(services.redis), MemoryCounters())
+        ux_error(await api.put(f"/v1/customers/{C1}:reset-password", headers=headers,
+                               json={"contactMethodId": "101"}), 429, "UXU_40029")
+    finally:
+        await services.close()
+
+
+async def test_a_new_process_counts_from_the_database_until_its_counters_have_two_windows(clock):
+    limiter = RateLimiter(MemoryCounters(), clock)
+    assert await limiter.history() == 0
+    clock.advance(7200)
+    assert await limiter.history() == 7200
