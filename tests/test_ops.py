@@ -41,7 +41,7 @@ async def test_a_database_outage_is_a_clean_error_not_a_traceback(tmp_path):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         response = await get_token(client, ("pwr_ck_a", "pwr_cs_b"))
         probe = await client.get("/v1/probe", headers=bearer("pwr_at_" + "a" * 43))
-    assert response.status_code == 500 and response.json()["code"] == "CMN_90000"
+    assert response.status_code == 503 and response.json()["code"] == "CMN_30001"  # issue 12, item 8
     assert "Traceback" not in response.text and "127.0.0.1" not in response.text
     assert probe.status_code == 503 and probe.json()["code"] == "UXU_30001"
 

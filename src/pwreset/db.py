@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -17,6 +18,8 @@ from typing import Any, Generic, TypeVar, cast
 import asyncpg
 from sqlalchemy import DateTime, MetaData, Numeric, String, Table, event, insert, text
 from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -171,6 +174,38 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     )
 
 
+#: SQLSTATE classes that mean the database, not the statement, failed: connection exception,
+#: insufficient resources (too many connections, disk full), operator intervention (shutdown,
+#: pg_terminate_backend, starting up).
+_OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says a dependency is unavailable (answered with the family's 503) rather than
+    that the code is wrong (a 500 and a traceback). Follows SQLAlchemy's wrapping down to the
+    driver's own exception: raw asyncpg errors reach the hot paths unwrapped (``Database.fetch``,
+    the group commits)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, PoolTimeout | ConnectionError | TimeoutError | OSError):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, asyncpg.PostgresConnectionError | asyncpg.InterfaceError | asyncpg.InternalClientError):
+            # InterfaceError: "connection is closed"; InternalClientError: a connection left out of
+            # step with its protocol by a drop mid-operation.
+            return True
+        state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(state, str) and state[:2] in _OUTAGE_SQLSTATE_CLASSES:
+            return True
+        if isinstance(current, sqlite3.OperationalError):
+            return True  # locked, busy, disk I/O: the file, not the statement
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
+
+
 class Database:
     """An engine plus the session factory; the one place that opens units of work."""
 
@@ -221,16 +256,24 @@ class Database:
             done = statement.compile(dialect=self.engine.dialect)
             compiled = self._compiled[statement] = (str(done), tuple(done.positiontup or ()))
         sql, names = compiled
+        values = [params[name] for name in names]
         pool = self._raw_pool or await self._open_raw_pool()
-        async with pool.acquire() as conn:
-            return cast(Sequence[Mapping[str, Any]], await conn.fetch(sql, *(params[name] for name in names)))
+        try:
+            return await _fetch_on(pool, sql, values)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+        # A pooled connection the server dropped (a restart, a failover, pg_terminate_backend): a
+        # read is safe to run again, once, on a fresh connection.
+        return await _fetch_on(pool, sql, values)
 
     async def _open_raw_pool(self) -> asyncpg.Pool:
         async with self._raw_lock:
             if self._raw_pool is None:
                 args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
                 self._raw_pool = await asyncpg.create_pool(
-                    *args, **kwargs, min_size=1, max_size=max(2, self.pool_size // 2),
+                    # min_size 0: no background task that reconnects (and logs) while the server is down.
+                    *args, **kwargs, min_size=0, max_size=max(2, self.pool_size // 2),
                     # Single autocommit SELECTs leave no session state: skip the reset round trip
                     # (RESET ALL, UNLISTEN *, ...) asyncpg makes on every release by default.
                     reset=_no_reset,
@@ -246,6 +289,18 @@ class Database:
             await self._raw_pool.close()
             self._raw_pool = None
         await self.engine.dispose()
+
+
+async def _fetch_on(pool: asyncpg.Pool, sql: str, values: list[Any]) -> Sequence[Mapping[str, Any]]:
+    conn = await pool.acquire()
+    try:
+        return cast(Sequence[Mapping[str, Any]], await conn.fetch(sql, *values))
+    except Exception as exc:
+        if not isinstance(exc, asyncpg.PostgresError) or is_outage(exc):
+            conn.terminate()  # a connection in an unknown state never goes back into the pool
+        raise
+    finally:
+        await pool.release(conn)
 
 
 async def _no_reset(_conn: Any) -> None:

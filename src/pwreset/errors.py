@@ -101,7 +101,7 @@ WIRE: dict[str, dict[Family, tuple[int, str]]] = {
     "accounts.bad_filter": {ACC: (400, "ACC_00005")},
     "accounts.user_parameters": {ACC: (400, "ACC_99992")},
     "accounts.bad_paging": {ACC: (400, "ACC_00011")},
-    "unavailable": {OAUTH2: (500, "CMN_90000"), UXU: (503, "UXU_30001"), ACC: (503, "ACC_30001"),
+    "unavailable": {OAUTH2: (503, "CMN_30001"), UXU: (503, "UXU_30001"), ACC: (503, "ACC_30001"),
                     DBU: (503, "ISR_30001")},
     "internal": {OAUTH2: (500, "CMN_90000"), UXU: (500, "UXU_99998"), ACC: (500, "ACC_99999"),
                  DBU: (500, "ISR_99999")},

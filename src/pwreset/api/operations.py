@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,8 +26,10 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from pwreset.access.principal import BearerInvalid, Principal
+from pwreset.db import is_outage
 from pwreset.errors import Family, PwresetError, Unavailable, render
 from pwreset.kit.text import all_storable
+from pwreset.ops.metrics import DEPENDENCY_UNAVAILABLE
 from pwreset.ratelimit.limiter import address_subject
 
 if TYPE_CHECKING:
@@ -256,12 +256,15 @@ def endpoint(op: Operation) -> Endpoint:
             response = await op.handler(call)
         except PwresetError as error:
             response = render(error, family)
-        except (OperationalError, DBAPIError, PoolTimeout, ConnectionError, TimeoutError, OSError) as exc:
-            log.error("dependency unavailable: %s", type(exc).__name__)
-            response = render(Unavailable(), family)
-        except Exception:
-            log.exception("unexpected error")
-            response = render(PwresetError(), family)
+        except Exception as exc:
+            if is_outage(exc):
+                # An outage is counted and alerted on by metrics; one line, no traceback.
+                DEPENDENCY_UNAVAILABLE.inc()
+                log.warning("dependency unavailable: %s", type(exc).__name__)
+                response = render(Unavailable(), family, {"Retry-After": "1"})
+            else:
+                log.exception("unexpected error")
+                response = render(PwresetError(), family)
         if trace is not None:
             # Echoed under the contract's spelling; Starlette would lower-case a normal header.
             response.raw_headers.append((header_bytes, trace.encode("latin-1")))

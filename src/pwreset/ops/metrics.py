@@ -16,6 +16,9 @@ HTTP_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 TOKENS_ISSUED = Counter("pwreset_tokens_issued_total", "Access tokens issued", ["grant_type"])
+DEPENDENCY_UNAVAILABLE = Counter(
+    "pwreset_dependency_unavailable_total", "Requests answered 503 because the database or Redis was unavailable"
+)
 VELOCITY_LIMITED = Counter(
     "pwreset_velocity_limited_total", "Requests refused by a per-client or per-institution velocity limit", ["limit"]
 )
