@@ -30,9 +30,11 @@ def pwreset(database_url, tmp_path):
     env = {"PWRESET_DATABASE_URL": database_url, "PWRESET_SECRET_KEY": TEST_SECRET_KEY, "PATH": "/usr/bin:/bin",
            "PWRESET_ARGON2_MEMORY_KIB": "1024", "PWRESET_ARGON2_TIME_COST": "1"}
 
-    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "pwreset", *args], capture_output=True, text=True, env=env,
-                                input=stdin, cwd=tmp_path, timeout=120, check=False)
+    def run(*args: str, stdin: str | bytes | None = None) -> subprocess.CompletedProcess[str]:
+        raw = stdin.encode() if isinstance(stdin, str) else stdin  # (bytes: as they come, in any encoding)
+        done = subprocess.run([sys.executable, "-m", "pwreset", *args], capture_output=True, env=env,
+                              input=raw, cwd=tmp_path, timeout=120, check=False)
+        result = subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
         assert "Traceback" not in result.stderr, result.stderr
         return result
 
@@ -494,3 +496,64 @@ def test_progress_lines_when_not_on_a_terminal(capsys, tmp_path):
         progress.last = -1e9
         progress.update(ImportReport(read=1))
     assert "progress: 1 lines (0 % of the file)" in capsys.readouterr().err
+
+
+# Issue 12, item 9: malformed files give one clear line; a dry run refuses what the real run refuses.
+
+
+def _one_clear_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(("name", "encode", "expected"), [
+    ("latin1.jsonl", lambda text: text.encode("latin-1"), "not UTF-8"),
+    ("utf16.jsonl", lambda text: text.encode("utf-16"), "UTF-16"),
+    ("utf16.csv", lambda text: text.encode("utf-16"), "UTF-16"),
+    ("binary.jsonl", lambda text: bytes(range(256)) * 40, "binary"),
+    ("latin1.csv", lambda text: ("customerId,loginId,firstName\n" + f"{C1},pat,Zoë\n").encode("latin-1"),
+     "not UTF-8"),
+])
+def test_a_file_that_is_not_utf8_text_is_one_clear_line_and_nothing_is_written(
+    pwreset, tmp_path, name, encode, expected
+):
+    path = tmp_path / name
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [
+        {**GOOD, "firstName": "Zoë"}, *({**GOOD, "customerId": cid(f"L{n}"), "loginId": f"l{n}"} for n in range(3))])
+    path.write_bytes(encode(text))
+    for extra in ((), ("--dry-run",)):
+        line = _one_clear_line(pwreset("customers", "import", str(path), "--institution", "07675", *extra))
+        assert name in line and expected in line, line
+    assert pwreset("customers", "show", GOOD["customerId"], "--institution", "07675").returncode == 1
+
+
+def test_a_latin1_line_on_standard_input_is_refused_alone(pwreset):
+    good = jsonl({**GOOD, "customerId": C2, "loginId": "sam"}).encode()
+    bad = (json.dumps({**GOOD, "firstName": "Zoë"}, ensure_ascii=False) + "\n").encode("latin-1")
+    result = pwreset("customers", "import", "-", "--institution", "07675", stdin=good + bad)
+    assert result.returncode == 1
+    assert "line 2: " in result.stderr and "UTF-8" in result.stderr
+    assert "1 created" in result.stdout and "1 refused" in result.stdout
+
+
+@pytest.mark.parametrize("field", ["firstName", "loginId", "memberNumber", "hostUserId"])
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_nul_character_is_refused_by_the_dry_run_exactly_as_by_the_real_run(pwreset, tmp_path, field, fmt):
+    lines = [{**GOOD, "customerId": cid(f"N{n}"), "loginId": f"n{n}", "contactMethods": []} for n in range(600)]
+    lines[1] = {**lines[1], field: "a\u0000b"}
+    path = tmp_path / f"nul.{fmt}"
+    if fmt == "jsonl":
+        path.write_text(jsonl(*lines))
+    else:
+        columns = ["customerId", "loginId", "firstName", "memberNumber", "hostUserId"]
+        rows = [",".join(columns)] + [",".join(str(line.get(c, "")) for c in columns) for line in lines]
+        path.write_text("\n".join(rows) + "\n")
+    where = f"line {2 if fmt == 'jsonl' else 3}: {field}"  # (a CSV file's line 1 is its header)
+    dry = pwreset("customers", "import", str(path), "--institution", "07675", "--dry-run")
+    assert dry.returncode == 1 and "599 valid, 1 refused" in dry.stdout, dry.stdout + dry.stderr
+    assert where in dry.stderr
+    real = pwreset("customers", "import", str(path), "--institution", "07675")
+    assert real.returncode == 1 and "599 created" in real.stdout and "1 refused" in real.stdout, real.stderr
+    assert where in real.stderr

@@ -7,6 +7,7 @@ clear line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import sys
@@ -330,15 +331,7 @@ def customers_import(
         importer = Importer(
             db=services.db, hashing=services.hashing, clock=services.clock, oauth=services.oauth, jobs=jobs
         )
-        if source == "-":
-            handle = sys.stdin
-            size = None
-        else:
-            try:
-                handle = open(source, encoding="utf-8-sig", newline="")  # noqa: SIM115, ASYNC230
-            except OSError as exc:
-                raise CommandError(f"cannot read {source}: {exc.strerror}") from None
-            size = os.fstat(handle.fileno()).st_size
+        handle, size = _text_source(source)
         with _Progress(handle, size) as progress:
             return await importer.run(
                 read_records(handle, fmt=fmt), institution_id=institution, dry_run=dry_run, prune=prune,
@@ -371,6 +364,81 @@ def customers_import(
         raise typer.Exit(1)
 
 
+#: Byte-order marks of the encodings a spreadsheet may save "Unicode text" in.
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+         (b"\xfe\xff", "UTF-16"))
+
+
+def _text_source(source: str) -> tuple[Any, int | None]:
+    """The import's input as UTF-8 text, and its size; one clear line for anything else.
+
+    A file is checked whole before a line is read (UTF-16 and UTF-32 by their byte-order mark, a
+    binary file by its NUL bytes, anything else that is not UTF-8 by the first byte that is not), so
+    nothing is written from a file that cannot be read to the end. Standard input cannot be read
+    twice: its lines that are not UTF-8 are refused one by one (``lines.NOT_UTF8``).
+    """
+    if source == "-":
+        stream = sys.stdin.buffer
+        _check_head(stream.peek(4096)[:4096] if hasattr(stream, "peek") else b"", "standard input")
+        return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline=""), None
+    try:
+        raw = open(source, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise CommandError(f"cannot read {source}: {exc.strerror}") from None
+    try:
+        _check_head(raw.read(4096), source)
+        raw.seek(0)
+        _check_utf8(raw, source)
+        raw.seek(0)
+    except BaseException:
+        raw.close()
+        raise
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""), os.fstat(raw.fileno()).st_size
+
+
+def _check_head(head: bytes, name: str) -> None:
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            raise CommandError(f"{name} is {encoding} text; save it as UTF-8 (nothing was imported)")
+    nuls = head.count(b"\x00")
+    if nuls and (nuls * 100 > len(head) or not _utf8_prefix(head)):
+        raise CommandError(f"{name} looks binary (it holds NUL bytes), not a JSON Lines or CSV file "
+                           "(nothing was imported)")
+
+
+def _utf8_prefix(head: bytes) -> bool:
+    """Whether ``head`` (the start of a file, maybe cut inside a character) is UTF-8."""
+    import codecs
+
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _check_utf8(raw: BinaryIO, name: str) -> None:
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    while chunk := raw.read(1 << 20):
+        try:
+            decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            bad = chunk[exc.start]
+            line += chunk.count(b"\n", 0, exc.start)
+            raise CommandError(
+                f"{name} is not UTF-8 text: byte 0x{bad:02x} on line {line} (Latin-1 or Windows-1252?); save it "
+                "as UTF-8 (nothing was imported)"
+            ) from None
+        line += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise CommandError(f"{name} is not UTF-8 text: it ends inside a character (nothing was imported)") from None
+
+
 class _Progress:
     """A progress bar on a terminal (rich); elsewhere a plain line every few seconds, on stderr."""
 
@@ -399,7 +467,7 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
-        if self.handle is not sys.stdin:
+        if self.size is not None:  # (a file; standard input stays open)
             self.handle.close()
 
     def position(self) -> int:

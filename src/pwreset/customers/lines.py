@@ -30,6 +30,7 @@ from pwreset.accounts.schemas import AccountIn
 from pwreset.customers.contact import InvalidContact, normalise
 from pwreset.customers.schemas import ContactMethodIn, CustomerIn
 from pwreset.customers.shapes import CUSTOMER_OPTIONAL, names
+from pwreset.kit.text import storable, unstorable_at
 from pwreset.passwords.hashing import PasswordHashing, UnsupportedHash, scheme_of
 
 #: Import-format field -> column, for the fields an existing customer takes only when its line
@@ -44,6 +45,10 @@ _JSON_COLUMNS = {"contactMethods", "accounts"}
 
 Raw = str | dict[str, Any] | ValueError
 """A line as read: JSON text, a CSV record, or the reason it could not be read."""
+
+
+NOT_UTF8 = "not UTF-8 text: save the file as UTF-8"
+UNSTORABLE = "holds a NUL character or bytes that are not UTF-8, which no database can store"
 
 
 class LineError(ValueError):
@@ -74,15 +79,26 @@ def read_records(stream: TextIO, *, fmt: str) -> Iterator[tuple[int, Raw]]:
     (in a worker process, on a large file); CSV is read here (a quoted field may span lines)."""
     if fmt == "csv":
         reader = csv.DictReader(stream)
-        for row in reader:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # (a NUL byte, before Python 3.13), the reader goes on after it
+                yield reader.line_num, LineError(f"not CSV: {exc}")
+                continue
             number = reader.line_num
             try:
                 yield number, _csv_record(row)
             except LineError as exc:
                 yield number, exc
-        return
     for number, line in enumerate(stream, 1):
-        if line.strip():
+        if not line.strip():
+            continue
+        if not storable(line) and any("\udc80" <= ch <= "\udcff" for ch in line):
+            # Bytes that are not UTF-8, kept as surrogate escapes by a stream read that way (stdin).
+            yield number, LineError(NOT_UTF8)
+        else:
             yield number, line
 
 
@@ -196,6 +212,9 @@ def _line(number: int, raw: Raw) -> Line:
             scheme_of(record.passwordHash)
         except UnsupportedHash as exc:
             raise LineError(f"passwordHash: {exc}") from None
+    where = unstorable_at(record)
+    if where is not None:
+        raise LineError(f"{where}: {UNSTORABLE}")
     carried = record.model_fields_set
     return Line(
         number,

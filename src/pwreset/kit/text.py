@@ -38,12 +38,27 @@ def scrub(value: str) -> str:
 
 def all_storable(value: Any) -> bool:
     """Every string in a parsed body (a model, or the lists and dicts in it) is storable."""
+    return unstorable_at(value) is None
+
+
+def unstorable_at(value: Any, path: str = "") -> str | None:
+    """Where the first unstorable string in ``value`` is (``contactMethods.0.contactInfo``), or None.
+    The path is the root's own (``""``) when ``value`` itself is the string."""
     if isinstance(value, str):
-        return storable(value)
+        return None if storable(value) else path
     if isinstance(value, BaseModel):
-        return all(all_storable(getattr(value, name)) for name in type(value).model_fields)
-    if isinstance(value, dict):
-        return all(all_storable(k) and all_storable(v) for k, v in value.items())
-    if isinstance(value, list | tuple | set | frozenset):
-        return all(all_storable(v) for v in value)
-    return True
+        items: Any = ((name, getattr(value, name)) for name in type(value).model_fields)
+    elif isinstance(value, dict):
+        for key in value:
+            if isinstance(key, str) and not storable(key):
+                return f"{path}.{scrub(key)}".lstrip(".")
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for name, item in items:
+        found = unstorable_at(item, f"{path}.{name}".lstrip("."))
+        if found is not None:
+            return found
+    return None
