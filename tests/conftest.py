@@ -39,7 +39,8 @@ REDIS_URL = os.environ.get("PWRESET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"
 REQUIRE_SERVICES = os.environ.get("CI", "").lower() == "true" or os.environ.get(
     "PWRESET_TEST_REQUIRE_SERVICES"
 ) == "1"
-TEST_SECRET_KEY = "t3st-k3y-" + "9f8e7d6c5b4a3210" * 3
+#: A key `pwreset keys generate` printed (a fixed one, so that failures reproduce).
+TEST_SECRET_KEY = "Kst54BhfPu5HtcOhREAyo0uJN9iBeSS8oq0LJMoMfi1mzKJ2CG_DLDBzlFdDUf33"
 
 
 def _reachable(url: str, default_port: int) -> bool:

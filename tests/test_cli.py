@@ -93,7 +93,7 @@ def test_duplicate_institution_is_refused(cli):
     assert result.returncode == 1 and "already exists" in result.stderr
 
 
-@pytest.mark.parametrize("key", [None, "changeme", "short", "x" * 40])
+@pytest.mark.parametrize("key", [None, "changeme", "short", "x" * 40, "0123456789" * 4])
 def test_missing_or_placeholder_secret_key_is_refused(cli, key):
     env = {"PWRESET_SECRET_KEY": key} if key is not None else {"PWRESET_SECRET_KEY": ""}
     result = cli("clients", "list", env=env, ok=False)
@@ -228,3 +228,9 @@ def test_a_served_request_logs_no_path_and_no_address(database_url, tmp_path, ac
         assert "pat.doe.secret-login" not in text and ' - "GET' not in text, text  # (uvicorn's access format)
         lines = [line for line in text.splitlines() if "/v1/customers/{customerId}" in line]
         assert len(lines) == (1 if access_log == "true" else 0), text
+
+
+def test_keys_generate_prints_a_key_the_service_accepts(cli):
+    key = cli("keys", "generate").stdout.strip()
+    assert len(key) == 64 and key != cli("keys", "generate").stdout.strip()
+    assert cli("institutions", "list", env={"PWRESET_SECRET_KEY": key}).returncode == 0

@@ -13,6 +13,7 @@ from pwreset.app import create_app
 from pwreset.config import ConfigurationError, Settings
 from pwreset.container import build_container
 from pwreset.ops.logs import configure_logging
+from tests.conftest import TEST_SECRET_KEY
 from tests.support import PROBE_OPERATIONS, bearer, get_token
 
 
@@ -24,7 +25,7 @@ async def test_health_and_readiness(api):
 
 async def test_readiness_fails_when_the_database_is_unreachable(tmp_path):
     settings = Settings(
-        database_url="postgresql://nobody@127.0.0.1:1/none", secret_key="k" * 20 + "abcdefghijklmnop", _env_file=None
+        database_url="postgresql://nobody@127.0.0.1:1/none", secret_key=TEST_SECRET_KEY, _env_file=None
     )
     app = create_app(settings, background=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
@@ -35,7 +36,7 @@ async def test_readiness_fails_when_the_database_is_unreachable(tmp_path):
 
 async def test_a_database_outage_is_a_clean_error_not_a_traceback(tmp_path):
     settings = Settings(
-        database_url="postgresql://nobody@127.0.0.1:1/none", secret_key="k" * 20 + "abcdefghijklmnop", _env_file=None
+        database_url="postgresql://nobody@127.0.0.1:1/none", secret_key=TEST_SECRET_KEY, _env_file=None
     )
     app = create_app(settings, background=False, extra_operations=PROBE_OPERATIONS)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
@@ -72,7 +73,11 @@ async def test_unknown_routes_are_json(api):
 
 
 def test_placeholder_secret_keys_are_refused_outside_the_sandbox():
-    for value in (None, "changeme-changeme-changeme-changeme", "a" * 64, "short"):
+    for value in (None, "changeme-changeme-changeme-changeme", "a" * 64, "short",
+                  # Issue 12, item 10: long and varied, but no randomness to speak of.
+                  "0123456789" * 4, "qwertyuiop" * 4, "passwordpasswordpassword12345678",
+                  "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                  "t3st-k3y-" + "9f8e7d6c5b4a3210" * 3):
         with pytest.raises(ConfigurationError):
             build_container(Settings(secret_key=value, _env_file=None))
     Settings.for_sandbox(secret_key="anything-goes-here", _env_file=None).check_secret_key()
@@ -159,3 +164,16 @@ def test_uvicorns_access_logger_stays_silent(monkeypatch):
         root.handlers[:], root.level = saved[0], saved[1]
     assert "pat.doe" not in stream.getvalue() and "203.0.113.9" not in stream.getvalue()
     assert "still here" in stream.getvalue()
+
+
+def test_keys_with_256_random_bits_pass_and_the_check_says_what_it_counted():
+
+    from pwreset.kit.keys import estimated_bits, generate
+
+    for _ in range(200):
+        assert estimated_bits(generate()) >= 256
+    assert estimated_bits("9c1e4d3f0a5b7e2c8d6f1a3b5c7e9d0f2a4c6e8b1d3f5a7c9e0b2d4f6a8c1e3d") == 256  # hex, 32 bytes
+    assert estimated_bits("0123456789" * 4) == 0
+    assert estimated_bits("passwordpassword" + "x7Kq9mPz" + "12345678") < 100
+    with pytest.raises(ConfigurationError, match=r"about \d+ bits .* needs 256.*pwreset keys generate"):
+        Settings(secret_key="qwertyuiop" * 4, _env_file=None).check_secret_key()

@@ -10,13 +10,27 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pwreset.kit.keys import REQUIRED_BITS, estimated_bits
+
 #: Values that are obviously not secrets; refused outside the sandbox.
 _PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "placeholder", "secret", "example", "xxxx")
-MIN_SECRET_KEY_LENGTH = 32
 
 
 class ConfigurationError(Exception):
     """Settings that must not be used to start the service."""
+
+
+def check_key(name: str, value: str) -> None:
+    """Refuse a placeholder, or a key that carries less than 256 bits by kit/keys.py's estimate."""
+    lowered = value.lower()
+    if any(marker in lowered for marker in _PLACEHOLDER_MARKERS):
+        raise ConfigurationError(f"{name} looks like a placeholder; generate one with `pwreset keys generate`")
+    bits = estimated_bits(value)
+    if bits < REQUIRED_BITS:
+        raise ConfigurationError(
+            f"{name} carries about {bits} bits of randomness by pwreset's estimate (alphabet, patterns, "
+            f"compression: docs/operations.md); it needs {REQUIRED_BITS}. Generate one with `pwreset keys generate`"
+        )
 
 
 class Settings(BaseSettings):
@@ -137,19 +151,8 @@ class Settings(BaseSettings):
                 raise ConfigurationError("the sandbox needs a secret key; `pwreset sandbox` makes one")
             return
         if self.secret_key is None:
-            raise ConfigurationError(
-                "PWRESET_SECRET_KEY is not set; generate one with "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
-            )
-        value = self.secret_key.get_secret_value()
-        lowered = value.lower()
-        if len(value) < MIN_SECRET_KEY_LENGTH or any(m in lowered for m in _PLACEHOLDER_MARKERS):
-            raise ConfigurationError(
-                f"PWRESET_SECRET_KEY looks like a placeholder; use at least {MIN_SECRET_KEY_LENGTH} "
-                "random characters"
-            )
-        if len(set(value)) < 10:
-            raise ConfigurationError("PWRESET_SECRET_KEY has too little variety to be a random secret")
+            raise ConfigurationError("PWRESET_SECRET_KEY is not set; generate one with `pwreset keys generate`")
+        check_key("PWRESET_SECRET_KEY", self.secret_key.get_secret_value())
 
     def check_delivery(self) -> None:
         """Refuse a provider chosen without what it needs, with the variables to set."""

@@ -46,6 +46,8 @@ outbox_app = typer.Typer(help="Queued messages: inspect, retry, purge.", no_args
 app.add_typer(outbox_app, name="outbox")
 templates_app = typer.Typer(help="An institution's own message texts (Jinja2).", no_args_is_help=True)
 app.add_typer(templates_app, name="templates")
+keys_app = typer.Typer(help="The server's secret key.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 
 class CommandError(Exception):
@@ -97,6 +99,17 @@ async def _on_database(settings: Settings, work: Callable[[Database], Awaitable[
 
 def _echo_json(value: object) -> None:
     typer.echo(json.dumps(value, indent=2))
+
+
+# keys
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new secret key (48 random bytes, base64url) for PWRESET_SECRET_KEY."""
+    from pwreset.kit.keys import generate
+
+    typer.echo(generate())
 
 
 # db
