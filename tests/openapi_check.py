@@ -46,6 +46,9 @@ class ResponseChecker:
         parameter also matches ``id:reset-password``), the one with its method."""
         canonical = canonical_path(path)
         matches = [(template, item) for pattern, template, item in self.paths if pattern.match(canonical)]
+        actions = [(template, item) for template, item in matches if "}:" in template]
+        if actions:  # a path ending in a custom method is that operation's, whatever the method
+            matches = actions
         for template, item in matches:
             if method.lower() in item:
                 return template, item[method.lower()]

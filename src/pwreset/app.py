@@ -24,8 +24,8 @@ from pwreset.oauth.routes import OPERATIONS as OAUTH_OPERATIONS
 from pwreset.ops.access import AccessLog
 from pwreset.ops.deployment import claim
 from pwreset.ops.logs import configure_logging
-from pwreset.ops.middleware import RequestContextMiddleware
-from pwreset.ops.routes import ROUTES as OPS_ROUTES
+from pwreset.ops.middleware import RequestContextMiddleware, security_headers
+from pwreset.ops.routes import routes as ops_routes
 from pwreset.resets.routes import OPERATIONS as RESET_OPERATIONS
 
 log = logging.getLogger(__name__)
@@ -78,14 +78,17 @@ def create_app(
             await services.close()
 
     app = Starlette(
-        routes=[*OPS_ROUTES, *routes(operations)],
+        routes=[*ops_routes(settings), *routes(operations)],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
     app.state.services = services
     app.state.openapi = build_openapi(operations)
     access_log = AccessLog(json=settings.log_json) if settings.access_log else None
-    return RequestContextMiddleware(OperationDispatcher(app, operations), access_log=access_log)
+    return RequestContextMiddleware(
+        OperationDispatcher(app, operations), access_log=access_log,
+        headers=security_headers(hsts=not settings.sandbox),  # (the sandbox is served over plain HTTP)
+    )
 
 
 def create_app_from_env() -> ASGIApp:

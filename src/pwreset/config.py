@@ -121,6 +121,14 @@ class Settings(BaseSettings):
     #: Polling interval when no database notification wakes the worker (SQLite).
     worker_poll_interval: float = Field(default=0.05, gt=0, le=60)
 
+    #: Serve /docs and the OpenAPI documents (turn off in production if partners get them elsewhere).
+    docs: bool = True
+    #: Require ``Authorization: Bearer <token>`` on /metrics.
+    metrics_token: SecretStr | None = None
+    #: Serve /metrics on this port (on ``metrics_host``) instead of the API's; ``pwreset serve`` starts it.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True

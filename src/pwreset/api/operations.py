@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from pwreset.access.principal import BearerInvalid, Principal
 from pwreset.db import is_outage
-from pwreset.errors import Family, PwresetError, Unavailable, render
+from pwreset.errors import Family, PwresetError, Unavailable, json_response, render
 from pwreset.kit.text import all_storable
 from pwreset.ops.metrics import DEPENDENCY_UNAVAILABLE
 from pwreset.ratelimit.limiter import address_subject
@@ -175,6 +175,9 @@ class Call:
                 return b"".join(chunks)
 
     async def json(self, model: type[BaseModel]) -> Any:
+        media = self.request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+            raise InvalidBody("Content-Type must be application/json")
         raw = await self.body(limit=MAX_JSON_BODY)
         if raw is None:
             raise InvalidBody("request body is too large")
@@ -341,11 +344,17 @@ class OperationDispatcher:
         self.app = app
         self.static: dict[tuple[str, str], tuple[Endpoint, str]] = {}
         self.dynamic: list[tuple[str, re.Pattern[str], Endpoint, str]] = []
+        #: Custom-method routes (``{customerId}:reset-password``): a path that ends in one is that
+        #: operation's, whatever the method, so a wrong method is 405 with its ``Allow`` rather than
+        #: a lookup of a customer named ``x:reset-password``.
+        self.actions: list[tuple[re.Pattern[str], str]] = []
         for op in operations:
             serve = endpoint(op)
             for path in op.paths:
                 if "{" in path:
                     self.dynamic.append((op.method, _compile(path), serve, path))
+                    if "}:" in path:
+                        self.actions.append((_compile(path), op.method))
                 else:
                     self.static[(op.method, path)] = (serve, path)
 
@@ -363,6 +372,11 @@ class OperationDispatcher:
                         if matched is not None:
                             found, params = (serve, template), matched.groupdict()
                             break
+            if ":" in path and (found is None or "}:" not in found[1]):
+                allowed = sorted({m for pattern, m in self.actions if pattern.match(path)})
+                if allowed and method not in allowed:
+                    await _method_not_allowed(allowed)(scope, receive, send)
+                    return
             if found is not None:
                 serve, template = found
                 scope["app"] = self.app
@@ -372,6 +386,11 @@ class OperationDispatcher:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _method_not_allowed(allowed: list[str]) -> Response:
+    return json_response({"code": "METHOD_NOT_ALLOWED", "message": "Method Not Allowed"}, 405,
+                         {"Allow": ", ".join(allowed)})
 
 
 def _compile(path: str) -> re.Pattern[str]:

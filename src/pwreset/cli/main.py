@@ -589,10 +589,27 @@ def serve(
     settings.check_secret_key()  # refuse before forking workers
     settings.check_delivery()
     _run(_on_database(settings, lambda db: claim(db, sandbox=False, clock=Clock())))
+    if settings.metrics_port is not None:
+        _serve_metrics(settings.metrics_host, settings.metrics_port)
     uvicorn.run(
         "pwreset.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
         log_config=None, access_log=False, server_header=False, proxy_headers=True,
     )
+
+
+def _serve_metrics(host: str, port: int) -> None:
+    """/metrics on its own port, from this process (with --workers, PROMETHEUS_MULTIPROC_DIR collects
+    every worker's figures: docs/operations.md)."""
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+
+    registry = REGISTRY
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise CommandError(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from None
 
 
 @app.command("sandbox")

@@ -1,6 +1,12 @@
-"""One pure-ASGI middleware: tracing id for the logs, access log line, request metrics.
+"""One pure-ASGI middleware: tracing id for the logs, access log line, request metrics, and the
+security headers every response carries.
 
 Pure ASGI on purpose: Starlette's BaseHTTPMiddleware costs a task and a stream per request.
+
+Headers (issue 12, item 11): ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``,
+``Cache-Control: no-store`` unless the response chose its own (API responses carry tokens, profiles,
+full phone numbers and balances: nothing may be kept by a cache on the way), ``Strict-Transport-
+Security`` outside the sandbox, and on HTML a Content-Security-Policy unless the page set its own.
 """
 
 from __future__ import annotations
@@ -17,12 +23,24 @@ from pwreset.ops.access import AccessLog
 from pwreset.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 _TRACE_HEADERS = (b"correlationid", b"transactionid")
+#: The policy of an HTML page that sets none: nothing loads, nothing frames it.
+DEFAULT_CSP = b"default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
+def security_headers(*, hsts: bool) -> list[tuple[bytes, bytes]]:
+    headers = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+               (b"x-frame-options", b"DENY")]
+    return [*headers, HSTS] if hsts else headers
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, access_log: AccessLog | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, access_log: AccessLog | None = None, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         self.app = app
         self.access_log = access_log
+        self.headers = headers if headers is not None else security_headers(hsts=True)
         # Labelled children, looked up once: prometheus_client's labels() takes a lock per call.
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[str, Any] = {}
@@ -44,6 +62,22 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = list(message.get("headers", ()))
+                cache = html = csp = False
+                for name, value in headers:
+                    lowered = name.lower()
+                    if lowered == b"cache-control":
+                        cache = True
+                    elif lowered == b"content-type":
+                        html = value.startswith(b"text/html")
+                    elif lowered == b"content-security-policy":
+                        csp = True
+                headers += self.headers
+                if not cache:
+                    headers.append((b"cache-control", b"no-store"))
+                if html and not csp:
+                    headers.append((b"content-security-policy", DEFAULT_CSP))
+                message = {**message, "headers": headers}
             await send(message)
 
         try:

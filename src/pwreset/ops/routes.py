@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
+from collections.abc import Awaitable, Callable
 
 import yaml
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from pwreset.api.openapi import SWAGGER_HTML
+from pwreset.api.openapi import SWAGGER_CSP, SWAGGER_HTML
+from pwreset.config import Settings
 from pwreset.errors import json_response
 from pwreset.ops.metrics import metrics_endpoint
 
 log = logging.getLogger(__name__)
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 async def healthz(request: Request) -> Response:
@@ -42,14 +46,35 @@ async def openapi_yaml(request: Request) -> Response:
 
 
 async def docs(request: Request) -> Response:
-    return HTMLResponse(SWAGGER_HTML)
+    return HTMLResponse(SWAGGER_HTML, headers={"Content-Security-Policy": SWAGGER_CSP})
 
 
-ROUTES = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics_endpoint, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
-    Route("/openapi.yaml", openapi_yaml, methods=["GET"]),
-    Route("/docs", docs, methods=["GET"]),
-]
+def protected_metrics(token: str) -> Endpoint:
+    """/metrics behind ``Authorization: Bearer <PWRESET_METRICS_TOKEN>`` (compared in constant time)."""
+    expected = f"Bearer {token}".encode()
+
+    async def endpoint(request: Request) -> Response:
+        given = request.headers.get("authorization", "").encode("latin-1", "replace")
+        if not hmac.compare_digest(given, expected):
+            return json_response({"code": "UNAUTHORIZED", "message": "metrics need the metrics token"}, 401,
+                                 {"WWW-Authenticate": 'Bearer realm="pwreset-metrics"'})
+        return await metrics_endpoint(request)
+
+    return endpoint
+
+
+def routes(settings: Settings) -> list[Route]:
+    """Health always; /metrics unless it has its own port, behind its token if one is set; the API
+    description unless turned off (PWRESET_DOCS=false)."""
+    out = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
+    if settings.metrics_port is None:
+        token = settings.metrics_token
+        out.append(Route("/metrics", protected_metrics(token.get_secret_value()) if token else metrics_endpoint,
+                         methods=["GET"]))
+    if settings.docs:
+        out += [
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/openapi.yaml", openapi_yaml, methods=["GET"]),
+            Route("/docs", docs, methods=["GET"]),
+        ]
+    return out
