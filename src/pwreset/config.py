@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
 
+    #: Seconds a request's headers, and then its body, may take to arrive (ops/server.py; read by the
+    #: server's protocol from the same variables).
+    header_timeout: float = Field(default=10.0, gt=0, le=300)
+    body_timeout: float = Field(default=10.0, gt=0, le=300)
+
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True

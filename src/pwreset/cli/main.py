@@ -591,9 +591,12 @@ def serve(
     _run(_on_database(settings, lambda db: claim(db, sandbox=False, clock=Clock())))
     if settings.metrics_port is not None:
         _serve_metrics(settings.metrics_host, settings.metrics_port)
+    from pwreset.ops.server import GuardedHttpToolsProtocol
+
     uvicorn.run(
         "pwreset.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
         log_config=None, access_log=False, server_header=False, proxy_headers=True,
+        http=GuardedHttpToolsProtocol,
     )
 
 
@@ -678,9 +681,11 @@ API description: {base}/docs
     )
     configure_logging(settings.log_level, json=False)
     # The seed ran on another event loop; start the server with fresh connections.
+    from pwreset.ops.server import GuardedHttpToolsProtocol
+
     uvicorn.run(
         create_app(settings, container=build_container(settings)), host=host, port=port,
-        log_config=None, access_log=False, server_header=False,
+        log_config=None, access_log=False, server_header=False, http=GuardedHttpToolsProtocol,
     )
 
 
