@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     redis_timeout: float = Field(default=0.25, gt=0, le=10)
     #: Keys every hash of a secret (client secrets, tokens). Required outside the sandbox.
     secret_key: SecretStr | None = None
+    #: Keys PWRESET_SECRET_KEY replaced, comma-separated: they still open sealed messages and verify
+    #: and find hashes made under them; nothing new uses them (docs/operations.md, key rotation).
+    old_secret_keys: SecretStr | None = None
     #: Sandbox mode: console providers show passcodes and the secret-key check is off. Not a setting:
     #: only ``pwreset sandbox`` (through :meth:`for_sandbox`) turns it on, so no environment
     #: variable (``PWRESET_SANDBOX``) can switch off a production process's safeguards.
@@ -190,6 +193,12 @@ class Settings(BaseSettings):
 
     def passcode_ttl(self, protocol: str) -> int:
         return {"SMS": self.passcode_ttl_sms, "VOICE": self.passcode_ttl_voice}.get(protocol, self.passcode_ttl_email)
+
+    @property
+    def old_secret_keys_bytes(self) -> list[bytes]:
+        if self.old_secret_keys is None:
+            return []
+        return [k.strip().encode() for k in self.old_secret_keys.get_secret_value().split(",") if k.strip()]
 
     @property
     def secret_key_bytes(self) -> bytes:

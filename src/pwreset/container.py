@@ -71,7 +71,7 @@ def build_container(
     settings.check_delivery()
     clock = clock or Clock()
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
-    hasher = KeyedHasher(settings.secret_key_bytes)
+    hasher = KeyedHasher(settings.secret_key_bytes, old=settings.old_secret_keys_bytes)
     redis = subscriber = None
     if settings.redis_url:
         timeout = settings.redis_timeout
@@ -101,7 +101,9 @@ def build_container(
     auth_failures = FailureGuard(
         limiter, Rule("auth-failures", settings.auth_failure_limit, settings.auth_failure_window)
     )
-    outbox = Outbox(sealer=Sealer(settings.secret_key_bytes, purpose="outbox"), clock=clock)
+    outbox = Outbox(
+        sealer=Sealer(settings.secret_key_bytes, purpose="outbox", old=settings.old_secret_keys_bytes), clock=clock
+    )
     sink = ConsoleProvider(reveal=settings.sandbox)
     institutions = InstitutionCache(db=db, clock=clock)
     resets = ResetService(

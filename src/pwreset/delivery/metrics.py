@@ -6,7 +6,9 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter(
-    "pwreset_outbox_messages_total", "Outbox messages by channel and outcome (queued, sent, retried, dead, expired)",
+    "pwreset_outbox_messages_total",
+    "Outbox messages by channel and outcome (queued, sent, retried, dead, expired, unreadable: sealed under a key "
+    "this worker does not hold, left for one that does; alert on it)",
     ["channel", "outcome"],
 )
 DEPTH = Gauge("pwreset_outbox_depth", "Messages waiting (pending) or being sent (sending)", ["channel", "status"],
@@ -44,6 +46,10 @@ def dead(channel: str) -> None:
 
 def expired(channel: str) -> None:
     _count(channel, "expired")
+
+
+def unreadable(channel: str) -> None:
+    _count(channel, "unreadable")
 
 
 def set_depth(depth: dict[tuple[str, str], int]) -> None:

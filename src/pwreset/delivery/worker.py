@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,9 +48,11 @@ from pwreset.delivery.rendering import Rendered, Renderer, TemplateInvalid, vari
 from pwreset.institutions.cache import InstitutionCache
 from pwreset.institutions.errors import InstitutionNotFound
 from pwreset.kit.clock import Clock
-from pwreset.kit.crypto import new_id
+from pwreset.kit.crypto import NotOurKey, new_id
 
 log = logging.getLogger("pwreset.delivery")
+#: Seconds a message this worker cannot open waits before any worker claims it again.
+UNREADABLE_RETRY = 30.0
 
 _OUTBOX = cast(Table, OutboxMessage.__table__)
 _AUDIT = cast(Table, AuditEvent.__table__)
@@ -84,6 +87,7 @@ _SETTLE = (
     .values(
         status=bindparam("m_status"), sent_at=bindparam("m_sent_at"), provider_ref=bindparam("m_ref"),
         last_error=bindparam("m_error"), available_at=bindparam("m_available_at"), claim=None,
+        attempts=_c.attempts - bindparam("m_refund"),
     )
     .returning(_c.id)
 )
@@ -99,6 +103,8 @@ class Outcome:
     provider_ref: str | None = None
     error: str | None = None
     event: dict[str, Any] | None = None
+    #: Attempts given back (a worker that could not open the message did not attempt it).
+    refund: int = 0
 
 
 def backoff(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
@@ -128,6 +134,7 @@ class Worker:
         self.providers = providers
         self.clock = clock
         self.rng = random.Random()  # noqa: S311 - jitter, not a secret
+        self._alarmed_at = -1e9
         self.outcomes: GroupCommit[Outcome] = GroupCommit(self._write_outcomes)
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
@@ -272,6 +279,9 @@ class Worker:
         provider = self.providers[row.channel]
         try:
             opened = self.outbox.open(row)
+        except NotOurKey as error:
+            return self._unreadable(row, claim, error)
+        try:
             institution = await self.institutions.get(row.institution_id)
             if "text" in opened.legacy:  # queued by a version that rendered at request time
                 rendered = Rendered(opened.legacy.get("subject"), opened.legacy["text"])
@@ -338,6 +348,25 @@ class Worker:
                                                    "retry_in_s": round(delay, 1)})
         return Outcome(row.id, claim, "pending", available_at=retry_at, error=failure.reason)
 
+    def _unreadable(self, row: Any, claim: str, error: NotOurKey) -> Outcome:
+        """Sealed under a key this worker does not hold: a worker started with the wrong or an old
+        PWRESET_SECRET_KEY, or a rotation whose old key is missing from PWRESET_OLD_SECRET_KEYS. The
+        message is not at fault: it goes back to the queue with its attempt given back, for a
+        worker that holds the key, and this worker raises the alarm."""
+        metrics.unreadable(row.channel)
+        now = time.monotonic()
+        if now - self._alarmed_at > 60:
+            self._alarmed_at = now
+            log.error(
+                "message %s is sealed under key %s, which this worker does not hold (its key is %s); it is "
+                "left for a worker that does: check PWRESET_SECRET_KEY and PWRESET_OLD_SECRET_KEYS on every node",
+                row.id, error.key_id or "unknown", self.outbox.sealer.key_id,
+            )
+        retry_at = self.clock.now() + timedelta(seconds=UNREADABLE_RETRY)
+        if row.not_after is not None and retry_at >= row.not_after:
+            retry_at = row.not_after  # (a worker that holds the key may still send it before then)
+        return Outcome(row.id, claim, "pending", available_at=retry_at, error=str(error), refund=1)
+
     def _expired(self, row: Any, claim: str, *, reason: str | None = None) -> Outcome:
         metrics.expired(row.channel)
         log.info("message expired", extra={"message_id": row.id, "channel": row.channel,
@@ -362,7 +391,8 @@ class Worker:
             settled = set()
             for o in batch:  # one statement each: RETURNING tells which claims still held
                 params = {"m_id": o.id, "m_claim": o.claim, "m_status": o.status, "m_sent_at": o.sent_at,
-                          "m_ref": o.provider_ref, "m_error": o.error, "m_available_at": o.available_at}
+                          "m_ref": o.provider_ref, "m_error": o.error, "m_available_at": o.available_at,
+                          "m_refund": o.refund}
                 if (await conn.execute(_SETTLE, params)).first() is not None:
                     settled.add(o.id)
             # A worker that lost its claim (the lease ran out mid-send) records nothing, not even

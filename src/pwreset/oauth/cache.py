@@ -24,6 +24,9 @@ class CachedToken:
     issued_at: float
     expires_at: float
     cached_at: float
+    #: The token's hash as stored (its revocation's tombstone key): the current key's, or an old key's
+    #: for a token issued before a key rotation (kit/crypto.KeyedHasher).
+    stored_hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)

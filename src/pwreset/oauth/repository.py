@@ -31,13 +31,11 @@ async def add(session: AsyncSession, row: ApiClient | Token) -> None:
     await session.flush()
 
 
-async def token_by_hash(session: AsyncSession, token_hash: str) -> tuple[Token, ApiClient] | None:
+async def token_by_hash(session: AsyncSession, hashes: Sequence[str]) -> tuple[Token, ApiClient] | None:
+    """The token stored under one of ``hashes`` (its hash under each key of the ring; usually one)."""
+    match = Token.token_hash == hashes[0] if len(hashes) == 1 else Token.token_hash.in_(hashes)
     row = (
-        await session.execute(
-            select(Token, ApiClient).join(ApiClient, ApiClient.id == Token.client_id).where(
-                Token.token_hash == token_hash
-            )
-        )
+        await session.execute(select(Token, ApiClient).join(ApiClient, ApiClient.id == Token.client_id).where(match))
     ).first()
     return None if row is None else (row[0], row[1])
 

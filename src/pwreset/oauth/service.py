@@ -132,7 +132,7 @@ class OAuthService:
             async with self.db.reading() as session:
                 row = await repository.client_by_shared_key(session, shared_key)
             if row is None or row.revoked_at is not None:
-                self.hasher.digest(H_CLIENT_SECRET, secret)  # same work as a known client
+                self.hasher.verify(H_CLIENT_SECRET, secret, "")  # the same work as a known client
                 raise InvalidClient()
             client = CachedClient(
                 client_id=row.id,
@@ -202,7 +202,7 @@ class OAuthService:
     async def _refresh(self, session: AsyncSession, client: CachedClient, request: TokenRequest) -> IssuedTokens:
         if not request.refresh_token:
             raise MissingRefreshToken()
-        found = await repository.token_by_hash(session, self.hasher.digest(H_REFRESH, request.refresh_token))
+        found = await repository.token_by_hash(session, self.hasher.digests(H_REFRESH, request.refresh_token))
         now = self.clock.now()
         if found is None:
             raise InvalidRefreshToken()
@@ -251,7 +251,7 @@ class OAuthService:
         entry = CachedToken(
             token_id=row["id"], client_id=client.client_id, institution_id=client.institution_id,
             customer_id=customer_id, family_id=family_id, scopes=granted, issued_at=now.timestamp(),
-            expires_at=now.timestamp() + ttl, cached_at=now.timestamp(),
+            expires_at=now.timestamp() + ttl, cached_at=now.timestamp(), stored_hash=row["token_hash"],
         )
         return IssuedTokens(access_token=access, expires_in=ttl, scope=scope), row, entry
 
@@ -335,7 +335,7 @@ class OAuthService:
             purpose = H_ACCESS
         else:
             return None
-        found = await repository.token_by_hash(session, self.hasher.digest(purpose, token))
+        found = await repository.token_by_hash(session, self.hasher.digests(purpose, token))
         return None if found is None else found[0]
 
     async def _revoke_family(self, session: AsyncSession, family_id: str | None) -> None:
@@ -365,8 +365,8 @@ class OAuthService:
         now = self.clock.timestamp()
         entry = self.cache.get_token(token_hash, now)
         if entry is None:
-            entry = await self._load_access_token(token_hash, now)
-        if self.cache.is_revoked(entry, token_hash):
+            entry = await self._load_access_token(token, token_hash, now)
+        if self.cache.is_revoked(entry, entry.stored_hash):
             raise BearerInvalid()
         if entry.expires_at <= now:
             raise BearerExpired()
@@ -375,9 +375,11 @@ class OAuthService:
             scopes=entry.scopes, token_id=entry.token_id,
         )
 
-    async def _load_access_token(self, token_hash: str, started: float) -> CachedToken:
+    async def _load_access_token(self, presented: str, token_hash: str, started: float) -> CachedToken:
+        """From the database, under ``token_hash`` (the current key's) or an old key's; cached under
+        ``token_hash``, the hash the next request computes."""
         async with self.db.reading() as session:
-            found = await repository.token_by_hash(session, token_hash)
+            found = await repository.token_by_hash(session, [token_hash, *self.hasher.digests(H_ACCESS, presented)[1:]])
         if found is None:
             raise BearerInvalid()
         token, client = found
@@ -387,6 +389,7 @@ class OAuthService:
             token_id=token.id, client_id=token.client_id, institution_id=token.institution_id,
             customer_id=token.customer_id, family_id=token.family_id, scopes=scopes.parse(token.scope),
             issued_at=token.issued_at.timestamp(), expires_at=token.expires_at.timestamp(), cached_at=started,
+            stored_hash=token.token_hash,
         )
         if entry.expires_at > started:
             self.cache.put_token(token_hash, entry)

@@ -91,8 +91,10 @@ async def void_tickets(session: AsyncSession, *, customer_pk: str, at: datetime)
     )
 
 
-async def ticket_by_hash(session: AsyncSession, *, ticket_hash: str) -> ResetTicket | None:
-    return (await session.scalars(select(ResetTicket).where(ResetTicket.ticket_hash == ticket_hash))).first()
+async def ticket_by_hash(session: AsyncSession, *, hashes: Sequence[str]) -> ResetTicket | None:
+    """The ticket stored under one of ``hashes`` (its hash under each key of the ring)."""
+    match = ResetTicket.ticket_hash == hashes[0] if len(hashes) == 1 else ResetTicket.ticket_hash.in_(hashes)
+    return (await session.scalars(select(ResetTicket).where(match))).first()
 
 
 async def spend_ticket(session: AsyncSession, *, ticket_id: str, at: datetime) -> bool:

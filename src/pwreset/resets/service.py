@@ -289,7 +289,7 @@ class ResetService:
         await repository.lock_customer(session, customer_pk=customer.id)  # sign-ins wait for the reset
         if not customer.active:
             raise CustomerInactive()
-        found = await repository.ticket_by_hash(session, ticket_hash=self.hasher.digest(H_TICKET, ticket))
+        found = await repository.ticket_by_hash(session, hashes=self.hasher.digests(H_TICKET, ticket))
         if found is None or found.customer_pk != customer.id or found.used_at is not None or found.expires_at <= now:
             raise InvalidTicket()
         reasons = self.policy.reasons(
