@@ -44,14 +44,26 @@ def free_port() -> int:
 def serve(
     app: str, *, workers: int, env: dict[str, str], factory: bool, log_path: Path | None = None
 ) -> Iterator[str]:
-    """Serve ``app`` with uvicorn until the block ends; its output goes to ``log_path`` (or a temp file)."""
+    """Serve ``app`` with uvicorn until the block ends; its output goes to ``log_path`` (or a temp file).
+
+    pwreset's own apps run on the HTTP protocol `pwreset serve` uses (ops/server.py: httptools with
+    slow-client deadlines); the floor on plain httptools, so the protocol's cost counts against pwreset.
+    """
     port = free_port()
-    args = [
-        sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers", str(workers),
-        "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
-    ]
-    if factory:
-        args.append("--factory")
+    if app.startswith(("bench.apps:service", "pwreset.")):
+        launch = (
+            "import uvicorn; from pwreset.ops.server import GuardedHttpToolsProtocol as P; "
+            f"uvicorn.run({app!r}, factory={factory}, port={port}, workers={workers}, access_log=False, "
+            "log_level='warning', loop='uvloop', http=P)"
+        )
+        args = [sys.executable, "-c", launch]
+    else:
+        args = [
+            sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers", str(workers),
+            "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
+        ]
+        if factory:
+            args.append("--factory")
     if log_path is not None:
         log = log_path.open("wb")
     else:
