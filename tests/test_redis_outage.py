@@ -151,8 +151,25 @@ async def test_an_unreachable_redis_counts_from_the_database(settings, clock, ma
         await services.close()
 
 
-async def test_a_new_process_counts_from_the_database_until_its_counters_have_two_windows(clock):
+async def test_in_process_counters_are_never_trusted_to_hold_every_send(clock):
+    """Each worker process, and each node, counts only its own: without Redis the database decides."""
     limiter = RateLimiter(MemoryCounters(), clock)
     assert await limiter.history() == 0
     clock.advance(7200)
-    assert await limiter.history() == 7200
+    assert await limiter.history() == 0
+
+
+@pytest.mark.skipif(not REDIS_UP, reason="Redis is not reachable (CI requires it)")
+async def test_redis_counters_are_trusted_two_windows_after_their_epoch(clock):
+    redis = Redis.from_url(REDIS_URL)
+    prefix = f"test:{clock.timestamp()}:{id(clock)}:"
+    try:
+        limiter = RateLimiter(FallbackCounters(RedisCounters(redis, prefix=prefix)), clock)
+        assert await limiter.history() == 0  # the first to ask sets the epoch
+        clock.advance(7200)
+        assert await limiter.history() == 7200
+        await redis.delete(f"{prefix}epoch")  # Redis restarted empty
+        assert await limiter.history() == 0
+    finally:
+        await redis.delete(f"{prefix}epoch")
+        await redis.aclose()

@@ -49,7 +49,8 @@ class CounterBackend(Protocol):
     async def decrement(self, key: str, window_index: int) -> None: ...
 
     async def complete_since(self, now: float) -> float | None:
-        """Since when the counts are complete (``None``: since this process started)."""
+        """Since when the counts hold every event of every process (``None``: since this process
+        started; ``math.inf``: never)."""
         ...
 
 
@@ -80,7 +81,9 @@ class MemoryCounters:
             self._counts[slot] -= 1
 
     async def complete_since(self, now: float) -> float | None:
-        return None
+        # Never complete: with several worker processes, or nodes, each counts only its own events,
+        # and a restart forgets them all. Limits that must not forget read the database instead.
+        return math.inf
 
 
 class RedisCounters:
@@ -200,7 +203,7 @@ class RateLimiter:
     async def history(self) -> float:
         """Seconds the counters have held every event: a rule can trust them once this is at least two
         of its windows (the sliding estimate reads the previous window too). Short after a restart, a
-        Redis that lost its counts, or while Redis is unreachable (then 0)."""
+        Redis that lost its counts, or while Redis is unreachable, and always 0 for in-process counters."""
         now = self.clock.timestamp()
         since = await self.backend.complete_since(now)
         start = self._started if since is None else since
