@@ -160,24 +160,31 @@ class ResetService:
             customer_id=entry.customer_id, contact_method_id=method.method_id, client_id=actor.client_id,
             correlation_id=actor.correlation_id, not_after=expires_at,
         )
-        await self.requests.submit(
-            repository.RequestedReset(
-                customer_pk=entry.pk, at=now,
-                passcode={
-                    "id": passcode_id, "institution_id": entry.institution_id, "customer_pk": entry.pk,
-                    "contact_method_pk": method.pk, "protocol": method.protocol, "destination_hash": destination_hash,
-                    "code_hash": self._code_hash(passcode_id, code), "status": "active", "attempts": 0,
-                    "created_at": now, "expires_at": expires_at, "used_at": None,
-                },
-                message=self.outbox.row(message),
-                event=audit.event_row(
-                    clock=self.clock, event_type="reset.requested", outcome="passcode_queued",
-                    institution_id=entry.institution_id, client_id=actor.client_id, customer_id=entry.customer_id,
-                    correlation_id=actor.correlation_id,
-                    details={"contactMethodId": method.method_id, "protocol": method.protocol},
-                ),
+        try:
+            await self.requests.submit(
+                repository.RequestedReset(
+                    customer_pk=entry.pk, at=now,
+                    passcode={
+                        "id": passcode_id, "institution_id": entry.institution_id, "customer_pk": entry.pk,
+                        "contact_method_pk": method.pk, "protocol": method.protocol,
+                        "destination_hash": destination_hash,
+                        "code_hash": self._code_hash(passcode_id, code), "status": "active", "attempts": 0,
+                        "created_at": now, "expires_at": expires_at, "used_at": None,
+                    },
+                    message=self.outbox.row(message),
+                    event=audit.event_row(
+                        clock=self.clock, event_type="reset.requested", outcome="passcode_queued",
+                        institution_id=entry.institution_id, client_id=actor.client_id, customer_id=entry.customer_id,
+                        correlation_id=actor.correlation_id,
+                        details={"contactMethodId": method.method_id, "protocol": method.protocol},
+                    ),
+                )
             )
-        )
+        except Exception:
+            # Not written (the customer went away under the lock, the database is down): the counts go
+            # back. Not on cancellation (the caller hung up): the group commit may still write it.
+            await self.velocity.release(consumed)
+            raise
 
     async def _durable_send_limits(self, customer_pk: str, destination_hash: str) -> None:
         """The send limits, counted from the passcodes the database issued, whenever the counters may
