@@ -94,3 +94,13 @@ def test_the_reason_names_what_to_change(hashing):
     assert "institution's name" in named
     [repeated] = policy.reasons("kkkkkkkkk", login_id="pat", current_hash=None, min_length=8, context=context)
     assert "repeat" in repeated.lower()
+
+
+@pytest.mark.parametrize("length", [72, 73, 100, 128])
+def test_long_passphrases_are_judged_not_crashed_on(hashing, length):
+    """zxcvbn refuses more than 72 characters; the policy reads the first 72 (a 500 before)."""
+    policy = PasswordPolicy(hashing=hashing)
+    strong = ("violet kettles argue with midnight trains about " * 4)[:length]
+    assert policy.reasons(strong, login_id="pat", current_hash=None, min_length=8) == []
+    weak = ("a" * 72 + "kettle lamp orbit")[:length]
+    assert policy.reasons(weak, login_id="pat", current_hash=None, min_length=8)

@@ -282,6 +282,12 @@ async def test_unicode_and_spaces_are_welcome(api, world: World, services):
     assert (await set_password(api, world, ticket, "contraseña con espacios ✓")).status_code == 204
 
 
+async def test_a_128_character_passphrase_is_accepted(api, world: World, services):
+    ticket = await ticket_for(api, world, services)
+    passphrase = ("violet kettles argue with midnight trains about " * 3)[:128]
+    assert (await set_password(api, world, ticket, passphrase)).status_code == 204
+
+
 async def test_ticket_refusals(api, world: World, services, clock, ux):
     ux_error(await set_password(api, world, "pwr_rst_unknown", "a perfectly fine passphrase", ux=ux), 400, "UXU_20021")
     ticket = await ticket_for(api, world, services)

@@ -34,8 +34,9 @@ MAX_LENGTH = 128
 MIN_SCORE = 3
 #: Words every password here is tried with: the service and what it is for.
 SERVICE_WORDS = ("pwreset", "password", "reset", "bank", "banking", "credit", "union", "online", "login")
-#: zxcvbn's running time grows with length; past this many characters the rest adds strength anyway.
-_ESTIMATE_PREFIX = 100
+#: zxcvbn reads at most 72 characters (and its running time grows with length); what follows them
+#: only adds strength, so a longer password is judged on its first 72.
+_ESTIMATE_PREFIX = 72
 _WORD = re.compile(r"[^\W_]+")
 
 
