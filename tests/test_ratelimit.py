@@ -139,3 +139,44 @@ async def test_concurrent_consumers_never_pass_the_limit_together(limiter):
     assert all(isinstance(r, RateLimited) for r in results if r is not None)
     limiter.clock.advance(121)  # refused attempts gave their count back: the window empties as usual
     await limiter.consume(rule, "victim")
+
+
+async def test_an_address_over_its_limit_costs_no_lookup_and_no_audit_row(api, make_partner, strict, services,
+                                                                           monkeypatch):
+    """Security review of issue 12: refused guesses must not become database reads and audit writes."""
+    from sqlalchemy import func, select
+
+    from pwreset.audit.models import AuditEvent
+    from pwreset.oauth import repository
+
+    partner = await make_partner()
+    lookups = 0
+    original = repository.client_by_shared_key
+
+    async def counting(session, shared_key):
+        nonlocal lookups
+        lookups += 1
+        return await original(session, shared_key)
+
+    monkeypatch.setattr(repository, "client_by_shared_key", counting)
+    for i in range(3):
+        assert (await get_token(api, (f"pwr_ck_stranger{i}", "pwr_cs_wrong"))).status_code == 401
+    assert lookups == 3
+    for i in range(20):
+        assert (await get_token(api, (f"pwr_ck_more{i}", "pwr_cs_wrong"))).status_code == 429
+    assert lookups == 3
+    async with services.db.reading() as session:
+        rows = await session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.event_type == "token.issue_failed"))
+    assert rows == 3
+    assert (await get_token(api, partner.auth)).status_code == 200  # a real client from the same address
+
+
+async def test_a_revoked_token_is_an_ordinary_401_and_counts_against_nobody(api, make_partner, strict):
+    partner = await make_partner()
+    token = (await get_token(api, partner.auth)).json()["access_token"]
+    revoked = await api.post("/oauth2/v1/revoke", auth=partner.auth, headers=tx(), data={"token": token})
+    assert revoked.status_code == 204
+    for _ in range(10):
+        assert (await api.get("/v1/probe", headers=bearer(token))).status_code == 401
+    assert (await api.get("/v1/probe", headers=bearer("pwr_at_" + "g" * 43))).status_code == 401

@@ -21,6 +21,12 @@ class BearerInvalid(PwresetError):
     key = "auth.invalid_token"
     message = "access token is malformed, unknown or revoked"
 
+    def __init__(self, *, known: bool = False) -> None:
+        super().__init__()
+        #: A real token that was revoked: a partner's ordinary case (customer tokens end with every
+        #: reset), not a guess, so it is not counted against the caller's address.
+        self.known = known
+
 
 class BearerExpired(PwresetError):
     key = "auth.expired_token"

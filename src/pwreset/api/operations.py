@@ -252,8 +252,9 @@ def endpoint(op: Operation) -> Endpoint:
             if op.auth == "bearer":
                 try:
                     principal = await services.oauth.authenticate_bearer(request.headers.get("authorization"))
-                except BearerInvalid:
-                    await services.auth_failures.failed(address_subject(client_address(request)))
+                except BearerInvalid as error:
+                    if not error.known:  # a guess or garbage; a revoked real token is ordinary
+                        await services.auth_failures.failed(address_subject(client_address(request)))
                     raise
                 principal.require(op.scopes)
             call = Call(request, services, principal, trace, op)

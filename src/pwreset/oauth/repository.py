@@ -80,3 +80,8 @@ async def revoke_customer_tokens(
         )
         .values(revoked_at=at)
     )
+
+
+async def active_shared_keys(session: AsyncSession) -> list[str]:
+    """The shared key of every client not revoked (a few hundred rows at most)."""
+    return list((await session.scalars(select(ApiClient.shared_key).where(ApiClient.revoked_at.is_(None)))).all())

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from pwreset.api.operations import Call, Operation, client_address
 from pwreset.audit import service as audit
-from pwreset.errors import Family, PwresetError, json_response
+from pwreset.errors import Family, PwresetError, RateLimited, json_response
 from pwreset.kit.text import scrub
 from pwreset.oauth.cache import CachedClient
 from pwreset.oauth.errors import InvalidClient
@@ -62,6 +62,8 @@ async def token(call: Call) -> Response:
             authenticated = client
             issued = await call.unit_of_work(lambda session: services.oauth.issue(session, authenticated, request))
     except PwresetError as error:
+        if isinstance(error, RateLimited):
+            raise  # counted by a metric; an audit row per refused guess would be a write per request
         async with services.db.transaction() as session:
             await audit.record_event(
                 session, clock=services.clock, event_type="token.issue_failed", outcome=error.key,
@@ -80,12 +82,20 @@ async def _authenticated_client(call: Call) -> CachedClient:
     anything else against the address. Wrong customer passwords never do: a partner's backend serves
     all its customers, and the directory's lock caps them per customer.
     """
+    services = call.services
+    header = call.request.headers.get("authorization")
+    address = address_subject(client_address(call.request))
     try:
-        return await call.services.oauth.authenticate_client(call.request.headers.get("authorization"))
+        await services.auth_failures.refuse_if_over(address)
+    except RateLimited:
+        # This address is over its limit: an unknown key is refused before any lookup; a client's
+        # own key goes on (a stranger behind the same address cannot lock a partner out).
+        if not await services.oauth.is_known_shared_key(header):
+            raise
+    try:
+        return await services.oauth.authenticate_client(header)
     except InvalidClient as error:
-        subject = (client_subject(error.shared_key) if error.shared_key
-                   else address_subject(client_address(call.request)))
-        await call.services.auth_failures.failed(subject)
+        await services.auth_failures.failed(client_subject(error.shared_key) if error.shared_key else address)
         raise
 
 

@@ -120,8 +120,29 @@ class OAuthService:
         self.feed = feed
         self.directory = directory
         self.token_writer = token_writer
+        self._known_keys: tuple[float, frozenset[str]] | None = None
 
     # Client authentication (RFC 6749 section 2.3.1)
+
+    #: Seconds the set of existing shared keys is used before it is read again.
+    KNOWN_KEYS_TTL = 30.0
+
+    async def is_known_shared_key(self, authorization: str | None) -> bool:
+        """Whether the Basic header names an existing client, without a database read per call: the
+        set of shared keys is read at most every 30 s. For an address over its failure limit, whose
+        unknown keys are refused before any lookup; a client created in the last 30 s on another node
+        may be refused that way for as long (only from such an address)."""
+        try:
+            shared_key, _ = _parse_basic(authorization)
+        except InvalidClient:
+            return False
+        now = self.clock.timestamp()
+        if self.cache.get_client(shared_key, now) is not None:
+            return True
+        if self._known_keys is None or now - self._known_keys[0] > self.KNOWN_KEYS_TTL:
+            async with self.db.reading() as session:
+                self._known_keys = (now, frozenset(await repository.active_shared_keys(session)))
+        return shared_key in self._known_keys[1]
 
     async def authenticate_client(self, authorization: str | None) -> CachedClient:
         """The calling partner application; the database is read only on a cache miss."""
@@ -367,7 +388,7 @@ class OAuthService:
         if entry is None:
             entry = await self._load_access_token(token, token_hash, now)
         if self.cache.is_revoked(entry, entry.stored_hash):
-            raise BearerInvalid()
+            raise BearerInvalid(known=True)
         if entry.expires_at <= now:
             raise BearerExpired()
         return Principal(
@@ -383,8 +404,10 @@ class OAuthService:
         if found is None:
             raise BearerInvalid()
         token, client = found
-        if token.kind != "access" or token.revoked_at is not None or client.revoked_at is not None:
+        if token.kind != "access":
             raise BearerInvalid()
+        if token.revoked_at is not None or client.revoked_at is not None:
+            raise BearerInvalid(known=True)
         entry = CachedToken(
             token_id=token.id, client_id=token.client_id, institution_id=token.institution_id,
             customer_id=token.customer_id, family_id=token.family_id, scopes=scopes.parse(token.scope),

@@ -265,22 +265,45 @@ class RateLimiter:
 
 
 class FailureGuard:
-    """Counts failed authentications per subject, and answers them with 429 once it is over the limit.
+    """Counts failed authentications per subject and refuses further failures with 429.
 
-    It never refuses a request whose credentials are valid: a subject is a shared key (a wrong secret
-    for a known client) or an address (an unknown key, a malformed header, an unknown bearer token),
-    and only the next failure is refused. So a stranger guessing from a load balancer's address, or
-    sending wrong secrets under a partner's (public) shared key, cannot lock that partner out; the
-    guesses themselves stay capped at ``rule.limit`` per ``rule.window`` seconds (and a client secret
-    or token is 256 random bits, beyond guessing in any case).
+    A subject is a shared key (a wrong secret for a known client) or an address (an unknown key, a
+    malformed header, an unknown bearer token). It never refuses valid credentials: a stranger
+    guessing from a load balancer's address, or sending wrong secrets under a partner's (public)
+    shared key, cannot lock that partner out. What it caps is the work and noise a stranger causes:
+    past the limit an address's unknown client keys are refused before any lookup (the token
+    endpoint checks them against the set of existing keys), and a known key's wrong secrets are
+    answered 429. A right secret is still checked and served, which is harmless: secrets and tokens
+    carry 256 random bits.
     """
+
+    #: How long an address with no failures is waved through without asking the counters again:
+    #: with Redis, at most one round trip per address per second on the token endpoint.
+    CLEAN_FOR = 1.0
 
     def __init__(self, limiter: RateLimiter, rule: Rule) -> None:
         self.limiter = limiter
         self.rule = rule
+        self._clean_until: dict[str, float] = {}
+
+    async def refuse_if_over(self, subject: str) -> None:
+        """:class:`RateLimited` if ``subject`` is over the limit already (counts nothing)."""
+        now = self.limiter.clock.timestamp()
+        if self._clean_until.get(subject, 0.0) > now:
+            return
+        try:
+            estimate = await self.limiter.check(self.rule, subject)
+        except RateLimited:
+            AUTH_FAILURES_REFUSED.labels(subject.split(":", 1)[0]).inc()
+            raise
+        if estimate == 0:
+            if len(self._clean_until) >= 100_000:
+                self._clean_until.clear()
+            self._clean_until[subject] = now + self.CLEAN_FOR
 
     async def failed(self, subject: str) -> None:
         """Count a failure of ``subject``; :class:`RateLimited` instead when it is over the limit."""
+        self._clean_until.pop(subject, None)
         try:
             await self.limiter.check(self.rule, subject)
         except RateLimited:
