@@ -118,3 +118,18 @@ def test_the_defaults_are_far_above_normal_traffic():
     assert settings.client_send_limit_minute >= 100 and settings.client_send_limit_hour >= 1000
     assert settings.institution_send_limit_hour >= settings.client_send_limit_hour
     assert settings.client_verify_failure_limit >= 50
+
+
+async def test_concurrent_wrong_guesses_never_pass_the_clients_limit_together(api, world: World, services):
+    """Counted before the comparison, atomically: a burst cannot all pass a check made before any of
+    them counted (security review of issue 12)."""
+    import asyncio
+
+    limits(services, client_failures=2)
+    await request_reset(api, world, customer=C1, method="101")
+    await request_reset(api, world, customer=C2, method="201")
+    await services.worker.run_once()
+    results = await asyncio.gather(*(verify(api, world, "000000" if n % 2 else "999999", customer=(C1, C2)[n % 2])
+                                     for n in range(8)))
+    codes = sorted(r.json()["code"] for r in results)
+    assert codes.count("UXU_20011") <= 2 and codes.count("UXU_40029") >= 6, codes

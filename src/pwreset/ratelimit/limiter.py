@@ -221,7 +221,7 @@ class RateLimiter:
         index = int(self.clock.timestamp() // rule.window)
         await self.backend.increment(f"{rule.name}:{subject}", index, ttl=math.ceil(rule.window * 2) + 1)
 
-    async def consume(self, rule: Rule, subject: str) -> None:
+    async def consume(self, rule: Rule, subject: str) -> int:
         """Count this event, and take the count back and refuse it if that went over the limit.
 
         Counting first makes concurrent requests safe: each sees the others' increments (Redis
@@ -241,10 +241,11 @@ class RateLimiter:
             await self.backend.decrement(key, index)
             _, retry_after = await self._estimate(rule, subject)
             raise RateLimited(max(1, retry_after))
+        return index
 
-    async def release(self, rule: Rule, subject: str) -> None:
-        """Give back an event :meth:`consume` counted, when the request it was for was refused later."""
-        index = int(self.clock.timestamp() // rule.window)
+    async def release(self, rule: Rule, subject: str, index: int) -> None:
+        """Give back an event :meth:`consume` counted in window ``index`` (what it returned), when the
+        request it was for was refused later."""
         await self.backend.decrement(f"{rule.name}:{subject}", index)
 
     async def _estimate(self, rule: Rule, subject: str) -> tuple[float, int]:

@@ -72,6 +72,13 @@ class Actor:
     correlation_id: str | None
 
 
+@dataclass
+class _Guess:
+    """Whether a verification turned out a wrong answer (its velocity count then stays)."""
+
+    wrong: bool = False
+
+
 @dataclass(frozen=True)
 class Ticket:
     value: str
@@ -142,8 +149,7 @@ class ResetService:
         try:
             for rule in self.send_rules:
                 for subject in subjects:
-                    await self.limiter.consume(rule, subject)
-                    consumed.append((rule, subject))
+                    consumed.append((rule, subject, await self.limiter.consume(rule, subject)))
             await self._durable_send_limits(entry.pk, destination_hash)
         except RateLimited:
             await self.velocity.release(consumed)
@@ -224,7 +230,19 @@ class ResetService:
             raise CustomerInactive()
         if customer.reset_blocked_until is not None and customer.reset_blocked_until > now:
             raise CoolingOff()
-        await self.velocity.check_verify(session, client_id=actor.client_id, institution_id=customer.institution_id)
+        reserved = await self.velocity.reserve_verify(
+            session, client_id=actor.client_id, institution_id=customer.institution_id
+        )
+        guess = _Guess()
+        try:
+            return await self._verify(session, customer=customer, code=code, actor=actor, now=now, guess=guess)
+        finally:
+            if not guess.wrong:  # a right answer, or one never compared, gives the count back
+                await self.velocity.release(reserved)
+
+    async def _verify(
+        self, session: AsyncSession, *, customer: Customer, code: str, actor: Actor, now: datetime, guess: _Guess
+    ) -> Ticket:
         recent = await repository.latest_passcodes(session, customer_pk=customer.id)
         if not recent:
             raise NoPasscode()
@@ -254,7 +272,7 @@ class ResetService:
             await session.flush()
             await self._audit(session, "passcode.verified", "success", customer, actor, passcode=latest)
             return Ticket(ticket, self.settings.reset_ticket_ttl)
-        await self.velocity.wrong_passcode(client_id=actor.client_id, institution_id=customer.institution_id)
+        guess.wrong = True
         tries = await repository.count_wrong_try(
             session, passcode_id=latest.id, max_attempts=self.settings.passcode_max_attempts
         )

@@ -7,9 +7,10 @@ voice pumping bills the institution), or guesses a few codes for each (account t
 - Sends: per client and per institution, per minute and per hour, counted before the send and
   given back when the request is refused afterwards (a customer's own limit), so refusals cost no
   allowance.
-- Verifications: wrong passcodes per client and per institution per hour. Counted after a wrong
-  answer and checked before each verification; only failures count, so honest traffic (which mostly
-  gets its code right) never meets the limit.
+- Verifications: wrong passcodes per client and per institution per hour. Each verification is
+  counted as wrong before it is checked (atomically, so a burst of concurrent guesses cannot pass
+  the limit together) and given back when the answer was right or never compared; only wrong
+  answers stay counted, so honest traffic (which mostly gets its code right) never meets the limit.
 
 A limit that trips answers 429 (``UXU_40029`` with ``Retry-After``), counts
 ``pwreset_velocity_limited_total{limit}`` and writes one ``velocity.limited`` audit event per subject
@@ -33,7 +34,8 @@ from pwreset.ratelimit.limiter import RateLimiter, Rule
 
 log = logging.getLogger(__name__)
 
-Consumed = list[tuple[Rule, str]]
+#: What was counted: (rule, subject, window index), for :meth:`Velocity.release`.
+Consumed = list[tuple[Rule, str, int]]
 
 
 class Velocity:
@@ -56,7 +58,7 @@ class Velocity:
         self._reported: set[tuple[str, str, int]] = set()
 
     def _subjects(self, client_id: str | None, institution_id: str, client: tuple[Rule, ...],
-                  institution: tuple[Rule, ...]) -> Consumed:
+                  institution: tuple[Rule, ...]) -> list[tuple[Rule, str]]:
         pairs = [(rule, f"institution:{institution_id}") for rule in institution]
         if client_id is not None:
             pairs = [(rule, f"client:{client_id}") for rule in client] + pairs
@@ -64,38 +66,39 @@ class Velocity:
 
     async def consume_send(self, *, client_id: str | None, institution_id: str) -> Consumed:
         """Count one send against every limit; what was counted, for :meth:`release`."""
+        return await self._consume(
+            self._subjects(client_id, institution_id, self.client_sends, self.institution_sends),
+            client_id, institution_id, session=None,
+        )
+
+    async def reserve_verify(self, session: AsyncSession, *, client_id: str | None, institution_id: str) -> Consumed:
+        """Count a verification as a wrong answer before it is checked, atomically (concurrent guesses
+        each see the others' counts), and refuse it over the limit; the caller gives the count back
+        (:meth:`release`) unless the answer was wrong. The audit event of a refusal goes into
+        ``session``, the caller's unit of work, which commits refusals."""
+        return await self._consume(
+            self._subjects(client_id, institution_id, (self.client_failures,), (self.institution_failures,)),
+            client_id, institution_id, session=session,
+        )
+
+    async def _consume(
+        self, pairs: list[tuple[Rule, str]], client_id: str | None, institution_id: str,
+        *, session: AsyncSession | None,
+    ) -> Consumed:
         consumed: Consumed = []
-        for rule, subject in self._subjects(client_id, institution_id, self.client_sends, self.institution_sends):
+        for rule, subject in pairs:
             try:
-                await self.limiter.consume(rule, subject)
+                index = await self.limiter.consume(rule, subject)
             except RateLimited:
                 await self.release(consumed)
-                await self._tripped(rule, subject, client_id, institution_id)
+                await self._tripped(rule, subject, client_id, institution_id, session=session)
                 raise
-            consumed.append((rule, subject))
+            consumed.append((rule, subject, index))
         return consumed
 
     async def release(self, consumed: Consumed) -> None:
-        for rule, subject in consumed:
-            await self.limiter.release(rule, subject)
-
-    async def check_verify(self, session: AsyncSession, *, client_id: str | None, institution_id: str) -> None:
-        """Refuse a verification once the wrong answers are over the limit (the audit event goes into
-        ``session``, the caller's unit of work, which commits refusals)."""
-        for rule, subject in self._subjects(
-            client_id, institution_id, (self.client_failures,), (self.institution_failures,)
-        ):
-            try:
-                await self.limiter.check(rule, subject)
-            except RateLimited:
-                await self._tripped(rule, subject, client_id, institution_id, session=session)
-                raise
-
-    async def wrong_passcode(self, *, client_id: str | None, institution_id: str) -> None:
-        for rule, subject in self._subjects(
-            client_id, institution_id, (self.client_failures,), (self.institution_failures,)
-        ):
-            await self.limiter.record(rule, subject)
+        for rule, subject, index in consumed:
+            await self.limiter.release(rule, subject, index)
 
     async def _tripped(
         self, rule: Rule, subject: str, client_id: str | None, institution_id: str,
