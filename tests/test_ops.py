@@ -77,7 +77,12 @@ def test_placeholder_secret_keys_are_refused_outside_the_sandbox():
                   # Issue 12, item 10: long and varied, but no randomness to speak of.
                   "0123456789" * 4, "qwertyuiop" * 4, "passwordpasswordpassword12345678",
                   "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-                  "t3st-k3y-" + "9f8e7d6c5b4a3210" * 3):
+                  "t3st-k3y-" + "9f8e7d6c5b4a3210" * 3,
+                  # From the security review: prose, counters, numbers in order, words with a year.
+                  "the quick brown fox jumps over the lazy dog and then runs away from the farmer",
+                  "Password0!Password1!Password2!Password3!Password4!Password5!Password6!",
+                  "".join(f"{i:03d}" for i in range(100)),
+                  "FirstCreditUnion-Production-Key-2024-abcdefghijklmnopqrstuvwxyz"):
         with pytest.raises(ConfigurationError):
             build_container(Settings(secret_key=value, _env_file=None))
     Settings.for_sandbox(secret_key="anything-goes-here", _env_file=None).check_secret_key()
@@ -175,5 +180,10 @@ def test_keys_with_256_random_bits_pass_and_the_check_says_what_it_counted():
     assert estimated_bits("9c1e4d3f0a5b7e2c8d6f1a3b5c7e9d0f2a4c6e8b1d3f5a7c9e0b2d4f6a8c1e3d") == 256  # hex, 32 bytes
     assert estimated_bits("0123456789" * 4) == 0
     assert estimated_bits("passwordpassword" + "x7Kq9mPz" + "12345678") < 100
-    with pytest.raises(ConfigurationError, match=r"about \d+ bits .* needs 256.*pwreset keys generate"):
+    with pytest.raises(ConfigurationError, match=r"not a random key: its characters are not spread"):
         Settings(secret_key="qwertyuiop" * 4, _env_file=None).check_secret_key()
+    with pytest.raises(ConfigurationError, match=r"about \d+ bits .* needs 256.*pwreset keys generate"):
+        Settings(secret_key="FirstCreditUnion-Production-Key-2024-abcdefghijklmnopqrstuvwxyz",
+                 _env_file=None).check_secret_key()
+    # Standard base64, with its padding (40 bytes).
+    assert estimated_bits("kPs08vxm7YQwxBX5B/cYNxDxEbMUtdBo/idFtkO+6ctM2KHMbWEjkg==") >= 256

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pwreset.kit.keys import REQUIRED_BITS, estimated_bits
+from pwreset.kit.keys import REQUIRED_BITS, assess
 
 #: Values that are obviously not secrets; refused outside the sandbox.
 _PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "placeholder", "secret", "example", "xxxx")
@@ -25,11 +25,15 @@ def check_key(name: str, value: str) -> None:
     lowered = value.lower()
     if any(marker in lowered for marker in _PLACEHOLDER_MARKERS):
         raise ConfigurationError(f"{name} looks like a placeholder; generate one with `pwreset keys generate`")
-    bits = estimated_bits(value)
-    if bits < REQUIRED_BITS:
+    found = assess(value)
+    if found.reason is not None:
         raise ConfigurationError(
-            f"{name} carries about {bits} bits of randomness by pwreset's estimate (alphabet, patterns, "
-            f"compression: docs/operations.md); it needs {REQUIRED_BITS}. Generate one with `pwreset keys generate`"
+            f"{name} is not a random key: {found.reason}. Generate one with `pwreset keys generate`"
+        )
+    if found.bits < REQUIRED_BITS:
+        raise ConfigurationError(
+            f"{name} carries about {found.bits} bits of randomness by pwreset's estimate (encoding, spread, "
+            f"patterns, size: docs/operations.md); it needs {REQUIRED_BITS}. Generate one with `pwreset keys generate`"
         )
 
 
