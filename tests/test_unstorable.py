@@ -125,3 +125,30 @@ async def test_a_bearer_token_or_a_tracing_header_with_nul(api, token, bad):
     assert response.status_code == 401 and _code(response) == "UXU_10001"
     response = await api.get("/v1/accounts", headers={**_headers(token), "transactionId": f"t{bad}"})
     assert response.status_code < 500, response.text
+
+
+@pytest.mark.parametrize("path", ["/oauth2/v1/token", "/oauth2/v1/revoke", "/oauth2/v1/introspect",
+                                  "/digitalbanking/oauth2/v1/token"])
+async def test_a_nul_in_the_query_of_a_token_route_is_not_a_500(api, make_partner, path):
+    """Found by the outside probe: the oauth2 family has no invalid-query code, and fell to 500. The
+    token routes read no query parameter, so the query is ignored, as before."""
+    partner = await make_partner("07675", scopes=ALL_SCOPES)
+    response = await api.post(f"{path}?a=%00", auth=partner.auth, headers={**tx(), "institutionId": "07675"},
+                              data={"grant_type": "client_credentials", "token": "pwr_at_x"})
+    assert response.status_code < 500, response.text
+
+
+async def test_an_overlong_transaction_id_on_the_token_route_is_its_400_not_a_500(api, make_partner):
+    """Found by the outside probe: the refusal's audit row could not hold a 65-character id."""
+    partner = await make_partner("07675", scopes=ALL_SCOPES)
+    for auth in (partner.auth, ("pwr_ck_nobody", "pwr_cs_wrong")):
+        response = await api.post("/oauth2/v1/token", auth=auth, headers={"transactionId": "x" * 65,
+                                                                         "institutionId": "07675"},
+                                  data={"grant_type": "client_credentials"})
+        assert response.status_code in (400, 401), response.text
+
+
+async def test_a_trailing_slash_is_not_redirected_to_the_callers_host(api):
+    """Found by the outside probe: Starlette's slash redirect reflected the Host header."""
+    response = await api.get("/v1/accounts/", headers={"Host": "evil.example"})
+    assert response.status_code == 404 and "location" not in response.headers

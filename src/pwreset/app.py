@@ -82,6 +82,8 @@ def create_app(
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
+    # No redirect from /path/ to /path: Starlette builds it from the Host header, which a caller chooses.
+    app.router.redirect_slashes = False
     app.state.services = services
     app.state.openapi = build_openapi(operations)
     access_log = AccessLog(json=settings.log_json) if settings.access_log else None

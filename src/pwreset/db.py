@@ -155,7 +155,7 @@ def _begin_immediate(conn: Connection) -> None:
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     target = async_url(url)
     if target.startswith("sqlite"):
-        engine = create_async_engine(target)
+        engine = create_async_engine(target, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         # A deferred transaction that reads and then writes fails at once (SQLITE_BUSY) when
         # another connection wrote in between; taking the write lock up front makes concurrent
@@ -171,6 +171,8 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=10,
         pool_pre_ping=False,
+        # A failed statement's message must not carry its values (login ids, customer ids) into logs.
+        hide_parameters=True,
     )
 
 

@@ -260,7 +260,7 @@ def endpoint(op: Operation) -> Endpoint:
             call = Call(request, services, principal, trace, op)
             if op.auth != "client":  # client-authenticated handlers check it after authenticating
                 call.check_trace()
-            _check_storable(request.scope)
+                _check_storable(request.scope)  # (the token routes read no path or query parameter)
             response = await op.handler(call)
         except PwresetError as error:
             response = render(error, family)

@@ -12,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.audit.models import AuditEvent
 from pwreset.kit.clock import Clock
+from pwreset.kit.text import scrub
+
+CORRELATION_ID_LENGTH = 64  # (AuditEvent.correlation_id)
 
 
 class EventFields(TypedDict, total=False):
@@ -29,8 +32,14 @@ def event_row(*, clock: Clock, event_type: str, outcome: str, **fields: Unpack[E
         "occurred_at": clock.now(), "event_type": event_type, "outcome": outcome,
         "actor": fields.get("actor", "api"), "institution_id": fields.get("institution_id"),
         "client_id": fields.get("client_id"), "customer_id": fields.get("customer_id"),
-        "correlation_id": fields.get("correlation_id"), "details": fields.get("details") or {},
+        "correlation_id": _correlation(fields.get("correlation_id")), "details": fields.get("details") or {},
     }
+
+
+def _correlation(value: str | None) -> str | None:
+    """The caller's tracing id as the column holds it: a refusal may be of that very header (too long,
+    or holding NUL), and its audit row must still be written."""
+    return None if value is None else scrub(value)[:CORRELATION_ID_LENGTH]
 
 
 async def record_event(
