@@ -40,6 +40,9 @@ async def test_the_sandbox_sends_no_hsts_and_the_docs_page_has_a_strict_policy(s
     policy = docs.headers["content-security-policy"]
     assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy and "'sha256-" in policy
+    # Swagger UI's two files, pinned by version and integrity hash; not the CDN as a whole.
+    assert "cdn.jsdelivr.net;" not in policy and "cdn.jsdelivr.net " not in policy
+    assert docs.text.count('integrity="sha384-') == 2 and "swagger-ui-dist@5.35.0" in docs.text
 
 
 @pytest.mark.parametrize(("content_type", "body"), [

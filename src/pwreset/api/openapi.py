@@ -176,18 +176,25 @@ def build_openapi(operations: list[Operation]) -> dict[str, Any]:
 
 
 _SWAGGER_INIT = 'SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});'
+#: Swagger UI pinned, each file by its Subresource Integrity hash (sha384 of the npm package's file,
+#: which the CDN serves byte for byte): a changed file does not run. The portal (issue 13) serves it
+#: from pwreset itself.
+_SWAGGER = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0"
+_SWAGGER_JS_SRI = "sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9"
+_SWAGGER_CSS_SRI = "sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I"
 SWAGGER_HTML = f"""<!doctype html>
 <html lang="en"><head><title>pwreset API</title><meta charset="utf-8">
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
+<link rel="stylesheet" href="{_SWAGGER}/swagger-ui.css" integrity="{_SWAGGER_CSS_SRI}" crossorigin="anonymous">
+</head>
 <body><div id="swagger-ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script src="{_SWAGGER}/swagger-ui-bundle.js" integrity="{_SWAGGER_JS_SRI}" crossorigin="anonymous"></script>
 <script>{_SWAGGER_INIT}</script>
 </body></html>
 """
-#: /docs's policy: Swagger UI from its CDN, its one inline line by hash, the document from here.
+#: /docs's policy: exactly those two files, the one inline line by hash, the document from here.
 SWAGGER_CSP = (
-    "default-src 'none'; script-src https://cdn.jsdelivr.net 'sha256-"
+    f"default-src 'none'; script-src {_SWAGGER}/swagger-ui-bundle.js 'sha256-"
     + base64.b64encode(hashlib.sha256(_SWAGGER_INIT.encode()).digest()).decode()
-    + "'; style-src https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; connect-src 'self'; "
+    + f"'; style-src {_SWAGGER}/swagger-ui.css; img-src 'self' data:; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
 )
