@@ -62,6 +62,12 @@ def test_connection_failures_are_recognised_as_outages():
     assert is_outage(ConnectionResetError())
     assert not is_outage(asyncpg.exceptions.UniqueViolationError("duplicate"))
     assert not is_outage(ValueError("bug"))
+    # From the security review: the call's own mistakes are bugs, whatever their base class.
+    import asyncpg.exceptions._base as client_errors
+
+    assert not is_outage(client_errors.DataError("invalid input for query argument $1"))
+    assert not is_outage(FileNotFoundError("/etc/ssl/missing.pem"))
+    assert is_outage(OSError("Multiple exceptions: [Errno 111] Connect call failed"))
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

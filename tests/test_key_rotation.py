@@ -133,3 +133,30 @@ async def test_a_rotation_keeps_clients_tokens_passcodes_tickets_and_queued_mess
         assert (await rows(rotated))[fresh].sealed[1:5].hex() == rotated.outbox.sealer.key_id
     finally:
         await rotated.close()
+
+
+async def test_a_damaged_message_is_dead_and_one_nobody_can_open_is_given_up_after_a_week(services, clock):
+    from sqlalchemy import update
+
+    from pwreset.delivery.models import OutboxMessage
+    from pwreset.institutions.service import create_institution
+
+    async with services.db.transaction() as session:
+        await create_institution(session, institution_id="07675", name="Credit Union", clock=clock)
+    damaged = await queue(services, "111111")
+    async with services.db.transaction() as session:
+        row = await session.get(OutboxMessage, damaged)
+        row.sealed = row.sealed[:-1] + bytes([row.sealed[-1] ^ 1])
+    foreign = await queue(services, "222222")
+    other = Sealer(OTHER_KEY.encode(), purpose="outbox").seal(b"{}")
+    async with services.db.transaction() as session:
+        await session.execute(update(OutboxMessage).where(OutboxMessage.id == foreign).values(sealed=other))
+    provider = Scripted()
+    services.worker.providers = {"SMS": provider, "VOICE": provider, "EMAIL": provider}
+    await services.worker.run_once()
+    state = await rows(services)
+    assert state[damaged].status == "dead" and "damaged" in (state[damaged].last_error or "")
+    assert state[foreign].status == "pending"
+    clock.advance(7 * 86400 + 1)
+    await services.worker.run_once()
+    assert (await rows(services))[foreign].status == "dead"

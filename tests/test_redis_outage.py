@@ -114,6 +114,7 @@ async def test_a_redis_that_restarts_empty_does_not_hand_out_more_passcodes(sett
     # A Redis that has been counting for hours: its counts are trusted, the database is not read.
     await prefix_redis.set("pwreset:rl:epoch", repr(clock.timestamp() - 3 * 3600))
     services = build_container(settings.model_copy(update={"redis_url": REDIS_URL}), clock=clock)
+    _reporting_uptime(services.redis, {"seconds": 86400.0})
     try:
         api, headers = await _app(services, make_api)
         for _ in range(5):  # the hour's allowance
@@ -122,6 +123,7 @@ async def test_a_redis_that_restarts_empty_does_not_hand_out_more_passcodes(sett
             clock.advance(61)
         ux_error(await api.put(f"/v1/customers/{C1}:reset-password", headers=headers,
                                json={"contactMethodId": "101"}), 429, "UXU_40029")
+        assert await services.limiter.history() >= 7200  # (so far the counters were trusted)
         await prefix_redis.flushdb()  # killed and restarted: nothing on disk
         refused = await api.put(f"/v1/customers/{C1}:reset-password", headers=headers,
                                 json={"contactMethodId": "101"})
@@ -159,17 +161,59 @@ async def test_in_process_counters_are_never_trusted_to_hold_every_send(clock):
     assert await limiter.history() == 0
 
 
+def _reporting_uptime(redis: Redis, uptime: dict[str, float]) -> None:
+    """Make ``redis`` report ``uptime["seconds"]`` as its server's uptime (INFO server), whatever
+    the real server's is: a restart cannot be staged on the machine's shared Redis."""
+    original = redis.pipeline
+
+    def pipeline(*args, **kwargs):
+        pipe = original(*args, **kwargs)
+        execute = pipe.execute
+
+        async def reported(*a, **k):
+            results = await execute(*a, **k)
+            return [{**r, "uptime_in_seconds": uptime["seconds"]} if isinstance(r, dict) and "redis_version" in r
+                    else r for r in results]
+
+        pipe.execute = reported
+        return pipe
+
+    redis.pipeline = pipeline  # type: ignore[method-assign]
+
+
 @pytest.mark.skipif(not REDIS_UP, reason="Redis is not reachable (CI requires it)")
 async def test_redis_counters_are_trusted_two_windows_after_their_epoch(clock):
     redis = Redis.from_url(REDIS_URL)
     prefix = f"test:{clock.timestamp()}:{id(clock)}:"
+    uptime = {"seconds": 86400.0}
+    _reporting_uptime(redis, uptime)
     try:
         limiter = RateLimiter(FallbackCounters(RedisCounters(redis, prefix=prefix)), clock)
         assert await limiter.history() == 0  # the first to ask sets the epoch
         clock.advance(7200)
+        uptime["seconds"] += 7200
         assert await limiter.history() == 7200
         await redis.delete(f"{prefix}epoch")  # Redis restarted empty
         assert await limiter.history() == 0
+    finally:
+        await redis.delete(f"{prefix}epoch")
+        await redis.aclose()
+
+
+@pytest.mark.skipif(not REDIS_UP, reason="Redis is not reachable (CI requires it)")
+async def test_a_redis_restored_from_a_snapshot_is_trusted_only_from_its_restart(clock):
+    """The snapshot brings back an old epoch, but not the counts made after it was taken (security
+    review of issue 12): the server's own uptime bounds what the counters can know."""
+    redis = Redis.from_url(REDIS_URL)
+    prefix = f"test:{clock.timestamp()}:{id(clock)}:snapshot:"
+    uptime = {"seconds": 86400.0}
+    _reporting_uptime(redis, uptime)
+    try:
+        limiter = RateLimiter(FallbackCounters(RedisCounters(redis, prefix=prefix)), clock)
+        await redis.set(f"{prefix}epoch", repr(clock.timestamp() - 3 * 86400))  # counting for days
+        assert await limiter.history() == 86400  # the server up for a day: trusted
+        uptime["seconds"] = 30  # restarted from a snapshot 30 s ago, the old epoch in it
+        assert await limiter.history() == 30
     finally:
         await redis.delete(f"{prefix}epoch")
         await redis.aclose()

@@ -61,6 +61,9 @@ def create_app(
             tasks.append(asyncio.create_task(services.feed.run(), name="revocation-feed"))
             if settings.inprocess_worker:
                 tasks.append(asyncio.create_task(services.worker.run(), name="delivery"))
+            if not settings.sandbox and settings.metrics_port is None and settings.metrics_token is None:
+                log.warning("/metrics is served on the API port to anyone; set PWRESET_METRICS_TOKEN or "
+                            "PWRESET_METRICS_PORT (docs/operations.md)")
             console = [channel for channel, p in services.worker.providers.items() if p.name == "console"]
             if console and not settings.sandbox:
                 log.warning(

@@ -202,7 +202,8 @@ class Settings(BaseSettings):
     def old_secret_keys_bytes(self) -> list[bytes]:
         if self.old_secret_keys is None:
             return []
-        return [k.strip().encode() for k in self.old_secret_keys.get_secret_value().split(",") if k.strip()]
+        # Each exactly as it was PWRESET_SECRET_KEY (no trimming: a key is its bytes), split on commas.
+        return [k.encode() for k in self.old_secret_keys.get_secret_value().split(",") if k]
 
     @property
     def secret_key_bytes(self) -> bytes:

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar, cast
 
 import asyncpg
+import asyncpg.exceptions._base as asyncpg_errors
 from sqlalchemy import DateTime, MetaData, Numeric, String, Table, event, insert, text
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import DBAPIError
@@ -180,6 +181,12 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 #: insufficient resources (too many connections, disk full), operator intervention (shutdown,
 #: pg_terminate_backend, starting up).
 _OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+#: asyncpg's InterfaceErrors that are about the call, not the connection.
+_ASYNCPG_CLIENT_ERRORS = (
+    asyncpg_errors.DataError, asyncpg_errors.ClientConfigurationError, asyncpg_errors.UnsupportedClientFeatureError,
+)
+#: OSErrors of local files, never of a server.
+_LOCAL_OS_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -191,10 +198,14 @@ def is_outage(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, PoolTimeout | ConnectionError | TimeoutError | OSError):
+        if isinstance(current, PoolTimeout | ConnectionError | TimeoutError):
             return True
+        if isinstance(current, OSError) and not isinstance(current, _LOCAL_OS_ERRORS):
+            return True  # (a refused or unreachable server: asyncio's "Multiple exceptions" has no errno)
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True
+        if isinstance(current, _ASYNCPG_CLIENT_ERRORS):
+            return False  # the statement's own values or the client's setup: a bug, not an outage
         if isinstance(current, asyncpg.PostgresConnectionError | asyncpg.InterfaceError | asyncpg.InternalClientError):
             # InterfaceError: "connection is closed"; InternalClientError: a connection left out of
             # step with its protocol by a drop mid-operation.

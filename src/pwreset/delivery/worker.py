@@ -53,6 +53,8 @@ from pwreset.kit.crypto import NotOurKey, new_id
 log = logging.getLogger("pwreset.delivery")
 #: Seconds a message this worker cannot open waits before any worker claims it again.
 UNREADABLE_RETRY = 30.0
+#: Seconds after which a message no worker could open is given up (dead, with the reason).
+UNREADABLE_GIVE_UP = 7 * 86400.0
 
 _OUTBOX = cast(Table, OutboxMessage.__table__)
 _AUDIT = cast(Table, AuditEvent.__table__)
@@ -280,6 +282,10 @@ class Worker:
         try:
             opened = self.outbox.open(row)
         except NotOurKey as error:
+            if error.damaged:  # our key, and the message does not open under it: no worker can send it
+                return self._failed(row, claim, PermanentFailure("the sealed message is damaged"))
+            if row.created_at <= self.clock.now() - timedelta(seconds=UNREADABLE_GIVE_UP):
+                return self._failed(row, claim, PermanentFailure(f"no worker held its key for a week ({error})"))
             return self._unreadable(row, claim, error)
         try:
             institution = await self.institutions.get(row.institution_id)

@@ -87,11 +87,17 @@ def ordered_ids(count: int) -> list[str]:
 
 
 class NotOurKey(Exception):
-    """Sealed under a key this process does not hold (or damaged): not a failure of the message."""
+    """Cannot be opened here: sealed under a key this process does not hold, or (``damaged``) under
+    one it holds but altered since."""
 
-    def __init__(self, key_id: str | None) -> None:
-        super().__init__(f"sealed under key {key_id}" if key_id else "sealed under an unknown key or damaged")
+    def __init__(self, key_id: str | None, *, damaged: bool = False) -> None:
+        if damaged:
+            text = f"sealed under key {key_id}, which this process holds, and damaged"
+        else:
+            text = f"sealed under key {key_id}" if key_id else "sealed under an unknown key, or damaged"
+        super().__init__(text)
         self.key_id = key_id
+        self.damaged = damaged
 
 
 _SEALED_V1 = b"\x01"
@@ -145,4 +151,4 @@ class Sealer:
                 return aead.decrypt(sealed[:12], sealed[12:], None)
             except InvalidTag:
                 continue
-        raise NotOurKey(key_id.hex() if key_id is not None else None)
+        raise NotOurKey(key_id.hex() if key_id is not None else None, damaged=key_id in self._by_id)

@@ -112,14 +112,18 @@ class RedisCounters:
 
     async def complete_since(self, now: float) -> float:
         """The time this Redis started counting: the first process to find no epoch key sets it, so a
-        Redis that restarted empty has a new epoch, and counts older than it are known to be lost. Read
-        on every call (one round trip): a cached epoch would trust an emptied Redis for that long."""
+        Redis that restarted empty has a new epoch; and never before the Redis process started, so one
+        restarted from a snapshot (which restores an old epoch but not the counts made after it) is
+        not trusted for what it missed. Read on every call (one round trip): a cached epoch would
+        trust an emptied Redis for as long as the cache lives."""
         name = f"{self.prefix}epoch"
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(name, repr(now), nx=True)
             pipe.get(name)
-            _, value = await pipe.execute()
-        return float(value)
+            pipe.info("server")
+            _, value, server = await pipe.execute()
+        started = now - float(server.get("uptime_in_seconds", 0))
+        return max(float(value), started)
 
 
 class FallbackCounters:
