@@ -202,11 +202,9 @@ class ResetService:
             return
         now = self.clock.now()
         longest = max(rule.window for rule in untrusted)
-        async with self.db.reading() as session:
-            issued = await repository.issued_since(
-                session, customer_pk=customer_pk, destination_hash=destination_hash,
-                since=now - timedelta(seconds=longest),
-            )
+        issued = await repository.issued_since(
+            self.db, customer_pk=customer_pk, destination_hash=destination_hash, since=now - timedelta(seconds=longest)
+        )
         for rule in untrusted:
             start = now - timedelta(seconds=rule.window)
             for times in issued:
