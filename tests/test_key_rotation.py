@@ -160,3 +160,13 @@ async def test_a_damaged_message_is_dead_and_one_nobody_can_open_is_given_up_aft
     clock.advance(7 * 86400 + 1)
     await services.worker.run_once()
     assert (await rows(services))[foreign].status == "dead"
+
+
+def test_an_old_key_with_spaces_around_it_is_refused_with_the_reason():
+    from pwreset.config import ConfigurationError, Settings
+    from tests.conftest import TEST_SECRET_KEY
+
+    settings = Settings(secret_key=TEST_SECRET_KEY, old_secret_keys=f"{OTHER_KEY}, {OTHER_KEY[::-1]}\n",
+                        _env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError, match="key 2 has spaces or a line break"):
+        settings.check_secret_key()

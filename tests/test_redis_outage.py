@@ -217,3 +217,79 @@ async def test_a_redis_restored_from_a_snapshot_is_trusted_only_from_its_restart
     finally:
         await redis.delete(f"{prefix}epoch")
         await redis.aclose()
+
+
+@pytest.mark.skipif(not REDIS_UP, reason="Redis is not reachable (CI requires it)")
+async def test_a_redis_that_refuses_info_is_still_used(clock, caplog):
+    """An ACL without @dangerous refuses INFO (second security read): the epoch alone is used, and
+    Redis is not mistaken for unreachable."""
+    from redis.exceptions import ResponseError
+
+    redis = Redis.from_url(REDIS_URL)
+    prefix = f"test:{clock.timestamp()}:{id(clock)}:noinfo:"
+    original = redis.pipeline
+
+    def pipeline(*args, **kwargs):
+        pipe = original(*args, **kwargs)
+        execute = pipe.execute
+
+        async def refused(*a, **k):
+            results = await execute(*a, **k)
+            return [ResponseError("NOPERM this user has no permissions to run the 'info' command")
+                    if isinstance(r, dict) and "redis_version" in r else r for r in results]
+
+        pipe.execute = refused
+        return pipe
+
+    redis.pipeline = pipeline  # type: ignore[method-assign]
+    try:
+        counters = FallbackCounters(RedisCounters(redis, prefix=prefix))
+        limiter = RateLimiter(counters, clock)
+        assert await limiter.history() == 0
+        clock.advance(7200)
+        assert await limiter.history() == 7200 and counters._up()
+        assert "refuses INFO" in caplog.text
+    finally:
+        await redis.delete(f"{prefix}epoch")
+        await redis.aclose()
+
+
+@pytest.mark.skipif(not REDIS_UP, reason="Redis is not reachable (CI requires it)")
+async def test_giving_back_a_count_whose_key_expired_leaves_no_negative_count(clock):
+    redis = Redis.from_url(REDIS_URL)
+    prefix = f"test:{clock.timestamp()}:{id(clock)}:neg:"
+    try:
+        counters = RedisCounters(redis, prefix=prefix)
+        await counters.decrement("customer:x", 7)
+        assert await redis.get(f"{prefix}customer:x:7") is None
+        await counters.increment("customer:x", 8, ttl=60)
+        await counters.decrement("customer:x", 8)
+        assert await redis.get(f"{prefix}customer:x:8") == b"0"
+    finally:
+        await redis.delete(f"{prefix}customer:x:7", f"{prefix}customer:x:8")
+        await redis.aclose()
+
+
+async def test_a_failed_durable_read_gives_every_count_back(settings, clock, make_api, monkeypatch):
+    """Second security read: a 503 from the durable read must not leave the customer at a 429."""
+    from pwreset.resets import repository
+
+    services = build_container(settings, clock=clock)
+    try:
+        api, headers = await _app(services, make_api)
+        original = repository.issued_since
+        failing = {"left": 1}
+
+        async def flaky(*args, **kwargs):
+            if failing["left"]:
+                failing["left"] -= 1
+                raise ConnectionRefusedError("the database went away")
+            return await original(*args, **kwargs)
+
+        monkeypatch.setattr(repository, "issued_since", flaky)
+        first = await api.put(f"/v1/customers/{C1}:reset-password", headers=headers, json={"contactMethodId": "101"})
+        assert first.status_code == 503, first.text
+        again = await api.put(f"/v1/customers/{C1}:reset-password", headers=headers, json={"contactMethodId": "101"})
+        assert again.status_code == 204, again.text
+    finally:
+        await services.close()

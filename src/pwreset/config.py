@@ -173,6 +173,12 @@ class Settings(BaseSettings):
         if self.secret_key is None:
             raise ConfigurationError("PWRESET_SECRET_KEY is not set; generate one with `pwreset keys generate`")
         check_key("PWRESET_SECRET_KEY", self.secret_key.get_secret_value())
+        for number, old in enumerate(self.old_secret_keys_bytes, 1):
+            if old != old.strip():
+                raise ConfigurationError(
+                    f"PWRESET_OLD_SECRET_KEYS: key {number} has spaces or a line break around it; list the keys "
+                    "exactly as they were PWRESET_SECRET_KEY, separated by commas alone"
+                )
 
     def check_delivery(self) -> None:
         """Refuse a provider chosen without what it needs, with the variables to set."""

@@ -20,7 +20,7 @@ from pwreset.oauth.schemas import (
 )
 from pwreset.oauth.scopes import GRANT_CLIENT_CREDENTIALS
 from pwreset.oauth.service import TokenRequest
-from pwreset.ratelimit.limiter import address_subject, client_subject
+from pwreset.ratelimit.limiter import address_subject, client_subject, refused
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _MAX_FORM = 16 * 1024
@@ -91,6 +91,7 @@ async def _authenticated_client(call: Call) -> CachedClient:
         # This address is over its limit: an unknown key is refused before any lookup; a client's
         # own key goes on (a stranger behind the same address cannot lock a partner out).
         if not await services.oauth.is_known_shared_key(header):
+            refused(address)
             raise
     try:
         return await services.oauth.authenticate_client(header)

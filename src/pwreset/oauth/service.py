@@ -10,8 +10,10 @@ whose refresh token was reused): callers commit the unit of work, then answer wi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -120,29 +122,36 @@ class OAuthService:
         self.feed = feed
         self.directory = directory
         self.token_writer = token_writer
-        self._known_keys: tuple[float, frozenset[str]] | None = None
+        #: Shared keys of existing clients, for addresses over their failure limit (read on a miss at
+        #: most once a second; a revoked client left in it only gets its ordinary 401).
+        self._known_keys: set[str] = set()
+        self._known_at = -1e9
+        self._known_lock = asyncio.Lock()
 
     # Client authentication (RFC 6749 section 2.3.1)
 
-    #: Seconds the set of existing shared keys is used before it is read again.
-    KNOWN_KEYS_TTL = 30.0
+    #: Seconds between reads of the set of existing shared keys (a miss reads it at most this often).
+    KNOWN_KEYS_TTL = 1.0
 
     async def is_known_shared_key(self, authorization: str | None) -> bool:
         """Whether the Basic header names an existing client, without a database read per call: the
-        set of shared keys is read at most every 30 s. For an address over its failure limit, whose
-        unknown keys are refused before any lookup; a client created in the last 30 s on another node
-        may be refused that way for as long (only from such an address)."""
+        set of shared keys is read again on a miss, at most once a second and one reader at a time.
+        For an address over its failure limit, whose unknown keys are refused before any lookup."""
         try:
             shared_key, _ = _parse_basic(authorization)
         except InvalidClient:
             return False
-        now = self.clock.timestamp()
-        if self.cache.get_client(shared_key, now) is not None:
+        if self.cache.get_client(shared_key, self.clock.timestamp()) is not None:
             return True
-        if self._known_keys is None or now - self._known_keys[0] > self.KNOWN_KEYS_TTL:
-            async with self.db.reading() as session:
-                self._known_keys = (now, frozenset(await repository.active_shared_keys(session)))
-        return shared_key in self._known_keys[1]
+        if shared_key in self._known_keys:
+            return True
+        async with self._known_lock:  # one refresh at a time, at most one a second on misses
+            now = time.monotonic()
+            if now - self._known_at > self.KNOWN_KEYS_TTL and shared_key not in self._known_keys:
+                async with self.db.reading() as session:
+                    self._known_keys = set(await repository.active_shared_keys(session))
+                self._known_at = now
+        return shared_key in self._known_keys
 
     async def authenticate_client(self, authorization: str | None) -> CachedClient:
         """The calling partner application; the database is read only on a cache miss."""

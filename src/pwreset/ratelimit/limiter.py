@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from pwreset.errors import RateLimited
 from pwreset.kit.clock import Clock
@@ -92,6 +92,7 @@ class RedisCounters:
     def __init__(self, redis: Redis, prefix: str = "pwreset:rl:") -> None:
         self.redis = redis
         self.prefix = prefix
+        self._info = True  # whether INFO is allowed (ACLs may refuse it)
 
     async def counts(self, key: str, window_index: int) -> tuple[int, int]:
         previous, current = await self.redis.mget(
@@ -108,7 +109,11 @@ class RedisCounters:
         return int(count)
 
     async def decrement(self, key: str, window_index: int) -> None:
-        await self.redis.decr(f"{self.prefix}{key}:{window_index}")
+        name = f"{self.prefix}{key}:{window_index}"
+        if await self.redis.decr(name) < 0:
+            # The window's key had expired or Redis was emptied: DECR made a -1 with no expiry, which
+            # would be an extra allowance kept forever. Gone again (a concurrent count may be lost).
+            await self.redis.delete(name)
 
     async def complete_since(self, now: float) -> float:
         """The time this Redis started counting: the first process to find no epoch key sets it, so a
@@ -120,10 +125,24 @@ class RedisCounters:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(name, repr(now), nx=True)
             pipe.get(name)
-            pipe.info("server")
-            _, value, server = await pipe.execute()
-        started = now - float(server.get("uptime_in_seconds", 0))
-        return max(float(value), started)
+            if self._info:
+                pipe.info("server")
+            results = await pipe.execute(raise_on_error=False)
+        for result in results[:2]:
+            if isinstance(result, Exception):
+                raise result
+        epoch = float(results[1])
+        if not self._info:
+            return epoch
+        server = results[2]
+        if isinstance(server, ResponseError):  # INFO refused (an ACL without @dangerous, a renamed command)
+            self._info = False
+            log.warning("Redis refuses INFO: a Redis restored from a snapshot will not be noticed by the send "
+                        "limits (decision 0010); allow INFO to pwreset's Redis user")
+            return epoch
+        if isinstance(server, Exception):
+            raise server
+        return max(epoch, now - float(server.get("uptime_in_seconds", 0)))
 
 
 class FallbackCounters:
@@ -292,15 +311,12 @@ class FailureGuard:
         self._clean_until: dict[str, float] = {}
 
     async def refuse_if_over(self, subject: str) -> None:
-        """:class:`RateLimited` if ``subject`` is over the limit already (counts nothing)."""
+        """:class:`RateLimited` if ``subject`` is over the limit already (counts nothing; the caller
+        that refuses on it counts :func:`refused`)."""
         now = self.limiter.clock.timestamp()
         if self._clean_until.get(subject, 0.0) > now:
             return
-        try:
-            estimate = await self.limiter.check(self.rule, subject)
-        except RateLimited:
-            AUTH_FAILURES_REFUSED.labels(subject.split(":", 1)[0]).inc()
-            raise
+        estimate = await self.limiter.check(self.rule, subject)
         if estimate == 0:
             if len(self._clean_until) >= 100_000:
                 self._clean_until.clear()
@@ -315,6 +331,11 @@ class FailureGuard:
             AUTH_FAILURES_REFUSED.labels(subject.split(":", 1)[0]).inc()
             raise
         await self.limiter.record(self.rule, subject)
+
+
+def refused(subject: str) -> None:
+    """Count a request the failed-auth guard refused."""
+    AUTH_FAILURES_REFUSED.labels(subject.split(":", 1)[0]).inc()
 
 
 def address_subject(address: str) -> str:

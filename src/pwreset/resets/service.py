@@ -151,7 +151,7 @@ class ResetService:
                 for subject in subjects:
                     consumed.append((rule, subject, await self.limiter.consume(rule, subject)))
             await self._durable_send_limits(entry.pk, destination_hash)
-        except RateLimited:
+        except BaseException:  # refused, or the durable read failed: nothing was sent, the counts go back
             await self.velocity.release(consumed)
             raise
 
