@@ -5,11 +5,13 @@ the weighting of the previous window (the approach Cloudflare and nginx-style li
 in-process backend serves a single node; the Redis backend shares counts across nodes and keeps
 nothing else (losing it resets counters, never data).
 
-Counters can forget: a restarted process, a Redis that died and came back empty, a Redis that does
-not answer. Each backend says since when its counts are complete (:meth:`RateLimiter.trusted`), so a
-limit that must not forget (the passcode send limits) checks its durable record, the database, while
-they are not (decision 0010). Every Redis call has a short timeout (``PWRESET_REDIS_TIMEOUT``), and
-after a failure Redis is left alone for a second, so a frozen Redis costs one timeout, not one per call.
+Counters can forget, or never know: in-process counters see one process's sends only and lose them
+on a restart; a Redis can die and come back empty or from a snapshot, or not answer. Each backend
+says since when its counts are complete (:meth:`RateLimiter.history`: in-process never, Redis since
+its epoch and its own start), and a limit that must not forget (the passcode send limits) counts
+from its durable record, the database, while they are not (decision 0010). Every Redis call has a
+short timeout (``PWRESET_REDIS_TIMEOUT``), and after a failure Redis is left alone for a second, so
+a frozen Redis costs one timeout, not one per call.
 """
 
 from __future__ import annotations
@@ -328,7 +330,7 @@ class FailureGuard:
         try:
             await self.limiter.check(self.rule, subject)
         except RateLimited:
-            AUTH_FAILURES_REFUSED.labels(subject.split(":", 1)[0]).inc()
+            refused(subject)
             raise
         await self.limiter.record(self.rule, subject)
 
