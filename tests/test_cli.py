@@ -234,3 +234,15 @@ def test_keys_generate_prints_a_key_the_service_accepts(cli):
     key = cli("keys", "generate").stdout.strip()
     assert len(key) == 64 and key != cli("keys", "generate").stdout.strip()
     assert cli("institutions", "list", env={"PWRESET_SECRET_KEY": key}).returncode == 0
+
+
+def test_clients_rotate_with_grace(cli):
+    cli("institutions", "create", "07675", "--name", "First")
+    created = json.loads(
+        cli("clients", "create", "--institution", "07675", "--scopes", "institution-users:read", "--json").stdout
+    )
+    rotated = json.loads(cli("clients", "rotate", created["sharedKey"], "--grace", "24h", "--json").stdout)
+    assert rotated["secretKey"] != created["secretKey"] and "previousSecretKeyValidUntil" in rotated
+    refused = cli("clients", "rotate", created["sharedKey"], "--grace", "forever", ok=False)
+    assert refused.returncode == 1 and "--grace 'forever'" in refused.stderr
+    assert "refused from now on" in cli("clients", "rotate", created["sharedKey"]).stdout

@@ -196,3 +196,57 @@ async def test_introspection_is_inactive_for_expired_spent_foreign_and_unknown(a
     assert await active(partner, body["refresh_token"]) == {"active": False}  # spent
     clock.advance(1801)
     assert await active(partner, body["access_token"]) == {"active": False}
+
+
+# Rotation with overlap (issue 13, item 3: `clients rotate --grace 24h`)
+
+
+async def test_a_rotation_with_grace_keeps_the_old_secret_working_until_it_ends(api, make_partner, services, clock):
+    from datetime import timedelta
+
+    partner = await make_partner()
+    async with services.db.transaction() as session:
+        rotated = await services.oauth.rotate_client_secret(
+            session, shared_key=partner.shared_key, grace=timedelta(hours=24)
+        )
+    new = (partner.shared_key, rotated.secret_key)
+    assert (await get_token(api, new)).status_code == 200
+    assert (await get_token(api, partner.auth)).status_code == 200  # the old one, within the grace period
+    clock.advance(24 * 3600 + 1)
+    assert (await get_token(api, partner.auth)).status_code == 401
+    assert (await get_token(api, new)).status_code == 200
+
+
+async def test_a_rotation_without_grace_or_a_second_one_ends_the_older_secret_at_once(api, make_partner, services):
+    from datetime import timedelta
+
+    partner = await make_partner()
+    async with services.db.transaction() as session:
+        first = await services.oauth.rotate_client_secret(session, shared_key=partner.shared_key,
+                                                          grace=timedelta(hours=1))
+    async with services.db.transaction() as session:
+        second = await services.oauth.rotate_client_secret(session, shared_key=partner.shared_key,
+                                                           grace=timedelta(hours=1))
+    assert (await get_token(api, partner.auth)).status_code == 401  # two rotations back
+    assert (await get_token(api, (partner.shared_key, first.secret_key))).status_code == 200
+    async with services.db.transaction() as session:
+        third = await services.oauth.rotate_client_secret(session, shared_key=partner.shared_key)
+    assert (await get_token(api, (partner.shared_key, second.secret_key))).status_code == 401
+    assert (await get_token(api, (partner.shared_key, third.secret_key))).status_code == 200
+
+
+async def test_a_grace_period_is_bounded_and_ends_with_a_revocation(api, make_partner, services):
+    from datetime import timedelta
+
+    from pwreset.oauth.errors import InvalidClientSettings
+
+    partner = await make_partner()
+    async with services.db.transaction() as session:
+        with pytest.raises(InvalidClientSettings):
+            await services.oauth.rotate_client_secret(session, shared_key=partner.shared_key,
+                                                      grace=timedelta(days=31))
+    async with services.db.transaction() as session:
+        await services.oauth.rotate_client_secret(session, shared_key=partner.shared_key, grace=timedelta(days=1))
+    async with services.db.transaction() as session:
+        await services.oauth.revoke_client(session, shared_key=partner.shared_key)
+    assert (await get_token(api, partner.auth)).status_code == 401

@@ -247,19 +247,33 @@ def clients_rotate(
     revoke_tokens: Annotated[
         bool, typer.Option("--revoke-tokens", help="also revoke every token issued to the client")
     ] = False,
+    grace: Annotated[
+        str | None,
+        typer.Option("--grace", help="keep the old secret key working this long (like 24h or 7d; at most 30d)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Replace a client's secret key at once; prints the new one once."""
+    """Replace a client's secret key (at once, or after --grace); prints the new one once."""
     settings = _settings()
+    overlap = _duration(grace, option="--grace") if grace is not None else timedelta(0)
 
     async def work(services: Container) -> Any:
         async with services.db.transaction() as session:
             return await services.oauth.rotate_client_secret(
-                session, shared_key=shared_key, revoke_tokens=revoke_tokens
+                session, shared_key=shared_key, revoke_tokens=revoke_tokens, grace=overlap
             )
 
     rotated = _run(_with_services(settings, work))
+    until = rotated.client.previous_secret_expires_at
+    if as_json:
+        shown = _client_json(rotated.client, rotated.secret_key)
+        if until is not None:
+            shown["previousSecretKeyValidUntil"] = until.isoformat()
+        _echo_json(shown)
+        return
     _print_credentials(rotated.client, rotated.secret_key, as_json)
+    typer.echo(f"the previous secret key works until {until.isoformat()}" if until is not None
+               else "the previous secret key is refused from now on")
 
 
 @clients_app.command("revoke")
@@ -724,11 +738,11 @@ def worker(
     _run(_with_services(settings, work))
 
 
-def _duration(value: str) -> timedelta:
+def _duration(value: str, *, option: str = "--older-than") -> timedelta:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     number, unit = value[:-1], value[-1:]
     if unit not in units or not number.isdigit():
-        raise CommandError(f"--older-than {value!r}: use a number and a unit, like 30d, 12h or 90m")
+        raise CommandError(f"{option} {value!r}: use a number and a unit, like 30d, 12h or 90m")
     return timedelta(seconds=int(number) * units[unit])
 
 

@@ -38,6 +38,9 @@ class CachedClient:
     scopes: frozenset[str]
     grant_types: frozenset[str]
     cached_at: float
+    #: The secret a rotation replaced, accepted until ``previous_expires_at`` (a timestamp).
+    previous_secret_hash: str | None = None
+    previous_expires_at: float = 0.0
 
 
 class TokenCache:

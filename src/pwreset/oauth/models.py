@@ -24,6 +24,10 @@ class ApiClient(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The secret a rotation with a grace period replaced: still accepted until its expiry, so partners
+    #: can switch without a moment of refused tokens (``pwreset clients rotate --grace 24h``).
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Token(Base):

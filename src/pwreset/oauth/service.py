@@ -101,6 +101,10 @@ class NewClient:
     secret_key: str
 
 
+#: The longest a replaced secret may stay valid after a rotation.
+MAX_ROTATION_GRACE = timedelta(days=30)
+
+
 class OAuthService:
     def __init__(
         self,
@@ -172,9 +176,16 @@ class OAuthService:
                 scopes=scopes.parse(row.scopes),
                 grant_types=scopes.parse(row.grant_types),
                 cached_at=now,
+                previous_secret_hash=row.previous_secret_hash,
+                previous_expires_at=(
+                    row.previous_secret_expires_at.timestamp() if row.previous_secret_expires_at else 0.0
+                ),
             )
             self.cache.put_client(client)
-        if not self.hasher.verify(H_CLIENT_SECRET, secret, client.secret_hash):
+        current = self.hasher.verify(H_CLIENT_SECRET, secret, client.secret_hash)
+        # The secret a rotation replaced, during its grace period; checked either way (the same work).
+        previous = self.hasher.verify(H_CLIENT_SECRET, secret, client.previous_secret_hash or "")
+        if not (current or (previous and client.previous_expires_at > now)):
             raise InvalidClient(shared_key=client.shared_key)
         return client
 
@@ -470,12 +481,22 @@ class OAuthService:
         return NewClient(client=client, secret_key=secret)
 
     async def rotate_client_secret(
-        self, session: AsyncSession, *, shared_key: str, revoke_tokens: bool = False
+        self, session: AsyncSession, *, shared_key: str, revoke_tokens: bool = False,
+        grace: timedelta = timedelta(0),
     ) -> NewClient:
+        """A new secret. With ``grace``, the one it replaces is still accepted for that long (one
+        previous secret at a time: rotating again within the grace period ends the older one's)."""
+        if not timedelta(0) <= grace <= MAX_ROTATION_GRACE:
+            raise InvalidClientSettings(f"a grace period is at most {MAX_ROTATION_GRACE.days} days")
         client = await self._client_for_admin(session, shared_key)
         secret = new_secret(SECRET_PREFIX)
+        now = self.clock.now()
+        if grace > timedelta(0):
+            client.previous_secret_hash, client.previous_secret_expires_at = client.secret_hash, now + grace
+        else:
+            client.previous_secret_hash = client.previous_secret_expires_at = None
         client.secret_hash = self.hasher.digest(H_CLIENT_SECRET, secret)
-        client.secret_rotated_at = self.clock.now()
+        client.secret_rotated_at = now
         await session.flush()
         await self.feed.record(session, kind="client_updated", key=client.id)
         if revoke_tokens:
@@ -483,13 +504,15 @@ class OAuthService:
         await audit.record_event(
             session, clock=self.clock, event_type="client.rotated", outcome="success", actor="cli",
             institution_id=client.institution_id, client_id=client.id,
-            details={"sharedKey": client.shared_key, "tokensRevoked": revoke_tokens},
+            details={"sharedKey": client.shared_key, "tokensRevoked": revoke_tokens,
+                     "graceSeconds": int(grace.total_seconds())},
         )
         return NewClient(client=client, secret_key=secret)
 
     async def revoke_client(self, session: AsyncSession, *, shared_key: str) -> ApiClient:
         client = await self._client_for_admin(session, shared_key)
         client.revoked_at = self.clock.now()
+        client.previous_secret_hash = client.previous_secret_expires_at = None
         await session.flush()
         await self._revoke_client_tokens(session, client)
         await audit.record_event(
