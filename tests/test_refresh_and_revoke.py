@@ -226,7 +226,7 @@ async def test_a_rotation_without_grace_or_a_second_one_ends_the_older_secret_at
                                                           grace=timedelta(hours=1))
     async with services.db.transaction() as session:
         second = await services.oauth.rotate_client_secret(session, shared_key=partner.shared_key,
-                                                           grace=timedelta(hours=1))
+                                                           grace=timedelta(hours=1), force=True)
     assert (await get_token(api, partner.auth)).status_code == 401  # two rotations back
     assert (await get_token(api, (partner.shared_key, first.secret_key))).status_code == 200
     async with services.db.transaction() as session:
@@ -250,3 +250,26 @@ async def test_a_grace_period_is_bounded_and_ends_with_a_revocation(api, make_pa
     async with services.db.transaction() as session:
         await services.oauth.revoke_client(session, shared_key=partner.shared_key)
     assert (await get_token(api, partner.auth)).status_code == 401
+
+
+async def test_a_leaked_secret_cannot_keep_a_grace_period_and_a_rerun_does_not_end_one(make_partner, services):
+    """Security read of the rotation: --revoke-tokens with --grace would keep a leaked secret minting
+    tokens; a second --grace rotation by mistake would end the secret the partner still uses."""
+    from datetime import timedelta
+
+    from pwreset.oauth.errors import InvalidClientSettings
+
+    partner = await make_partner()
+    async with services.db.transaction() as session:
+        with pytest.raises(InvalidClientSettings, match="drop --grace"):
+            await services.oauth.rotate_client_secret(session, shared_key=partner.shared_key, revoke_tokens=True,
+                                                      grace=timedelta(hours=1))
+    async with services.db.transaction() as session:
+        await services.oauth.rotate_client_secret(session, shared_key=partner.shared_key, grace=timedelta(hours=1))
+    async with services.db.transaction() as session:
+        with pytest.raises(InvalidClientSettings, match="--force"):
+            await services.oauth.rotate_client_secret(session, shared_key=partner.shared_key,
+                                                      grace=timedelta(hours=1))
+    async with services.db.transaction() as session:
+        await services.oauth.rotate_client_secret(session, shared_key=partner.shared_key, grace=timedelta(hours=1),
+                                                  force=True)

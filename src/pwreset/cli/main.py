@@ -251,6 +251,9 @@ def clients_rotate(
         str | None,
         typer.Option("--grace", help="keep the old secret key working this long (like 24h or 7d; at most 30d)"),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="rotate with --grace although a previous secret's grace is running")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Replace a client's secret key (at once, or after --grace); prints the new one once."""
@@ -260,7 +263,7 @@ def clients_rotate(
     async def work(services: Container) -> Any:
         async with services.db.transaction() as session:
             return await services.oauth.rotate_client_secret(
-                session, shared_key=shared_key, revoke_tokens=revoke_tokens, grace=overlap
+                session, shared_key=shared_key, revoke_tokens=revoke_tokens, grace=overlap, force=force
             )
 
     rotated = _run(_with_services(settings, work))
@@ -741,7 +744,7 @@ def worker(
 def _duration(value: str, *, option: str = "--older-than") -> timedelta:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     number, unit = value[:-1], value[-1:]
-    if unit not in units or not number.isdigit():
+    if unit not in units or not (number.isascii() and number.isdigit()) or len(number) > 6:
         raise CommandError(f"{option} {value!r}: use a number and a unit, like 30d, 12h or 90m")
     return timedelta(seconds=int(number) * units[unit])
 

@@ -166,7 +166,8 @@ class OAuthService:
             async with self.db.reading() as session:
                 row = await repository.client_by_shared_key(session, shared_key)
             if row is None or row.revoked_at is not None:
-                self.hasher.verify(H_CLIENT_SECRET, secret, "")  # the same work as a known client
+                self.hasher.verify(H_CLIENT_SECRET, secret, "")  # the same work as a known client:
+                self.hasher.verify(H_CLIENT_SECRET, secret, "")  # its secret and a previous one
                 raise InvalidClient()
             client = CachedClient(
                 client_id=row.id,
@@ -482,15 +483,26 @@ class OAuthService:
 
     async def rotate_client_secret(
         self, session: AsyncSession, *, shared_key: str, revoke_tokens: bool = False,
-        grace: timedelta = timedelta(0),
+        grace: timedelta = timedelta(0), force: bool = False,
     ) -> NewClient:
         """A new secret. With ``grace``, the one it replaces is still accepted for that long (one
-        previous secret at a time: rotating again within the grace period ends the older one's)."""
+        previous secret at a time). Without it, the old one is refused at once (a leaked secret)."""
         if not timedelta(0) <= grace <= MAX_ROTATION_GRACE:
             raise InvalidClientSettings(f"a grace period is at most {MAX_ROTATION_GRACE.days} days")
+        if grace and revoke_tokens:
+            raise InvalidClientSettings(
+                "--revoke-tokens is for a leaked secret, which must stop working at once: drop --grace"
+            )
         client = await self._client_for_admin(session, shared_key)
-        secret = new_secret(SECRET_PREFIX)
         now = self.clock.now()
+        if grace and not force and client.previous_secret_expires_at is not None and (
+            client.previous_secret_expires_at > now
+        ):
+            raise InvalidClientSettings(
+                f"the secret key replaced before still works until {client.previous_secret_expires_at.isoformat()}; "
+                "rotating again with a grace period would end it at once (add --force if that is meant)"
+            )
+        secret = new_secret(SECRET_PREFIX)
         if grace > timedelta(0):
             client.previous_secret_hash, client.previous_secret_expires_at = client.secret_hash, now + grace
         else:
