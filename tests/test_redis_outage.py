@@ -161,24 +161,28 @@ async def test_in_process_counters_are_never_trusted_to_hold_every_send(clock):
     assert await limiter.history() == 0
 
 
-def _reporting_uptime(redis: Redis, uptime: dict[str, float]) -> None:
-    """Make ``redis`` report ``uptime["seconds"]`` as its server's uptime (INFO server), whatever
-    the real server's is: a restart cannot be staged on the machine's shared Redis."""
+def _replacing_info(redis: Redis, replace) -> None:  # type: ignore[no-untyped-def]
+    """Make ``redis``'s pipelines answer ``replace(info)`` for INFO server, whatever the real server
+    says: a restart or an ACL cannot be staged on the machine's shared Redis."""
     original = redis.pipeline
 
     def pipeline(*args, **kwargs):
         pipe = original(*args, **kwargs)
         execute = pipe.execute
 
-        async def reported(*a, **k):
+        async def replaced(*a, **k):
             results = await execute(*a, **k)
-            return [{**r, "uptime_in_seconds": uptime["seconds"]} if isinstance(r, dict) and "redis_version" in r
-                    else r for r in results]
+            return [replace(r) if isinstance(r, dict) and "redis_version" in r else r for r in results]
 
-        pipe.execute = reported
+        pipe.execute = replaced
         return pipe
 
     redis.pipeline = pipeline  # type: ignore[method-assign]
+
+
+def _reporting_uptime(redis: Redis, uptime: dict[str, float]) -> None:
+    """INFO server reports ``uptime["seconds"]`` as the server's uptime."""
+    _replacing_info(redis, lambda info: {**info, "uptime_in_seconds": uptime["seconds"]})
 
 
 @pytest.mark.skipif(not REDIS_UP, reason="Redis is not reachable (CI requires it)")
@@ -227,21 +231,7 @@ async def test_a_redis_that_refuses_info_is_still_used(clock, caplog):
 
     redis = Redis.from_url(REDIS_URL)
     prefix = f"test:{clock.timestamp()}:{id(clock)}:noinfo:"
-    original = redis.pipeline
-
-    def pipeline(*args, **kwargs):
-        pipe = original(*args, **kwargs)
-        execute = pipe.execute
-
-        async def refused(*a, **k):
-            results = await execute(*a, **k)
-            return [ResponseError("NOPERM this user has no permissions to run the 'info' command")
-                    if isinstance(r, dict) and "redis_version" in r else r for r in results]
-
-        pipe.execute = refused
-        return pipe
-
-    redis.pipeline = pipeline  # type: ignore[method-assign]
+    _replacing_info(redis, lambda _info: ResponseError("NOPERM this user has no permissions to run the 'info' command"))
     try:
         counters = FallbackCounters(RedisCounters(redis, prefix=prefix))
         limiter = RateLimiter(counters, clock)

@@ -357,9 +357,10 @@ class OperationDispatcher:
             serve = endpoint(op)
             for path in op.paths:
                 if "{" in path:
-                    self.dynamic.append((op.method, _compile(path), serve, path))
+                    pattern = _compile(path)
+                    self.dynamic.append((op.method, pattern, serve, path))
                     if "}:" in path:
-                        self.actions.append((_compile(path), op.method))
+                        self.actions.append((pattern, op.method))
                 else:
                     self.static[(op.method, path)] = (serve, path)
 
