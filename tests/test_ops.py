@@ -63,8 +63,9 @@ async def test_openapi_describes_both_url_styles(api):
     token = spec["paths"]["/oauth2/v1/token"]["post"]
     assert "CMN_90004" in token["responses"]["401"]["description"]
     assert set(spec["paths"]["/oauth2/v1/revoke"]) == {"delete", "post"}
-    docs = await api.get("/docs")
-    assert docs.status_code == 200 and "/openapi.json" in docs.text
+    docs = await api.get("/docs", follow_redirects=True)
+    assert docs.status_code == 200 and "/portal/apis/reset-password" in docs.text
+    assert "/portal/apis/all/openapi.json" in docs.text
 
 
 async def test_unknown_routes_are_json(api):

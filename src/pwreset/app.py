@@ -26,6 +26,7 @@ from pwreset.ops.deployment import claim
 from pwreset.ops.logs import configure_logging
 from pwreset.ops.middleware import RequestContextMiddleware, security_headers
 from pwreset.ops.routes import routes as ops_routes
+from pwreset.portal.routes import routes as portal_routes
 from pwreset.resets.routes import OPERATIONS as RESET_OPERATIONS
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,9 @@ def create_app(
                 await task
             await services.close()
 
+    portal = portal_routes(services) if settings.docs or settings.portal_institution_id else []
     app = Starlette(
-        routes=[*ops_routes(settings), *routes(operations)],
+        routes=[*ops_routes(settings), *portal, *routes(operations)],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )

@@ -130,6 +130,18 @@ class Settings(BaseSettings):
 
     #: Serve /docs and the OpenAPI documents (turn off in production if partners get them elsewhere).
     docs: bool = True
+
+    #: The developer portal (``/portal``, portal/): served when this names the institution whose partners
+    #: sign up there (production keys are bound to it, and its name signs the portal's emails).
+    portal_institution_id: str | None = None
+    #: The address the portal's links are built from (``https://developers.bank.example``): never the
+    #: request's Host header, which a caller chooses. Required with the portal outside the sandbox.
+    public_url: str | None = None
+    #: Who hears of a developer's interest in an API, and of requests for production access.
+    portal_representative_email: str | None = None
+    #: Portal sessions end after this much idleness, and in any case this long after sign-in (seconds).
+    portal_session_idle: int = Field(default=1800, ge=60, le=86_400)
+    portal_session_absolute: int = Field(default=43_200, ge=300, le=7 * 86_400)
     #: Require ``Authorization: Bearer <token>`` on /metrics.
     metrics_token: SecretStr | None = None
     #: Serve /metrics on this port (on ``metrics_host``) instead of the API's; ``pwreset serve`` starts it.
@@ -200,6 +212,17 @@ class Settings(BaseSettings):
         if missing:
             names = ", ".join(f"PWRESET_{name.upper()}" for name in dict.fromkeys(missing))
             raise ConfigurationError(f"the chosen delivery providers need {names}")
+
+    def check_portal(self) -> None:
+        """The portal's emails carry links: they are built from PWRESET_PUBLIC_URL, which must be https
+        outside the sandbox (a link on plain HTTP hands its token to anyone on the path)."""
+        if self.portal_institution_id is None:
+            return
+        url = (self.public_url or "").rstrip("/")
+        if not url:
+            raise ConfigurationError("the portal (PWRESET_PORTAL_INSTITUTION_ID) needs PWRESET_PUBLIC_URL")
+        if not self.sandbox and not url.startswith("https://"):
+            raise ConfigurationError("PWRESET_PUBLIC_URL must be an https:// address outside the sandbox")
 
     def passcode_ttl(self, protocol: str) -> int:
         return {"SMS": self.passcode_ttl_sms, "VOICE": self.passcode_ttl_voice}.get(protocol, self.passcode_ttl_email)

@@ -25,6 +25,7 @@ from pwreset.oauth.revocation import RevocationFeed
 from pwreset.oauth.service import OAuthService
 from pwreset.passwords.hashing import PasswordHashing
 from pwreset.passwords.policy import PasswordPolicy
+from pwreset.portal.service import PortalService
 from pwreset.ratelimit.limiter import (
     FailureGuard,
     FallbackCounters,
@@ -54,6 +55,7 @@ class Container:
     worker: Worker
     resets: ResetService
     institutions: InstitutionCache
+    portal: PortalService
 
     async def close(self) -> None:
         await self.worker.close()
@@ -69,6 +71,7 @@ def build_container(
 ) -> Container:
     settings.check_secret_key()
     settings.check_delivery()
+    settings.check_portal()
     clock = clock or Clock()
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     hasher = KeyedHasher(settings.secret_key_bytes, old=settings.old_secret_keys_bytes)
@@ -118,4 +121,8 @@ def build_container(
             providers=build_providers(settings, sink), clock=clock,
         ),
         resets=resets, institutions=institutions,
+        portal=PortalService(
+            settings=settings, clock=clock, hasher=hasher, hashing=hashing, policy=PasswordPolicy(hashing=hashing),
+            outbox=outbox, oauth=oauth, limiter=limiter,
+        ),
     )

@@ -8,9 +8,20 @@ from pwreset.delivery.models import MessageTemplate, OutboxMessage
 from pwreset.institutions.models import Institution
 from pwreset.oauth.models import ApiClient, Token, TokenRevocation
 from pwreset.ops.deployment import DeploymentMark
+from pwreset.portal.models import (
+    App,
+    AppKey,
+    Developer,
+    Interest,
+    Membership,
+    Organisation,
+    PortalCode,
+    PortalSession,
+)
 from pwreset.resets.models import Passcode, ResetTicket
 
 __all__ = [
-    "Account", "ApiClient", "AuditEvent", "ContactMethod", "Customer", "DeploymentMark", "ImportMark", "Institution",
-    "MessageTemplate", "OutboxMessage", "Passcode", "ResetTicket", "Token", "TokenRevocation",
+    "Account", "ApiClient", "App", "AppKey", "AuditEvent", "ContactMethod", "Customer", "DeploymentMark", "Developer",
+    "ImportMark", "Institution", "Interest", "Membership", "MessageTemplate", "Organisation", "OutboxMessage",
+    "Passcode", "PortalCode", "PortalSession", "ResetTicket", "Token", "TokenRevocation",
 ]

@@ -52,6 +52,30 @@ DEMO_CUSTOMERS = (
 )
 
 
+@dataclass(frozen=True)
+class EdgeCustomer:
+    """A demo customer whose reset is refused, for a portal organisation's sandbox: every path of the
+    flow can be tried there (docs/portal.md)."""
+
+    customer: DemoCustomer
+    why: str
+    registered: bool = True
+    accepted_disclosure: bool = True
+    method_activated: bool = True
+
+
+EDGE_CUSTOMERS = (
+    EdgeCustomer(DemoCustomer("5a1d0e5d3c2b4a1f9e8d7c6b5a4f0004", "jo.new", "Sandbox-Pass-4", "SMS", "100000004",
+                              "2025550111", "1", "Jo", "New"), "not registered for online banking", registered=False),
+    EdgeCustomer(DemoCustomer("5a1d0e5d3c2b4a1f9e8d7c6b5a4f0005", "lee.park", "Sandbox-Pass-5", "SMS", "100000005",
+                              "2025550122", "1", "Lee", "Park"), "has not accepted the disclosures",
+                 accepted_disclosure=False),
+    EdgeCustomer(DemoCustomer("5a1d0e5d3c2b4a1f9e8d7c6b5a4f0006", "max.ruiz", "Sandbox-Pass-6", "SMS", "100000006",
+                              "2025550133", "1", "Max", "Ruiz"), "their only method is deactivated",
+                 method_activated=False),
+)
+
+
 def host_user_id(number: int) -> str:
     """The demo customer's id in the host system (``hostUserId`` of the Accounts API)."""
     return f"HOST-{number:04d}"
@@ -72,6 +96,12 @@ class SandboxCredentials:
     shared_key: str
     secret_key: str
     scopes: str
+    developer_email: str | None = None
+    developer_password: str | None = None
+
+
+DEMO_DEVELOPER = ("dev@partner.example", "Dana Developer")
+REPRESENTATIVE = "partners@demo-credit-union.example"
 
 
 def sandbox_key(directory: Path) -> str:
@@ -132,28 +162,42 @@ async def seed(services: Container) -> SandboxCredentials:
         await session.execute(
             delete(Customer).where(Customer.institution_id == INSTITUTION_ID, Customer.customer_id.in_(FORMER_DEMO_IDS))
         )
+    await seed_customers(services, INSTITUTION_ID, DEMO_CUSTOMERS)
+    email = password = None
+    if services.settings.portal_institution_id is not None:  # the portal's demo developer and their sandbox
+        email, name = DEMO_DEVELOPER
+        password = "Portal-" + services.hasher.derive("sandbox-developer-password")[:16]
+        async with services.db.transaction() as session:
+            organisation = await services.portal.ensure_developer(session, email=email, name=name, password=password)
+        await seed_customers(services, organisation.sandbox_institution_id, (*DEMO_CUSTOMERS, *EDGE_CUSTOMERS))
+    return SandboxCredentials(INSTITUTION_ID, shared_key, secret, all_scopes, email, password)
+
+
+async def seed_customers(
+    services: Container, institution_id: str, customers: tuple[DemoCustomer | EdgeCustomer, ...]
+) -> None:
+    """Load demo customers into ``institution_id`` (idempotent: the importer upserts by customer id)."""
     importer = Importer(db=services.db, hashing=services.hashing, clock=services.clock)
-    records = [
-        (
-            number,
-            {
-                "customerId": c.customer_id, "loginId": c.login_id, "firstName": c.first_name,
-                "lastName": c.last_name, "password": c.password, "hostUserId": host_user_id(number),
-                "memberNumber": f"{100200300 + number}",
-                "contactMethods": [
-                    {"id": c.method_id, "protocol": c.protocol, "contactInfo": c.contact,
-                     "telephoneCountryCode": c.country_code, "isActivated": True, "validated": True,
-                     "primary": True}
-                ],
-                "accounts": demo_accounts(number, f"{c.first_name} {c.last_name}"),
-            },
-        )
-        for number, c in enumerate(DEMO_CUSTOMERS, 1)
-    ]
-    report = await importer.run(records, institution_id=INSTITUTION_ID)
+    records = []
+    for number, entry in enumerate(customers, 1):
+        c = entry.customer if isinstance(entry, EdgeCustomer) else entry
+        flags = entry if isinstance(entry, EdgeCustomer) else None
+        records.append((number, {
+            "customerId": c.customer_id, "loginId": c.login_id, "firstName": c.first_name,
+            "lastName": c.last_name, "password": c.password, "hostUserId": host_user_id(number),
+            "memberNumber": f"{100200300 + number}",
+            "registered": flags.registered if flags else True,
+            "acceptedDisclosure": flags.accepted_disclosure if flags else True,
+            "contactMethods": [
+                {"id": c.method_id, "protocol": c.protocol, "contactInfo": c.contact,
+                 "telephoneCountryCode": c.country_code, "isActivated": flags.method_activated if flags else True,
+                 "validated": True, "primary": True}
+            ],
+            "accounts": demo_accounts(number, f"{c.first_name} {c.last_name}"),
+        }))
+    report = await importer.run(records, institution_id=institution_id)
     if report.refused:
         raise SandboxSeedFailed(
             f"the demo data could not be loaded into {DATABASE_FILE} ({report.refused[0][1]}); "
             f"remove {DATABASE_FILE} and {KEY_FILE} to start a fresh sandbox"
         )
-    return SandboxCredentials(INSTITUTION_ID, shared_key, secret, all_scopes)

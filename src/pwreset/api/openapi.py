@@ -10,8 +10,6 @@ schema here admits ``null``. The test suite checks every response it receives ag
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 from typing import Any
 
@@ -173,28 +171,3 @@ def build_openapi(operations: list[Operation]) -> dict[str, Any]:
             },
         },
     }
-
-
-_SWAGGER_INIT = 'SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});'
-#: Swagger UI pinned, each file by its Subresource Integrity hash (sha384 of the npm package's file,
-#: which the CDN serves byte for byte): a changed file does not run. The portal (issue 13) serves it
-#: from pwreset itself.
-_SWAGGER = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0"
-_SWAGGER_JS_SRI = "sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9"
-_SWAGGER_CSS_SRI = "sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I"
-SWAGGER_HTML = f"""<!doctype html>
-<html lang="en"><head><title>pwreset API</title><meta charset="utf-8">
-<link rel="stylesheet" href="{_SWAGGER}/swagger-ui.css" integrity="{_SWAGGER_CSS_SRI}" crossorigin="anonymous">
-</head>
-<body><div id="swagger-ui"></div>
-<script src="{_SWAGGER}/swagger-ui-bundle.js" integrity="{_SWAGGER_JS_SRI}" crossorigin="anonymous"></script>
-<script>{_SWAGGER_INIT}</script>
-</body></html>
-"""
-#: /docs's policy: exactly those two files, the one inline line by hash, the document from here.
-SWAGGER_CSP = (
-    f"default-src 'none'; script-src {_SWAGGER}/swagger-ui-bundle.js 'sha256-"
-    + base64.b64encode(hashlib.sha256(_SWAGGER_INIT.encode()).digest()).decode()
-    + f"'; style-src {_SWAGGER}/swagger-ui.css; img-src 'self' data:; connect-src 'self'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
-)

@@ -649,6 +649,8 @@ def sandbox(
     here = Path.cwd()
     settings = _settings(
         database_url=f"sqlite:///{here / sb.DATABASE_FILE}", secret_key=sb.sandbox_key(here), sandbox=True,
+        portal_institution_id=sb.INSTITUTION_ID, public_url=f"http://{host}:{port}",
+        portal_representative_email=sb.REPRESENTATIVE,
     )
     upgrade(settings.database_url)
 
@@ -694,6 +696,10 @@ Ask for a passcode (with the token from above in $TOKEN):
     -H 'Content-Type: application/json' -d '{{"contactMethodId": "{sb.DEMO_CUSTOMERS[0].method_id}"}}'
 
 API description: {base}/docs
+
+Developer portal: {base}/portal
+  sign in as {credentials.developer_email} with the password {credentials.developer_password!r}
+  (or sign up: the welcome email is printed here)
 """
     )
     configure_logging(settings.log_level, json=False)

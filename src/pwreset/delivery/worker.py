@@ -44,6 +44,7 @@ from pwreset.delivery import metrics
 from pwreset.delivery.models import OutboxMessage
 from pwreset.delivery.outbox import CHANNEL, Outbox
 from pwreset.delivery.providers.base import Accepted, DeliveryFailure, Outgoing, PermanentFailure, Provider
+from pwreset.delivery.providers.inbox import SANDBOX_INBOX
 from pwreset.delivery.rendering import Rendered, Renderer, TemplateInvalid, variables_for
 from pwreset.institutions.cache import InstitutionCache
 from pwreset.institutions.errors import InstitutionNotFound
@@ -278,7 +279,7 @@ class Worker:
             return self._expired(row, claim)
         if row.attempts > self.settings.outbox_max_attempts:  # claimed again and again: workers died on it
             return self._failed(row, claim, PermanentFailure("attempts exhausted (lease expired each time)"))
-        provider = self.providers[row.channel]
+        provider: Provider = self.providers[row.channel]
         try:
             opened = self.outbox.open(row)
         except NotOurKey as error:
@@ -289,15 +290,17 @@ class Worker:
             return self._unreadable(row, claim, error)
         try:
             institution = await self.institutions.get(row.institution_id)
+            if institution.sandbox:  # a portal organisation's sandbox: the message stays in its inbox
+                provider = SANDBOX_INBOX
             if "text" in opened.legacy:  # queued by a version that rendered at request time
                 rendered = Rendered(opened.legacy.get("subject"), opened.legacy["text"])
             elif row.kind == "passcode" and not opened.variables.get("code"):
                 raise TemplateInvalid("a passcode message without its passcode")
             else:
-                variables = variables_for(
+                variables = {**opened.variables, **variables_for(
                     institution=institution.name, code=str(opened.variables.get("code", "")),
                     minutes=int(opened.variables.get("minutes", 0)),
-                )
+                )}
                 rendered = await self.renderer.render(
                     institution_id=row.institution_id, kind=row.kind, channel=row.channel, language=row.language,
                     variables=variables,

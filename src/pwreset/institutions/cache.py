@@ -16,6 +16,8 @@ class InstitutionSettings:
     name: str
     min_password_length: int | None
     mask_contact_info: bool
+    #: A portal organisation's sandbox: its messages are kept for the portal's inbox, never sent.
+    sandbox: bool = False
 
 
 class InstitutionCache:
@@ -34,6 +36,8 @@ class InstitutionCache:
             row = await repository.get(session, institution_id)
         if row is None:
             raise InstitutionNotFound(f"no institution {institution_id}")
-        settings = InstitutionSettings(row.id, row.name, row.min_password_length, row.mask_contact_info)
+        settings = InstitutionSettings(
+            row.id, row.name, row.min_password_length, row.mask_contact_info, sandbox=row.sandbox
+        )
         self._entries[institution_id] = (now, settings)
         return settings

@@ -19,3 +19,6 @@ class Institution(Base):
     min_password_length: Mapped[int | None] = mapped_column(Integer)
     #: Show contact methods masked in the API (contract 6.1 [ext]).
     mask_contact_info: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: A developer organisation's sandbox (portal/): its messages go to the portal's inbox, never to a
+    #: provider, and its demo customers are the only ones it holds.
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -451,6 +451,7 @@ class OAuthService:
         grant_types: str | None = None,
         shared_key: str | None = None,
         secret_key: str | None = None,
+        actor: str = "cli",
     ) -> NewClient:
         """A new client; ``shared_key`` and ``secret_key`` are only given by the sandbox's seed."""
         if await institutions.get(session, institution_id) is None:
@@ -475,7 +476,7 @@ class OAuthService:
         )
         await repository.add(session, client)
         await audit.record_event(
-            session, clock=self.clock, event_type="client.created", outcome="success", actor="cli",
+            session, clock=self.clock, event_type="client.created", outcome="success", actor=actor,
             institution_id=institution_id, client_id=client.id,
             details={"sharedKey": client.shared_key, "scopes": client.scopes, "grantTypes": client.grant_types},
         )
@@ -483,7 +484,7 @@ class OAuthService:
 
     async def rotate_client_secret(
         self, session: AsyncSession, *, shared_key: str, revoke_tokens: bool = False,
-        grace: timedelta = timedelta(0), force: bool = False,
+        grace: timedelta = timedelta(0), force: bool = False, actor: str = "cli",
     ) -> NewClient:
         """A new secret. With ``grace``, the one it replaces is still accepted for that long (one
         previous secret at a time). Without it, the old one is refused at once (a leaked secret)."""
@@ -514,21 +515,21 @@ class OAuthService:
         if revoke_tokens:
             await self._revoke_client_tokens(session, client)
         await audit.record_event(
-            session, clock=self.clock, event_type="client.rotated", outcome="success", actor="cli",
+            session, clock=self.clock, event_type="client.rotated", outcome="success", actor=actor,
             institution_id=client.institution_id, client_id=client.id,
             details={"sharedKey": client.shared_key, "tokensRevoked": revoke_tokens,
                      "graceSeconds": int(grace.total_seconds())},
         )
         return NewClient(client=client, secret_key=secret)
 
-    async def revoke_client(self, session: AsyncSession, *, shared_key: str) -> ApiClient:
+    async def revoke_client(self, session: AsyncSession, *, shared_key: str, actor: str = "cli") -> ApiClient:
         client = await self._client_for_admin(session, shared_key)
         client.revoked_at = self.clock.now()
         client.previous_secret_hash = client.previous_secret_expires_at = None
         await session.flush()
         await self._revoke_client_tokens(session, client)
         await audit.record_event(
-            session, clock=self.clock, event_type="client.revoked", outcome="success", actor="cli",
+            session, clock=self.clock, event_type="client.revoked", outcome="success", actor=actor,
             institution_id=client.institution_id, client_id=client.id, details={"sharedKey": client.shared_key},
         )
         return client

@@ -8,10 +8,9 @@ from collections.abc import Awaitable, Callable
 
 import yaml
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from pwreset.api.openapi import SWAGGER_CSP, SWAGGER_HTML
 from pwreset.config import Settings
 from pwreset.errors import json_response
 from pwreset.ops.metrics import metrics_endpoint
@@ -46,7 +45,8 @@ async def openapi_yaml(request: Request) -> Response:
 
 
 async def docs(request: Request) -> Response:
-    return HTMLResponse(SWAGGER_HTML, headers={"Content-Security-Policy": SWAGGER_CSP})
+    """The API's documentation: the portal's catalogue, rendered here from /openapi.json (no CDN, no script)."""
+    return RedirectResponse("/portal/apis", status_code=302)
 
 
 def protected_metrics(token: str) -> Endpoint:

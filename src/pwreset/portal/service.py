@@ -1,0 +1,543 @@
+"""The portal's logic: developer accounts, sessions, organisations with their sandbox, apps and key pairs,
+the watchlist and the sandbox inbox. The caller owns the transaction (routes open one per request).
+
+Accounts follow OWASP ASVS level 2 where the issue asks for it: argon2id under the service's password
+policy, one answer whether or not an email is known (with the same hashing work either way), emailed
+secrets that are single-use, expiring and stored as keyed hashes, sessions that end when idle, at an
+absolute limit and on a password change, and rate limits on every step a stranger can repeat.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pwreset.audit import service as audit
+from pwreset.config import Settings
+from pwreset.customers.models import Customer
+from pwreset.delivery.models import OutboxMessage
+from pwreset.delivery.outbox import Message, Outbox
+from pwreset.delivery.rendering import Rendered, render_default, variables_for
+from pwreset.errors import RateLimited
+from pwreset.institutions.models import Institution
+from pwreset.kit.clock import Clock
+from pwreset.kit.crypto import KeyedHasher, NotOurKey, new_id, new_secret
+from pwreset.oauth import scopes as scope_names
+from pwreset.oauth.models import ApiClient
+from pwreset.oauth.service import OAuthService
+from pwreset.passwords.hashing import PasswordHashing
+from pwreset.passwords.policy import PasswordPolicy
+from pwreset.portal import repository
+from pwreset.portal.errors import Forbidden, NotFound, Refused, Throttled
+from pwreset.portal.models import (
+    App,
+    AppKey,
+    Developer,
+    Interest,
+    Membership,
+    Organisation,
+    PortalCode,
+    PortalSession,
+)
+from pwreset.ratelimit.limiter import RateLimiter, Rule
+
+SESSION_PREFIX = "pwr_ps_"
+VERIFY_PREFIX = "pwr_pv_"
+H_SESSION = "portal-session"
+H_VERIFY = "portal-verify"
+H_FORGOT = "portal-forgot"
+VERIFY_TTL = timedelta(hours=24)
+FORGOT_TTL = timedelta(minutes=15)
+FORGOT_ATTEMPTS = 5
+MIN_PASSWORD = 12
+#: Sessions are touched at most this often (a write per page view would be a write per click).
+TOUCH_EVERY = timedelta(seconds=60)
+ROTATION_GRACE = timedelta(hours=24)
+ROLES = ("admin", "developer", "viewer")
+WRITERS = frozenset({"admin", "developer"})
+
+SIGN_UP_PER_ADDRESS = Rule("portal-sign-up-address", 10, 3600)
+EMAILS_PER_ADDRESS = Rule("portal-email", 3, 3600)
+SIGN_IN_FAILURES_PER_EMAIL = Rule("portal-sign-in-email", 10, 900)
+SIGN_IN_FAILURES_PER_ADDRESS = Rule("portal-sign-in-address", 50, 900)
+VERIFY_PER_ADDRESS = Rule("portal-verify-address", 20, 3600)
+FORGOT_PER_ADDRESS = Rule("portal-forgot-address", 10, 3600)
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A signed-in browser: the session, its developer, and their organisation and role."""
+
+    session: PortalSession
+    developer: Developer
+    organisation: Organisation | None
+    role: str | None
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in WRITERS
+
+
+@dataclass(frozen=True)
+class NewKey:
+    client: ApiClient
+    secret_key: str
+    app_id: str
+
+
+@dataclass(frozen=True)
+class KeyView:
+    client: ApiClient
+    created_at: datetime
+    last_used: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.client.revoked_at is None
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    id: str
+    created_at: datetime
+    kind: str
+    channel: str
+    destination: str
+    customer_id: str | None
+    rendered: Rendered | None
+    status: str
+
+
+def normal_email(value: str) -> str:
+    """The address as stored: validated, with its domain normalised, lower-cased as a whole (two accounts
+    that differ only in case are one person)."""
+    try:
+        found = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        raise Refused("Enter an email address like name@example.com", field="email") from None
+    return found.normalized.lower()
+
+
+class PortalService:
+    def __init__(
+        self, *, settings: Settings, clock: Clock, hasher: KeyedHasher, hashing: PasswordHashing,
+        policy: PasswordPolicy, outbox: Outbox, oauth: OAuthService, limiter: RateLimiter,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.hasher = hasher
+        self.hashing = hashing
+        self.policy = policy
+        self.outbox = outbox
+        self.oauth = oauth
+        self.limiter = limiter
+
+    @property
+    def institution_id(self) -> str:
+        """The institution whose portal this is (the service refuses portal pages without one)."""
+        if self.settings.portal_institution_id is None:
+            raise NotFound("This service has no developer portal.")
+        return self.settings.portal_institution_id
+
+    def link(self, path: str) -> str:
+        return (self.settings.public_url or "").rstrip("/") + path
+
+    # -- accounts
+
+    async def sign_up(self, session: AsyncSession, *, name: str, email: str, password: str, address: str) -> None:
+        """Create an unverified account and send its verification link. A known email gets the same answer,
+        the same hashing work, and an email saying so instead of a second account."""
+        name = name.strip()
+        if not name:
+            raise Refused("Enter your name", field="name")
+        if len(name) > 200:
+            raise Refused("Use at most 200 characters", field="name")
+        email = normal_email(email)
+        self._check_password(password, email=email, name=name)
+        await self._limit(SIGN_UP_PER_ADDRESS, address)
+        password_hash = self.hashing.hash(password)  # before the lookup: a known email costs the same
+        existing = await repository.developer_by_email(session, email)
+        await self._limit(EMAILS_PER_ADDRESS, self._email_key(email))
+        now = self.clock.now()
+        if existing is None:
+            developer = Developer(id=new_id(), email=email, name=name, password_hash=password_hash, created_at=now,
+                                  password_changed_at=now)
+            session.add(developer)
+            await session.flush()
+            await self._send_verification(session, developer)
+            await self._audit(session, "portal.signed_up", developer_id=developer.id)
+        elif existing.verified_at is None:
+            await self._send_verification(session, existing)
+        else:
+            await self._email(session, "portal_exists", email, {"link": self.link("/portal/sign-in")})
+
+    async def _send_verification(self, session: AsyncSession, developer: Developer) -> None:
+        now = self.clock.now()
+        await repository.retire_codes(session, developer_id=developer.id, purpose="verify", now=now)
+        token = new_secret(VERIFY_PREFIX)
+        session.add(PortalCode(id=new_id(), purpose="verify", developer_id=developer.id,
+                               code_hash=self.hasher.digest(H_VERIFY, token), created_at=now,
+                               expires_at=now + VERIFY_TTL, attempts=0))
+        await self._email(session, "portal_verify", developer.email,
+                          {"name": developer.name[:80], "link": self.link(f"/portal/verify?token={token}")})
+
+    async def verify_email(self, session: AsyncSession, *, token: str, address: str) -> Developer:
+        """Spend a verification link: the account is verified and gets its organisation and sandbox."""
+        await self._limit(VERIFY_PER_ADDRESS, address)
+        code = await repository.code_by_hash(
+            session, purpose="verify", code_hashes=self.hasher.digests(H_VERIFY, token)
+        ) if token.startswith(VERIFY_PREFIX) and len(token) < 100 else None
+        now = self.clock.now()
+        if code is None or code.used_at is not None or code.expires_at <= now:
+            raise Refused("This link has expired or was already used. Sign in to get a new one.")
+        code.used_at = now
+        developer = await session.get(Developer, code.developer_id)
+        assert developer is not None
+        if developer.verified_at is None:
+            developer.verified_at = now
+            await self._create_organisation(session, developer)
+            await self._audit(session, "portal.verified", developer_id=developer.id)
+        await session.flush()
+        return developer
+
+    async def _create_organisation(self, session: AsyncSession, developer: Developer) -> Organisation:
+        now = self.clock.now()
+        organisation_id = new_id()
+        institution_id = "sbx-" + organisation_id[:20]
+        session.add(Institution(id=institution_id, name=f"{developer.name[:60]}'s sandbox", created_at=now,
+                                sandbox=True, mask_contact_info=False))
+        await session.flush()
+        organisation = Organisation(id=organisation_id, name=f"{developer.name[:80]}'s organisation",
+                                    sandbox_institution_id=institution_id, created_at=now)
+        session.add(organisation)
+        await session.flush()
+        session.add(Membership(organisation_id=organisation.id, developer_id=developer.id, role="admin",
+                               created_at=now))
+        await self._audit(session, "portal.organisation_created", developer_id=developer.id,
+                          organisation_id=organisation.id, sandbox=institution_id)
+        return organisation
+
+    async def ensure_developer(self, session: AsyncSession, *, email: str, name: str, password: str) -> Organisation:
+        """A verified developer with an organisation, made unless there (the sandbox's demo developer)."""
+        developer = await repository.developer_by_email(session, normal_email(email))
+        if developer is None:
+            now = self.clock.now()
+            developer = Developer(id=new_id(), email=normal_email(email), name=name,
+                                  password_hash=self.hashing.hash(password), created_at=now, verified_at=now,
+                                  password_changed_at=now)
+            session.add(developer)
+            await session.flush()
+            return await self._create_organisation(session, developer)
+        found = await repository.membership_of(session, developer.id)
+        assert found is not None
+        return found[1]
+
+    async def sign_in(self, session: AsyncSession, *, email: str, password: str, address: str) -> tuple[str, Signed]:
+        """A new session for the right password of a verified account; one refusal for everything else."""
+        try:
+            email = normal_email(email)
+        except Refused:
+            email = email.strip().lower()[:320]
+        await self._check_limit(SIGN_IN_FAILURES_PER_ADDRESS, address)
+        await self._check_limit(SIGN_IN_FAILURES_PER_EMAIL, self._email_key(email))
+        developer = await repository.developer_by_email(session, email)
+        verdict = self.hashing.verify(developer.password_hash if developer else None, password)
+        if developer is None or not verdict.ok:
+            await self.limiter.record(SIGN_IN_FAILURES_PER_ADDRESS, address)
+            await self.limiter.record(SIGN_IN_FAILURES_PER_EMAIL, self._email_key(email))
+            if developer is not None:
+                await self._audit(session, "portal.sign_in", outcome="failure", developer_id=developer.id)
+            raise Refused("The email or password is not right.")
+        if developer.verified_at is None:
+            await self._send_verification(session, developer)
+            raise Refused("Confirm your email address first: we have sent you a new link.")
+        if verdict.needs_upgrade:
+            developer.password_hash = self.hashing.hash(password)
+        token, signed = await self._open_session(session, developer)
+        await self._audit(session, "portal.sign_in", developer_id=developer.id)
+        return token, signed
+
+    async def _open_session(self, session: AsyncSession, developer: Developer) -> tuple[str, Signed]:
+        now = self.clock.now()
+        token = new_secret(SESSION_PREFIX)
+        row = PortalSession(id=new_id(), token_hash=self.hasher.digest(H_SESSION, token), developer_id=developer.id,
+                            created_at=now, last_seen_at=now,
+                            expires_at=now + timedelta(seconds=self.settings.portal_session_absolute))
+        session.add(row)
+        await session.flush()
+        found = await repository.membership_of(session, developer.id)
+        return token, Signed(row, developer, found[1] if found else None, found[0].role if found else None)
+
+    async def signed_in(self, session: AsyncSession, token: str | None) -> Signed | None:
+        """The session a cookie names, if it is still alive (touched at most once a minute)."""
+        if not token or not token.startswith(SESSION_PREFIX) or len(token) > 100:
+            return None
+        found = None
+        for digest in self.hasher.digests(H_SESSION, token):
+            found = await repository.session_by_hash(session, digest)
+            if found is not None:
+                break
+        if found is None:
+            return None
+        row, developer = found
+        now = self.clock.now()
+        idle = timedelta(seconds=self.settings.portal_session_idle)
+        if row.expires_at <= now or row.last_seen_at + idle <= now or row.created_at < developer.password_changed_at:
+            await session.delete(row)
+            return None
+        if now - row.last_seen_at >= TOUCH_EVERY:
+            row.last_seen_at = now
+        membership = await repository.membership_of(session, developer.id)
+        return Signed(row, developer, membership[1] if membership else None, membership[0].role if membership else None)
+
+    async def sign_out(self, session: AsyncSession, signed: Signed) -> None:
+        await session.delete(signed.session)
+        await self._audit(session, "portal.sign_out", developer_id=signed.developer.id)
+
+    async def forgot(self, session: AsyncSession, *, email: str, address: str) -> None:
+        """Email a one-time code to a verified account; the same answer for any other address."""
+        email = normal_email(email)
+        await self._limit(FORGOT_PER_ADDRESS, address)
+        developer = await repository.developer_by_email(session, email)
+        if developer is None or developer.verified_at is None:
+            return
+        await self._limit(EMAILS_PER_ADDRESS, self._email_key(email))
+        now = self.clock.now()
+        await repository.retire_codes(session, developer_id=developer.id, purpose="forgot", now=now)
+        code = f"{secrets.randbelow(10**8):08d}"
+        session.add(PortalCode(id=new_id(), purpose="forgot", developer_id=developer.id,
+                               code_hash=self.hasher.digest(H_FORGOT, f"{developer.id}:{code}"), created_at=now,
+                               expires_at=now + FORGOT_TTL, attempts=0))
+        await self._email(session, "portal_forgot", developer.email,
+                          {"code": code, "minutes": int(FORGOT_TTL.total_seconds() // 60)})
+        await self._audit(session, "portal.forgot", developer_id=developer.id)
+
+    async def reset_password(self, session: AsyncSession, *, email: str, code: str, password: str) -> None:
+        """A new password for the right code: every session ends, the code is spent. A wrong code counts
+        against the code, which dies after five."""
+        email = normal_email(email)
+        developer = await repository.developer_by_email(session, email)
+        now = self.clock.now()
+        live = None
+        if developer is not None:
+            live = await repository.live_code(session, developer_id=developer.id, purpose="forgot", now=now)
+        wrong = Refused("The code is not right, or has expired. Ask for a new one.", field="code")
+        if developer is None or live is None or live.attempts >= FORGOT_ATTEMPTS:
+            raise wrong
+        if not self.hasher.verify(H_FORGOT, f"{developer.id}:{code.strip()}", live.code_hash):
+            live.attempts += 1
+            await self._audit(session, "portal.password_reset", outcome="failure", developer_id=developer.id)
+            raise wrong
+        self._check_password(password, email=email, name=developer.name)
+        live.used_at = now
+        await self._set_password(session, developer, password)
+        await self._audit(session, "portal.password_reset", developer_id=developer.id)
+
+    async def _set_password(self, session: AsyncSession, developer: Developer, password: str) -> None:
+        developer.password_hash = self.hashing.hash(password)
+        developer.password_changed_at = self.clock.now()
+        await repository.end_sessions(session, developer.id)
+
+    def _check_password(self, password: str, *, email: str, name: str) -> None:
+        reasons = self.policy.reasons(
+            password, login_id=email.split("@")[0], current_hash=None, min_length=MIN_PASSWORD,
+            context=[email, *name.split(), "portal", "developer"],
+        )
+        if reasons:
+            raise Refused("The password " + "; ".join(reasons) + ".", field="password")
+
+    # -- apps and keys
+
+    def allowed_scopes(self, organisation: Organisation) -> list[str]:
+        """The scopes an organisation's sandbox apps may pick: all the service's, in its own sandbox."""
+        return sorted(scope_names.KNOWN_SCOPES)
+
+    async def apps(self, session: AsyncSession, signed: Signed) -> Sequence[App]:
+        organisation = self._organisation(signed)
+        return await repository.apps(session, organisation.id)
+
+    async def create_app(self, session: AsyncSession, signed: Signed, *, name: str, scopes: list[str]) -> NewKey:
+        organisation = self._writer(signed)
+        name = name.strip()
+        if not name:
+            raise Refused("Give the app a name", field="name")
+        if len(name) > 100:
+            raise Refused("Use at most 100 characters", field="name")
+        chosen = set(scopes)
+        if not chosen:
+            raise Refused("Pick at least one API scope", field="scopes")
+        if not chosen <= set(self.allowed_scopes(organisation)):
+            raise Refused("Pick scopes from the list", field="scopes")
+        app = App(id=new_id(), organisation_id=organisation.id, name=name, scopes=" ".join(sorted(chosen)),
+                  environment="sandbox", created_at=self.clock.now())
+        session.add(app)
+        await session.flush()
+        await self._audit(session, "portal.app_created", developer_id=signed.developer.id,
+                          organisation_id=organisation.id, app=app.id)
+        return await self._new_key(session, signed, app)
+
+    async def app(self, session: AsyncSession, signed: Signed, app_id: str) -> tuple[App, list[KeyView]]:
+        organisation = self._organisation(signed)
+        app = await repository.app(session, organisation_id=organisation.id, app_id=app_id)
+        if app is None:
+            raise NotFound("There is no such app in your organisation.")
+        pairs = await repository.keys(session, organisation_id=organisation.id, app_id=app.id)
+        used = await repository.last_used(session, [client.id for _, client in pairs])
+        return app, [KeyView(client, key.created_at, used.get(client.id)) for key, client in pairs]
+
+    async def add_key(self, session: AsyncSession, signed: Signed, app_id: str) -> NewKey:
+        self._writer(signed)
+        app, _ = await self.app(session, signed, app_id)
+        return await self._new_key(session, signed, app)
+
+    async def _new_key(self, session: AsyncSession, signed: Signed, app: App) -> NewKey:
+        organisation = self._organisation(signed)
+        created = await self.oauth.create_client(
+            session, institution_id=organisation.sandbox_institution_id, scope=app.scopes, name=app.name,
+            grant_types=scope_names.GRANT_CLIENT_CREDENTIALS, actor="portal",
+        )
+        session.add(AppKey(client_id=created.client.id, app_id=app.id, created_at=self.clock.now()))
+        await session.flush()
+        await self._audit(session, "portal.key_created", developer_id=signed.developer.id,
+                          organisation_id=organisation.id, app=app.id, client=created.client.id)
+        return NewKey(created.client, created.secret_key, app.id)
+
+    async def _key(self, session: AsyncSession, signed: Signed, app_id: str, client_id: str) -> tuple[
+        App, KeyView, list[KeyView]
+    ]:
+        self._writer(signed)
+        app, views = await self.app(session, signed, app_id)
+        for view in views:
+            if view.client.id == client_id and view.active:
+                return app, view, views
+        raise NotFound("There is no such active key pair in this app.")
+
+    async def revoke_key(
+        self, session: AsyncSession, signed: Signed, *, app_id: str, client_id: str, confirmed: bool
+    ) -> bool:
+        """Revoke a pair. The app's last active pair is revoked only once confirmed: returns False to ask."""
+        app, view, views = await self._key(session, signed, app_id, client_id)
+        if sum(v.active for v in views) == 1 and not confirmed:
+            return False
+        await self.oauth.revoke_client(session, shared_key=view.client.shared_key, actor="portal")
+        await self._audit(session, "portal.key_revoked", developer_id=signed.developer.id,
+                          organisation_id=app.organisation_id, app=app.id, client=client_id)
+        return True
+
+    async def rotate_key(self, session: AsyncSession, signed: Signed, *, app_id: str, client_id: str) -> NewKey:
+        """A new secret key for the pair; the one it replaces still works for 24 hours."""
+        app, view, _ = await self._key(session, signed, app_id, client_id)
+        rotated = await self.oauth.rotate_client_secret(
+            session, shared_key=view.client.shared_key, grace=ROTATION_GRACE, force=True, actor="portal"
+        )
+        await self._audit(session, "portal.key_rotated", developer_id=signed.developer.id,
+                          organisation_id=app.organisation_id, app=app.id, client=client_id)
+        return NewKey(rotated.client, rotated.secret_key, app.id)
+
+    # -- the sandbox
+
+    async def sandbox_customers(self, session: AsyncSession, signed: Signed) -> int:
+        organisation = self._organisation(signed)
+        count = await session.scalar(
+            select(func.count()).select_from(Customer)
+            .where(Customer.institution_id == organisation.sandbox_institution_id)
+        )
+        return int(count or 0)
+
+    async def inbox(self, session: AsyncSession, signed: Signed, *, limit: int = 50) -> list[InboxEntry]:
+        """What the organisation's sandbox sent its demo customers, newest first, as they would read it."""
+        organisation = self._organisation(signed)
+        institution = await session.get(Institution, organisation.sandbox_institution_id)
+        assert institution is not None and institution.sandbox
+        rows = (await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.institution_id == organisation.sandbox_institution_id)
+            .order_by(OutboxMessage.created_at.desc()).limit(limit)
+        )).all()
+        entries = []
+        for row in rows:
+            rendered = None
+            destination = row.destination_masked
+            try:
+                opened = self.outbox.open(row)
+            except NotOurKey:
+                opened = None
+            if opened is not None:
+                destination = opened.destination
+                variables = {**opened.variables, **variables_for(
+                    institution=institution.name, code=str(opened.variables.get("code", "")),
+                    minutes=int(opened.variables.get("minutes", 0)))}
+                rendered = render_default(row.kind, row.channel, row.language, variables)
+            entries.append(InboxEntry(row.id, row.created_at, row.kind, row.channel, destination, row.customer_id,
+                                      rendered, row.status))
+        return entries
+
+    # -- the watchlist
+
+    async def watched(self, session: AsyncSession, signed: Signed) -> set[str]:
+        return await repository.interests(session, signed.developer.id)
+
+    async def watch(self, session: AsyncSession, signed: Signed, *, api: str, title: str) -> bool:
+        """Add an API to the developer's watchlist and tell the institution's representative. False when it
+        was there already (nobody is told twice)."""
+        organisation = self._organisation(signed)
+        if api in await repository.interests(session, signed.developer.id):
+            return False
+        session.add(Interest(id=new_id(), developer_id=signed.developer.id, organisation_id=organisation.id,
+                             api=api, created_at=self.clock.now()))
+        representative = self.settings.portal_representative_email
+        if representative:
+            await self._email(session, "portal_interest", representative, {
+                "developer": signed.developer.name[:80], "email": signed.developer.email,
+                "organisation": organisation.name[:100], "api": title,
+            })
+        await self._audit(session, "portal.interest", developer_id=signed.developer.id,
+                          organisation_id=organisation.id, api=api, told=bool(representative))
+        return True
+
+    # -- helpers
+
+    def _organisation(self, signed: Signed) -> Organisation:
+        if signed.organisation is None:
+            raise NotFound("You are not in an organisation.")
+        return signed.organisation
+
+    def _writer(self, signed: Signed) -> Organisation:
+        organisation = self._organisation(signed)
+        if not signed.can_write:
+            raise Forbidden("Your role in this organisation (Viewer) cannot change apps or keys.")
+        return organisation
+
+    def _email_key(self, email: str) -> str:
+        return self.hasher.digest("portal-email-limit", email)[:32]
+
+    async def _limit(self, rule: Rule, subject: str) -> None:
+        try:
+            await self.limiter.consume(rule, subject)
+        except RateLimited as limited:
+            raise Throttled("Too many attempts. Try again later.", retry_after=limited.retry_after) from None
+
+    async def _check_limit(self, rule: Rule, subject: str) -> None:
+        try:
+            await self.limiter.check(rule, subject)
+        except RateLimited as limited:
+            raise Throttled("Too many attempts. Try again later.", retry_after=limited.retry_after) from None
+
+    async def _email(self, session: AsyncSession, kind: str, to: str, variables: dict[str, Any]) -> None:
+        await self.outbox.enqueue(session, Message(
+            institution_id=self.institution_id, kind=kind, channel="EMAIL", destination=to, variables=variables,
+        ))
+
+    async def _audit(
+        self, session: AsyncSession, event_type: str, *, outcome: str = "success", **details: Any
+    ) -> None:
+        await audit.record_event(
+            session, clock=self.clock, event_type=event_type, outcome=outcome, actor="portal",
+            institution_id=self.institution_id, details=details,
+        )
