@@ -38,8 +38,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def server(args: list[str], env: dict[str, str], log: Path) -> Iterator[str]:
-    port = free_port()
+def server(args: list[str], env: dict[str, str], log: Path, port: int | None = None) -> Iterator[str]:
+    port = port or free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", *args, "--port", str(port)], env={**os.environ, **env}, cwd=REPO_ROOT,

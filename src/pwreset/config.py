@@ -5,6 +5,7 @@ Tests and the sandbox build their own :class:`Settings`; nothing reads a global.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
@@ -215,14 +216,18 @@ class Settings(BaseSettings):
 
     def check_portal(self) -> None:
         """The portal's emails carry links: they are built from PWRESET_PUBLIC_URL, which must be https
-        outside the sandbox (a link on plain HTTP hands its token to anyone on the path)."""
+        outside the sandbox (a link on plain HTTP hands its token to anyone on the path), except on this
+        machine's loopback address (a browser treats http://localhost as a secure context)."""
         if self.portal_institution_id is None:
             return
         url = (self.public_url or "").rstrip("/")
         if not url:
             raise ConfigurationError("the portal (PWRESET_PORTAL_INSTITUTION_ID) needs PWRESET_PUBLIC_URL")
-        if not self.sandbox and not url.startswith("https://"):
-            raise ConfigurationError("PWRESET_PUBLIC_URL must be an https:// address outside the sandbox")
+        loopback = re.match(r"http://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$", url) is not None
+        if not self.sandbox and not url.startswith("https://") and not loopback:
+            raise ConfigurationError(
+                "PWRESET_PUBLIC_URL must be an https:// address (http:// only for localhost) outside the sandbox"
+            )
 
     def passcode_ttl(self, protocol: str) -> int:
         return {"SMS": self.passcode_ttl_sms, "VOICE": self.passcode_ttl_voice}.get(protocol, self.passcode_ttl_email)

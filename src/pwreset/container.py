@@ -111,7 +111,7 @@ def build_container(
     institutions = InstitutionCache(db=db, clock=clock)
     resets = ResetService(
         settings=settings, db=db, clock=clock, hasher=hasher, limiter=limiter, outbox=outbox, oauth=oauth,
-        hashing=hashing, policy=PasswordPolicy(hashing=hashing),
+        hashing=hashing, policy=PasswordPolicy(hashing=hashing), institutions=institutions,
     )
     return Container(
         settings=settings, db=db, clock=clock, hasher=hasher, redis=redis, cache=cache, feed=feed, oauth=oauth,

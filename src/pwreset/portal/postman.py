@@ -21,7 +21,7 @@ SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
 SUCCEEDS = {"token_post": 200, "contact_methods_get": 200, "reset_password_put": 204, "profile_get": 200,
             "institution_user_get": 200}
 #: Path and body values taken from the environment.
-_VARIABLES = {"customerId": "customerId", "accountId": "accountId", "institutionUserId": "hostUserId",
+_VARIABLES = {"customerId": "customerId", "accountId": "accountId", "institutionUserId": "institutionUserId",
               "contactMethodId": "contactMethodId", "passcode": "passcode", "loginId": "loginId"}
 _HEADER_VALUES = {"correlationId": "{{$guid}}", "transactionId": "{{$guid}}", "institutionId": "{{institutionId}}"}
 _ALIAS = re.compile(r"^/(digitalbanking|ux-users)/")
@@ -55,7 +55,8 @@ def _body_value(value: Any) -> Any:
 def _request(document: dict[str, Any], path: str, method: str, operation: dict[str, Any]) -> dict[str, Any]:
     url_path = re.sub(r"\{(\w+)\}", lambda m: "{{" + _VARIABLES.get(m.group(1), m.group(1)) + "}}", path)
     headers = [{"key": p["name"], "value": _HEADER_VALUES.get(p["name"], "")}
-               for p in operation.get("parameters", []) if p["in"] == "header" and p.get("required")]
+               for p in operation.get("parameters", [])
+               if p["in"] == "header" and (p.get("required") or p["name"] in _HEADER_VALUES)]
     query = [{"key": p["name"], "value": "{{" + _VARIABLES.get(p["name"], p["name"]) + "}}"}
              for p in operation.get("parameters", []) if p["in"] == "query" and p.get("required")]
     request: dict[str, Any] = {

@@ -447,12 +447,14 @@ class Pages:
         if signed.organisation is None:
             raise NotFound("You are not in an organisation.")
         first = demo.DEMO_CUSTOMERS[0]
+        async with self.services.db.transaction() as session:
+            user_id = await self.portal.institution_user_id(session, signed, first.customer_id)
         shared_key = request.query_params.get("sharedKey", "")
         body = postman.environment(name=f"{signed.organisation.name} sandbox", values={
             "baseUrl": self._base_url(), "institutionId": signed.organisation.sandbox_institution_id,
             "sharedKey": shared_key if shared_key.startswith("pwr_ck_") and len(shared_key) < 80 else "",
             "customerId": first.customer_id, "contactMethodId": first.method_id, "loginId": first.login_id,
-            "hostUserId": demo.host_user_id(1), "accountId": "chk-1", "passcode": "000000",
+            "institutionUserId": user_id, "accountId": "chk-1", "passcode": "000000",
         })
         return Response(orjson.dumps(body, option=orjson.OPT_INDENT_2), media_type="application/json",
                         headers={"Content-Disposition": 'attachment; filename="pwreset-sandbox.postman_environment'

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pwreset.audit import service as audit
 from pwreset.config import Settings
 from pwreset.customers.models import Customer
+from pwreset.customers.views import institution_user_id
 from pwreset.delivery.models import OutboxMessage
 from pwreset.delivery.outbox import Message, Outbox
 from pwreset.delivery.rendering import Rendered, render_default, variables_for
@@ -113,6 +114,12 @@ class InboxEntry:
     customer_id: str | None
     rendered: Rendered | None
     status: str
+
+
+def throttled(retry_after: int) -> Throttled:
+    minutes = max(1, -(-retry_after // 60))
+    wait = f"{minutes} minute{'s' if minutes > 1 else ''}"
+    return Throttled(f"Too many attempts from here. Try again in {wait}.", retry_after=retry_after)
 
 
 def normal_email(value: str) -> str:
@@ -451,6 +458,13 @@ class PortalService:
         )
         return int(count or 0)
 
+    async def institution_user_id(self, session: AsyncSession, signed: Signed, customer_id: str) -> str:
+        """A demo customer's ``institutionUserId`` in the organisation's sandbox (it derives from the row)."""
+        organisation = self._organisation(signed)
+        pk = await session.scalar(select(Customer.id).where(
+            Customer.institution_id == organisation.sandbox_institution_id, Customer.customer_id == customer_id))
+        return institution_user_id(pk) if pk else ""
+
     async def inbox(self, session: AsyncSession, signed: Signed, *, limit: int = 50) -> list[InboxEntry]:
         """What the organisation's sandbox sent its demo customers, newest first, as they would read it."""
         organisation = self._organisation(signed)
@@ -521,13 +535,13 @@ class PortalService:
         try:
             await self.limiter.consume(rule, subject)
         except RateLimited as limited:
-            raise Throttled("Too many attempts. Try again later.", retry_after=limited.retry_after) from None
+            raise throttled(limited.retry_after) from None
 
     async def _check_limit(self, rule: Rule, subject: str) -> None:
         try:
             await self.limiter.check(rule, subject)
         except RateLimited as limited:
-            raise Throttled("Too many attempts. Try again later.", retry_after=limited.retry_after) from None
+            raise throttled(limited.retry_after) from None
 
     async def _email(self, session: AsyncSession, kind: str, to: str, variables: dict[str, Any]) -> None:
         await self.outbox.enqueue(session, Message(

@@ -31,6 +31,7 @@ from pwreset.customers.service import DirectoryEntry
 from pwreset.db import Database, GroupCommit
 from pwreset.delivery.outbox import Message, Outbox, notify
 from pwreset.errors import RateLimited
+from pwreset.institutions.cache import InstitutionCache
 from pwreset.institutions.models import Institution
 from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import KeyedHasher, new_id, new_secret
@@ -98,8 +99,10 @@ class ResetService:
         oauth: OAuthService,
         hashing: PasswordHashing,
         policy: PasswordPolicy,
+        institutions: InstitutionCache | None = None,
     ) -> None:
         self.settings = settings
+        self.institutions = institutions
         self.clock = clock
         self.hasher = hasher
         self.limiter = limiter
@@ -144,7 +147,8 @@ class ResetService:
         if entry.reset_blocked_until is not None and entry.reset_blocked_until > now:
             raise CoolingOff()
         consumed = await self.velocity.consume_send(client_id=actor.client_id, institution_id=entry.institution_id)
-        destination_hash = self.hasher.digest("destination", method.destination)
+        destination_hash = self.hasher.digest("destination", await self._destination_key(entry.institution_id,
+                                                                                      method.destination))
         subjects = (f"customer:{entry.pk}", f"destination:{destination_hash}")
         try:
             for rule in self.send_rules:
@@ -191,6 +195,15 @@ class ResetService:
             # back. Not on cancellation (the caller hung up): the group commit may still write it.
             await self.velocity.release(consumed)
             raise
+
+    async def _destination_key(self, institution_id: str, destination: str) -> str:
+        """What the per-destination limit counts by: the destination, across institutions (one phone is one
+        phone whoever sends to it), except in a portal organisation's sandbox, whose demo destinations are
+        fictional and shared by every organisation: there they count per institution, so one developer's
+        testing cannot use up another's allowance."""
+        if self.institutions is not None and (await self.institutions.get(institution_id)).sandbox:
+            return f"{institution_id}\x00{destination}"
+        return destination
 
     async def _durable_send_limits(self, customer_pk: str, destination_hash: str) -> None:
         """The send limits, counted from the passcodes the database issued, whenever the counters may

@@ -1,0 +1,363 @@
+"""The developer portal's accounts, sessions, keys and pages, in process on SQLite and PostgreSQL (issue 13).
+
+The browser tests (tests/browser/) walk the same paths in Chromium; these pin the rules a browser does not
+show: CSRF, one answer whether or not an email is known, limits, session expiry, tenant isolation, and
+what a hostile form body gets.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from pwreset.app import create_app
+from pwreset.config import ConfigurationError, Settings
+from pwreset.container import Container, build_container
+from pwreset.delivery.models import OutboxMessage
+from pwreset.institutions.service import create_institution
+from pwreset.kit.clock import FrozenClock
+from pwreset.oauth.models import ApiClient
+from pwreset.portal.models import Developer, PortalSession
+from pwreset.portal.service import FORGOT_ATTEMPTS
+from tests.support import FakeDirectory
+
+BASE = "https://developers.bank.example"
+PASSWORD = "harbour lantern quietly 42 orbits"
+CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+@pytest.fixture
+async def portal_services(settings: Settings, clock: FrozenClock) -> AsyncIterator[Container]:
+    portal_settings = settings.model_copy(update={
+        "portal_institution_id": "07675", "public_url": BASE, "portal_representative_email": "rep@bank.example",
+    })
+    services = build_container(portal_settings, clock=clock, directory=FakeDirectory())
+    async with services.db.transaction() as session:
+        await create_institution(session, institution_id="07675", name="First Harbor CU", clock=clock)
+    yield services
+    await services.close()
+
+
+def client_for(services: Container) -> httpx.AsyncClient:
+    app = create_app(services.settings, container=services, background=False)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+
+
+@pytest.fixture
+async def browser(portal_services: Container) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(portal_services) as client:
+        yield client
+
+
+async def csrf(client: httpx.AsyncClient, path: str) -> str:
+    page = await client.get(path)
+    assert page.status_code == 200, page.text
+    found = CSRF.search(page.text)
+    assert found is not None
+    return found.group(1)
+
+
+async def post(
+    client: httpx.AsyncClient, path: str, data: dict[str, Any], *, page: str | None = None
+) -> httpx.Response:
+    return await client.post(path, data={"csrf_token": await csrf(client, page or path), **data})
+
+
+async def emails(services: Container, kind: str) -> list[dict[str, Any]]:
+    async with services.db.reading() as session:
+        rows = (await session.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind)
+                                      .order_by(OutboxMessage.created_at))).all()
+    return [{"to": (o := services.outbox.open(row)).destination, **o.variables} for row in rows]
+
+
+async def sign_up(client: httpx.AsyncClient, services: Container, email: str, name: str = "Ana Ortiz") -> str:
+    """Sign up and verify; returns the verification link that was spent."""
+    answer = await post(client, "/portal/sign-up", {"name": name, "email": email, "password": PASSWORD})
+    assert answer.status_code == 200 and "Check your email" in answer.text
+    link = [e for e in await emails(services, "portal_verify") if e["to"] == email][-1]["link"]
+    assert link.startswith(f"{BASE}/portal/verify?token=pwr_pv_")
+    token = link.split("token=")[1]
+    confirmed = await post(client, "/portal/verify", {"token": token}, page=f"/portal/verify?token={token}")
+    assert confirmed.status_code == 303 and confirmed.headers["location"] == "/portal/sign-in?notice=verified"
+    return link
+
+
+async def sign_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    return await post(client, "/portal/sign-in", {"email": email, "password": password})
+
+
+async def new_app(
+    client: httpx.AsyncClient, name: str = "App", scopes: tuple[str, ...] = ("institution-users:read",)
+) -> tuple[str, str, str]:
+    created = await post(client, "/portal/apps/new", {"name": name, "scopes": list(scopes)})
+    assert created.status_code == 200, created.text
+    shared = re.search(r'id="shared-key">([^<]+)<', created.text)
+    secret = re.search(r'id="secret-key">([^<]+)<', created.text)
+    app_id = re.search(r'href="/portal/apps/(\w+)"', created.text)
+    assert shared and secret and app_id
+    return app_id.group(1), shared.group(1), secret.group(1)
+
+
+async def test_sign_up_verify_sign_in_and_an_app_with_keys_that_work(browser, portal_services):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    signed = await sign_in(browser, "ana@partner.example")
+    assert signed.status_code == 303 and signed.headers["location"] == "/portal/dashboard"
+    cookie = signed.headers.get_list("set-cookie")
+    assert any(c.startswith("__Host-pwreset_portal=pwr_ps_") and "HttpOnly" in c and "Secure" in c
+               and "SameSite=lax" in c for c in cookie), cookie
+    dashboard = await browser.get("/portal/dashboard")
+    institution = re.search(r"<code>(sbx-\w+)</code>", dashboard.text)
+    assert institution is not None and "5a1d0e5d3c2b4a1f9e8d7c6b5a4f0006" in dashboard.text
+    app_id, shared, secret = await new_app(browser)
+    async with portal_services.db.reading() as session:
+        client = (await session.scalars(select(ApiClient).where(ApiClient.shared_key == shared))).one()
+    assert client.institution_id == institution.group(1) and secret not in client.secret_hash
+    token = await browser.post("/oauth2/v1/token", auth=(shared, secret), data={"grant_type": "client_credentials"},
+                               headers={"transactionId": str(uuid.uuid4()), "institutionId": institution.group(1)})
+    assert token.status_code == 200, token.text
+    page = await browser.get(f"/portal/apps/{app_id}")
+    assert shared in page.text and secret not in page.text
+
+
+async def test_a_known_email_gets_the_same_answer_and_an_email_instead_of_a_second_account(browser, portal_services):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    again = await post(browser, "/portal/sign-up", {"name": "Someone", "email": "ANA@partner.example",
+                                                    "password": PASSWORD})
+    fresh = await post(browser, "/portal/sign-up", {"name": "Someone", "email": "new@partner.example",
+                                                    "password": PASSWORD})
+    assert again.status_code == fresh.status_code == 200
+    assert again.text.replace("ANA@partner.example", "X") == fresh.text.replace("new@partner.example", "X")
+    assert [e["to"] for e in await emails(portal_services, "portal_exists")] == ["ana@partner.example"]
+    async with portal_services.db.reading() as session:
+        assert await session.scalar(select(func.count()).select_from(Developer)) == 2
+
+
+async def test_every_form_needs_its_csrf_token_bound_to_this_browser(browser, portal_services):
+    missing = await browser.post("/portal/sign-up", data={"name": "A", "email": "a@b.example", "password": PASSWORD})
+    assert missing.status_code == 400 and "This form has expired" in missing.text
+    async with client_for(portal_services) as other:
+        stolen = await csrf(other, "/portal/sign-up")  # valid, but for another browser's cookie
+    await browser.get("/portal/sign-up")
+    forged = await browser.post("/portal/sign-up", data={"csrf_token": stolen, "name": "A", "email": "a@b.example",
+                                                         "password": PASSWORD})
+    assert forged.status_code == 400 and "This form has expired" in forged.text
+    assert await emails(portal_services, "portal_verify") == []
+
+
+@pytest.mark.parametrize(("body", "content_type"), [
+    (b"name=%FF%FE&email=x", "application/x-www-form-urlencoded"),
+    (b"name=a%00b", "application/x-www-form-urlencoded"),
+    (b"x=" + b"a" * 20_000, "application/x-www-form-urlencoded"),
+    (b'{"name": "a"}', "application/json"),
+    (b"--b\r\nContent-Disposition: form-data; name=a\r\n\r\nb\r\n--b--", "multipart/form-data; boundary=b"),
+])
+async def test_a_hostile_form_body_gets_a_page_not_a_500(browser, portal_services, body, content_type):
+    await browser.get("/portal/sign-up")
+    answer = await browser.post("/portal/sign-up", content=body, headers={"content-type": content_type})
+    assert answer.status_code == 400 and "That form could not be read" in answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+
+
+async def test_sign_in_refusals_are_one_answer_and_limited(browser, portal_services):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    wrong = await sign_in(browser, "ana@partner.example", "not the password at all")
+    unknown = await sign_in(browser, "nobody@partner.example", "not the password at all")
+    assert wrong.status_code == unknown.status_code == 400
+    assert "The email or password is not right." in wrong.text and "The email or password is not right." in unknown.text
+    for _ in range(9):
+        await sign_in(browser, "ana@partner.example", "not the password at all")
+    limited = await sign_in(browser, "ana@partner.example", PASSWORD)  # the right one, after ten failures
+    assert limited.status_code == 429 and "Try again in" in limited.text and int(limited.headers["retry-after"]) > 0
+
+
+async def test_an_unverified_account_cannot_sign_in_and_the_link_works_once(browser, portal_services):
+    await post(browser, "/portal/sign-up", {"name": "Ana", "email": "ana@partner.example", "password": PASSWORD})
+    refused = await sign_in(browser, "ana@partner.example")
+    assert refused.status_code == 400 and "Confirm your email address first" in refused.text
+    links = [e["link"] for e in await emails(portal_services, "portal_verify")]
+    assert len(links) == 2  # the sign-in sent a new link; the first one is retired
+    first, second = (link.split("token=")[1] for link in links)
+    old = await post(browser, "/portal/verify", {"token": first}, page="/portal/verify")
+    assert old.status_code == 400 and "expired or was already used" in old.text
+    assert (await post(browser, "/portal/verify", {"token": second}, page="/portal/verify")).status_code == 303
+    again = await post(browser, "/portal/verify", {"token": second}, page="/portal/verify")
+    assert again.status_code == 400
+    assert (await sign_in(browser, "ana@partner.example")).status_code == 303
+
+
+async def test_sessions_end_when_idle_at_their_limit_and_on_a_password_change(browser, portal_services, clock):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    assert (await browser.get("/portal/dashboard")).status_code == 200
+    clock.advance(portal_services.settings.portal_session_idle + 1)
+    assert (await browser.get("/portal/dashboard")).headers["location"].startswith("/portal/sign-in")
+    await sign_in(browser, "ana@partner.example")
+    for _ in range(portal_services.settings.portal_session_absolute // 1500 + 1):  # active all along
+        clock.advance(1500)
+        if (await browser.get("/portal/dashboard")).status_code != 200:
+            break
+    assert (await browser.get("/portal/dashboard")).status_code == 303
+
+    await sign_in(browser, "ana@partner.example")
+    async with client_for(portal_services) as other:  # a second browser changes the password
+        await post(other, "/portal/forgot", {"email": "ana@partner.example"})
+        code = (await emails(portal_services, "portal_forgot"))[-1]["code"]
+        changed = await post(other, "/portal/forgot/reset", {"email": "ana@partner.example", "code": code,
+                                                              "password": "another river 88 stones"})
+        assert changed.status_code == 303
+    assert (await browser.get("/portal/dashboard")).status_code == 303
+    async with portal_services.db.reading() as session:
+        assert await session.scalar(select(func.count()).select_from(PortalSession)) == 0
+
+
+async def test_a_forgot_code_dies_after_five_wrong_tries_and_unknown_emails_get_the_same_page(browser, portal_services):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    known = await post(browser, "/portal/forgot", {"email": "ana@partner.example"})
+    unknown = await post(browser, "/portal/forgot", {"email": "nobody@partner.example"})
+    assert known.status_code == unknown.status_code == 200
+    assert "If an account uses that address" in known.text and "If an account uses that address" in unknown.text
+    [sent] = await emails(portal_services, "portal_forgot")
+    wrong = "00000000" if sent["code"] != "00000000" else "11111111"
+    for _ in range(FORGOT_ATTEMPTS):
+        refused = await post(browser, "/portal/forgot/reset", {"email": "ana@partner.example", "code": wrong,
+                                                               "password": "another river 88 stones"})
+        assert refused.status_code == 400
+    late = await post(browser, "/portal/forgot/reset", {"email": "ana@partner.example", "code": sent["code"],
+                                                        "password": "another river 88 stones"})
+    assert late.status_code == 400 and "The code is not right" in late.text
+    assert (await sign_in(browser, "ana@partner.example")).status_code == 303  # the password is unchanged
+
+
+async def test_a_weak_password_is_refused_next_to_its_field(browser):
+    answer = await post(browser, "/portal/sign-up", {"name": "Ana", "email": "ana@partner.example",
+                                                     "password": "Password123!"})
+    assert answer.status_code == 400
+    assert re.search(r'<p class="error" id="password-error">.*The password', answer.text)
+    assert 'aria-describedby="password-hint password-error"' in answer.text
+    assert "Password123!" not in answer.text  # never sent back
+
+
+async def test_another_organisation_sees_nothing_of_mine(portal_services):
+    async with client_for(portal_services) as ana, client_for(portal_services) as bob:
+        await sign_up(ana, portal_services, "ana@partner.example")
+        await sign_in(ana, "ana@partner.example")
+        app_id, shared, _ = await new_app(ana)
+        await sign_up(bob, portal_services, "bob@other.example", name="Bob")
+        await sign_in(bob, "bob@other.example")
+        assert (await bob.get(f"/portal/apps/{app_id}")).status_code == 404
+        client_id = re.search(r"/keys/(\w+)/revoke", (await ana.get(f"/portal/apps/{app_id}")).text)
+        assert client_id is not None
+        token = await csrf(bob, "/portal/dashboard")
+        for action in ("rotate", "revoke"):
+            hit = await bob.post(f"/portal/apps/{app_id}/keys/{client_id.group(1)}/{action}",
+                                 data={"csrf_token": token, "confirmed": "y"})
+            assert hit.status_code == 404
+        assert (await bob.post(f"/portal/apps/{app_id}/keys", data={"csrf_token": token})).status_code == 404
+        assert shared not in (await bob.get("/portal/dashboard")).text
+    async with portal_services.db.reading() as session:
+        assert (await session.scalars(select(ApiClient).where(ApiClient.shared_key == shared))).one().revoked_at is None
+
+
+async def test_rotation_keeps_the_old_secret_for_a_day_and_revoking_the_last_pair_asks_first(browser, portal_services,
+                                                                                          clock):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    app_id, shared, old_secret = await new_app(browser)
+    institution = re.search(r"<code>(sbx-\w+)</code>", (await browser.get(f"/portal/apps/{app_id}")).text)
+    assert institution is not None
+    page = await browser.get(f"/portal/apps/{app_id}")
+    client_id = re.search(r"/keys/(\w+)/rotate", page.text)
+    assert client_id is not None
+    rotated = await post(browser, f"/portal/apps/{app_id}/keys/{client_id.group(1)}/rotate", {},
+                         page=f"/portal/apps/{app_id}")
+    new_secret = re.search(r'id="secret-key">([^<]+)<', rotated.text)
+    assert rotated.status_code == 200 and new_secret is not None and "keeps working for 24 hours" in rotated.text
+
+    async def token(secret: str) -> int:
+        answer = await browser.post(
+            "/oauth2/v1/token", auth=(shared, secret), data={"grant_type": "client_credentials"},
+            headers={"transactionId": str(uuid.uuid4()), "institutionId": institution.group(1)},
+        )
+        return answer.status_code
+
+    assert await token(old_secret) == 200 and await token(new_secret.group(1)) == 200
+    clock.advance(24 * 3600 + 1)
+    await sign_in(browser, "ana@partner.example")
+    assert await token(old_secret) == 401 and await token(new_secret.group(1)) == 200
+    ask = await post(browser, f"/portal/apps/{app_id}/keys/{client_id.group(1)}/revoke", {},
+                     page=f"/portal/apps/{app_id}")
+    assert ask.status_code == 200 and "Revoke the last key pair?" in ask.text
+    assert await token(new_secret.group(1)) == 200
+    done = await post(browser, f"/portal/apps/{app_id}/keys/{client_id.group(1)}/revoke", {"confirmed": "y"},
+                      page=f"/portal/apps/{app_id}")
+    assert done.status_code == 303 and await token(new_secret.group(1)) == 401
+
+
+async def test_the_sandbox_inbox_shows_only_this_organisations_messages_which_reach_no_provider(
+    browser, portal_services
+):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    _, shared, secret = await new_app(browser, scopes=("institution-users:read", "institution-users:write"))
+    dashboard = (await browser.get("/portal/dashboard")).text
+    institution = re.search(r"<code>(sbx-\w+)</code>", dashboard)
+    assert institution is not None
+    headers = {"transactionId": str(uuid.uuid4()), "institutionId": institution.group(1)}
+    token = (await browser.post("/oauth2/v1/token", auth=(shared, secret), headers=headers,
+                                data={"grant_type": "client_credentials"})).json()["access_token"]
+    sent = await browser.put("/v1/customers/5a1d0e5d3c2b4a1f9e8d7c6b5a4f0001:reset-password",
+                             headers={"Authorization": f"Bearer {token}", "correlationId": str(uuid.uuid4())},
+                             json={"contactMethodId": "100000001"})
+    assert sent.status_code == 204, sent.text
+    assert await portal_services.worker.run_once() >= 1
+    assert not [m for m in portal_services.sink.sent if m.channel == "SMS"]  # SMS's provider (console) got nothing
+    inbox = await browser.get("/portal/inbox")
+    assert re.search(r"reset code is \d{6}", inbox.text) and "+12025550143" in inbox.text
+    async with client_for(portal_services) as bob:
+        await sign_up(bob, portal_services, "bob@other.example", name="Bob")
+        await sign_in(bob, "bob@other.example")
+        assert "reset code is" not in (await bob.get("/portal/inbox")).text
+
+
+async def test_each_api_document_holds_its_own_operations_and_the_collection_is_postman_v21(browser):
+    apis = await browser.get("/portal/apis")
+    assert apis.status_code == 200
+    whole = (await browser.get("/openapi.json")).json()
+    seen = set()
+    for slug in ("authentication", "reset-password", "institution-users", "accounts", "extensions"):
+        as_json = (await browser.get(f"/portal/apis/{slug}/openapi.json")).json()
+        as_yaml = yaml.safe_load((await browser.get(f"/portal/apis/{slug}/openapi.yaml")).text)
+        assert as_json == as_yaml and as_json["paths"]
+        for path, item in as_json["paths"].items():
+            assert set(item) <= set(whole["paths"][path])
+            seen.update((path, m) for m in item)
+        refs = set(re.findall(r'"#/components/schemas/(\w+)"', str(as_json).replace("'", '"')))
+        assert refs <= set(as_json["components"]["schemas"])
+        page = await browser.get(f"/portal/apis/{slug}")
+        assert page.status_code == 200 and "Download Swagger spec" in page.text
+    assert seen == {(p, m) for p, item in whole["paths"].items() for m in item}  # every operation has a page
+    assert (await browser.get("/portal/apis/all/openapi.json")).json() == whole
+    assert (await browser.get("/portal/apis/nope")).status_code == 404
+    collection = (await browser.get("/portal/postman/collection.json")).json()
+    assert collection["info"]["schema"].endswith("/v2.1.0/collection.json")
+    assert collection["item"][0]["name"] == "Get a token" and collection["item"][-1]["name"] == "Revoke the token"
+    names = [request["name"] for folder in collection["item"] for request in folder["item"]]
+    assert "Send a one-time passcode to a contact method (wire contract 6.2)" in names
+
+
+def test_the_portal_needs_an_https_public_url_outside_the_sandbox():
+    base = {"secret_key": "x", "portal_institution_id": "07675"}
+    with pytest.raises(ConfigurationError, match="PWRESET_PUBLIC_URL"):
+        Settings(**base, _env_file=None).check_portal()  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError, match="https"):
+        Settings(**base, public_url="http://developers.bank.example", _env_file=None).check_portal()  # type: ignore[call-arg]
+    Settings(**base, public_url="https://developers.bank.example", _env_file=None).check_portal()  # type: ignore[call-arg]
+    Settings(**base, public_url="http://localhost:8000", _env_file=None).check_portal()  # type: ignore[call-arg]
+    Settings.for_sandbox(**base, public_url="http://10.0.0.5:8000", _env_file=None).check_portal()
