@@ -361,3 +361,190 @@ def test_the_portal_needs_an_https_public_url_outside_the_sandbox():
     Settings(**base, public_url="https://developers.bank.example", _env_file=None).check_portal()  # type: ignore[call-arg]
     Settings(**base, public_url="http://localhost:8000", _env_file=None).check_portal()  # type: ignore[call-arg]
     Settings.for_sandbox(**base, public_url="http://10.0.0.5:8000", _env_file=None).check_portal()
+
+
+async def test_the_test_drive_calls_the_sandbox_with_a_token_the_browser_never_sees(browser, portal_services):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    page = await browser.get("/portal/apis/reset-password")
+    assert "Try it in your sandbox" in page.text
+    token = CSRF.search(page.text)
+    assert token is not None
+    tried = await browser.post("/portal/apis/reset-password/try/reset-password-put", data={
+        "csrf_token": token.group(1), "path_customerId": "5a1d0e5d3c2b4a1f9e8d7c6b5a4f0001",
+        "body": '{"contactMethodId": "100000001"}',
+    })
+    assert tried.status_code == 200 and "Response: 204" in tried.text
+    assert "pwr_at_" not in tried.text and "sandbox inbox" in tried.text
+    await portal_services.worker.run_once()
+    assert re.search(r"reset code is \d{6}", (await browser.get("/portal/inbox")).text)
+    refused = await browser.post("/portal/apis/reset-password/try/reset-password-put", data={
+        "csrf_token": token.group(1), "path_customerId": "5a1d0e5d3c2b4a1f9e8d7c6b5a4f0004",
+        "body": '{"contactMethodId": "100000004"}',
+    })
+    assert refused.status_code == 200 and "Response: 400" in refused.text and "UXU_" in refused.text
+    bad = await browser.post("/portal/apis/reset-password/try/reset-password-put", data={
+        "csrf_token": token.group(1), "path_customerId": "x", "body": "{not json"})
+    assert bad.status_code == 400 and "The body is not JSON" in bad.text
+    other = await browser.post("/portal/apis/authentication/try/token-post", data={"csrf_token": token.group(1)})
+    assert other.status_code == 404  # the token service's operations take keys, not the test drive's token
+
+
+def totp_now(secret: str, clock: FrozenClock, offset: int = 0) -> str:
+    import pyotp
+
+    return str(pyotp.TOTP(secret).at(int(clock.timestamp()) + offset))
+
+
+async def turn_on_two_factor(client: httpx.AsyncClient, clock: FrozenClock) -> tuple[str, list[str]]:
+    page = await client.get("/portal/account/two-factor")
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text)
+    assert secret is not None and "<svg" in page.text
+    token = CSRF.search(page.text)
+    assert token is not None
+    wrong = await client.post("/portal/account/two-factor", data={"csrf_token": token.group(1), "code": "000000"})
+    assert wrong.status_code == 400 and "That code is not right" in wrong.text
+    done = await client.post("/portal/account/two-factor",
+                             data={"csrf_token": token.group(1), "code": totp_now(secret.group(1), clock)})
+    assert done.status_code == 200, done.text
+    codes = re.findall(r"<li><code>([a-z2-7]{4}-[a-z2-7]{4})</code></li>", done.text)
+    assert len(codes) == 10
+    return secret.group(1), codes
+
+
+async def test_two_factor_sign_in_refuses_a_replayed_code_and_takes_a_recovery_code_once(browser, portal_services,
+                                                                                         clock):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    secret, codes = await turn_on_two_factor(browser, clock)
+    async with portal_services.db.reading() as session:
+        developer = (await session.scalars(select(Developer))).one()
+    assert developer.totp_sealed is not None and secret.encode() not in developer.totp_sealed
+    async with client_for(portal_services) as other:
+        first = await sign_in(other, "ana@partner.example")
+        assert first.status_code == 200 and "Enter your code" in first.text  # no session yet
+        assert "set-cookie" not in first.headers or "pwreset_portal" not in first.headers["set-cookie"]
+        challenge = re.search(r'name="challenge" type="hidden" value="([^"]+)"', first.text)
+        token = CSRF.search(first.text)
+        assert challenge and token
+        replay = await other.post("/portal/sign-in/code", data={
+            "csrf_token": token.group(1), "challenge": challenge.group(1), "code": totp_now(secret, clock)})
+        assert replay.status_code == 400  # the code that turned two-factor on was already used
+        clock.advance(30)
+        ok = await other.post("/portal/sign-in/code", data={
+            "csrf_token": token.group(1), "challenge": challenge.group(1), "code": totp_now(secret, clock)})
+        assert ok.status_code == 303 and ok.headers["location"] == "/portal/dashboard"
+        again = await other.post("/portal/sign-in/code", data={  # (signing in replaced the CSRF binding)
+            "csrf_token": await csrf(other, "/portal/sign-in"), "challenge": challenge.group(1),
+            "code": totp_now(secret, clock, 30)})
+        assert again.status_code == 400 and "This sign-in has expired" in again.text
+    async with client_for(portal_services) as third:
+        for attempt in range(2):
+            page = await sign_in(third, "ana@partner.example")
+            challenge = re.search(r'name="challenge" type="hidden" value="([^"]+)"', page.text)
+            token = CSRF.search(page.text)
+            assert challenge and token
+            used = await third.post("/portal/sign-in/code", data={
+                "csrf_token": token.group(1), "challenge": challenge.group(1), "code": codes[0].upper()})
+            assert used.status_code == (303 if attempt == 0 else 400)
+
+
+async def test_production_access_needs_two_factor_and_staff_approval_then_production_keys_work(
+    browser, portal_services, clock
+):
+    from pwreset.cli import main as cli
+
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    app_id, _, _ = await new_app(browser, scopes=("institution-users:read", "institution-users:write"))
+    page = await browser.get(f"/portal/apps/{app_id}")
+    assert "Production access needs two-factor authentication" in page.text
+    token = CSRF.search(page.text)
+    assert token is not None
+    early = await browser.post(f"/portal/apps/{app_id}/production",
+                               data={"csrf_token": token.group(1), "purpose": "Password reset in our mobile app"})
+    assert early.status_code == 403
+    await turn_on_two_factor(browser, clock)
+    asked = await post(browser, f"/portal/apps/{app_id}/production", {"purpose": "Password reset in our mobile app"},
+                       page=f"/portal/apps/{app_id}")
+    assert asked.status_code == 303
+    told = [e for e in await emails(portal_services, "portal_access_requested")]
+    assert [e["to"] for e in told] == ["rep@bank.example"] and told[0]["email"] == "ana@partner.example"
+    twice = await post(browser, f"/portal/apps/{app_id}/production", {"purpose": "Password reset in our mobile app"},
+                       page=f"/portal/apps/{app_id}")
+    assert twice.status_code == 400 and "already has a request waiting" in twice.text
+
+    # Staff: a developer made staff by the command line, with two-factor on.
+    async with client_for(portal_services) as staff:
+        await sign_up(staff, portal_services, "ops@bank.example", name="Olu Ops")
+        await sign_in(staff, "ops@bank.example")
+        assert (await staff.get("/portal/staff")).status_code == 403
+        async with portal_services.db.transaction() as session:
+            await portal_services.portal.set_staff(session, email="ops@bank.example", staff=True)
+        assert (await staff.get("/portal/staff")).status_code == 403  # staff pages need two-factor too
+        await turn_on_two_factor(staff, clock)
+        desk = await staff.get("/portal/staff")
+        assert desk.status_code == 200 and "Password reset in our mobile app" in desk.text
+        request_id = re.search(r"/portal/staff/requests/(\w+)/approve", desk.text)
+        assert request_id is not None
+        approved = await post(staff, f"/portal/staff/requests/{request_id.group(1)}/approve", {"note": ""},
+                              page="/portal/staff")
+        assert approved.status_code == 303
+    assert (await browser.get("/portal/staff")).status_code == 403  # a developer is not staff
+    [decided] = await emails(portal_services, "portal_access_decided")
+    assert decided["to"] == "ana@partner.example" and decided["decision"] == "approved"
+    dashboard = await browser.get("/portal/dashboard")
+    production = re.search(r'href="/portal/apps/(\w+)">App \(production\)</a>', dashboard.text)
+    assert production is not None
+    created = await post(browser, f"/portal/apps/{production.group(1)}/keys", {},
+                         page=f"/portal/apps/{production.group(1)}")
+    shared = re.search(r'id="shared-key">([^<]+)<', created.text)
+    secret = re.search(r'id="secret-key">([^<]+)<', created.text)
+    assert shared and secret
+    issued = await browser.post("/oauth2/v1/token", auth=(shared.group(1), secret.group(1)),
+                                data={"grant_type": "client_credentials"},
+                                headers={"transactionId": str(uuid.uuid4()), "institutionId": "07675"})
+    assert issued.status_code == 200, issued.text  # bound to the real institution
+    assert cli is not None
+
+
+async def test_an_invited_viewer_joins_and_cannot_change_apps(portal_services):
+    async with client_for(portal_services) as ana, client_for(portal_services) as vic:
+        await sign_up(ana, portal_services, "ana@partner.example")
+        await sign_in(ana, "ana@partner.example")
+        app_id, _, _ = await new_app(ana)
+        invited = await post(ana, "/portal/team/invite", {"email": "vic@partner.example", "role": "viewer"},
+                             page="/portal/dashboard")
+        assert invited.status_code == 303
+        [invite] = await emails(portal_services, "portal_invite")
+        assert invite["to"] == "vic@partner.example" and invite["role"] == "Viewer"
+        token = invite["link"].split("token=")[1]
+        await sign_up(vic, portal_services, "vic@partner.example", name="Vic")
+        await sign_in(vic, "vic@partner.example")
+        joined = await post(vic, "/portal/invite", {"token": token}, page=f"/portal/invite?token={token}")
+        assert joined.status_code == 303
+        dashboard = await vic.get("/portal/dashboard")
+        assert "Ana Ortiz&#39;s organisation" in dashboard.text and "Viewer" in dashboard.text
+        assert (await vic.get(f"/portal/apps/{app_id}")).status_code == 200
+        refused = await post(vic, "/portal/apps/new", {"name": "Mine", "scopes": ["institution-users:read"]},
+                             page="/portal/dashboard")
+        assert refused.status_code == 403
+        added = await post(vic, f"/portal/apps/{app_id}/keys", {}, page="/portal/dashboard")
+        assert added.status_code == 403
+        again = await vic.get(f"/portal/invite?token={token}")
+        assert again.status_code == 400  # used
+
+
+async def test_an_invitation_expires_after_72_hours_and_is_only_for_its_address(portal_services, clock):
+    async with client_for(portal_services) as ana, client_for(portal_services) as eve:
+        await sign_up(ana, portal_services, "ana@partner.example")
+        await sign_in(ana, "ana@partner.example")
+        await post(ana, "/portal/team/invite", {"email": "vic@partner.example", "role": "admin"},
+                   page="/portal/dashboard")
+        token = (await emails(portal_services, "portal_invite"))[0]["link"].split("token=")[1]
+        await sign_up(eve, portal_services, "eve@elsewhere.example", name="Eve")
+        await sign_in(eve, "eve@elsewhere.example")
+        stolen = await post(eve, "/portal/invite", {"token": token}, page=f"/portal/invite?token={token}")
+        assert stolen.status_code == 403
+        clock.advance(72 * 3600 + 1)
+        assert (await eve.get(f"/portal/invite?token={token}")).status_code == 400

@@ -92,10 +92,12 @@ def create_app(
     app.state.services = services
     app.state.openapi = build_openapi(operations)
     access_log = AccessLog(json=settings.log_json) if settings.access_log else None
-    return RequestContextMiddleware(
+    wrapped = RequestContextMiddleware(
         OperationDispatcher(app, operations), access_log=access_log,
         headers=security_headers(hsts=not settings.sandbox),  # (the sandbox is served over plain HTTP)
     )
+    app.state.asgi = wrapped  # the whole application, for the portal's test drive to call in process
+    return wrapped
 
 
 def create_app_from_env() -> ASGIApp:

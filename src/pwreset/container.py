@@ -124,5 +124,6 @@ def build_container(
         portal=PortalService(
             settings=settings, clock=clock, hasher=hasher, hashing=hashing, policy=PasswordPolicy(hashing=hashing),
             outbox=outbox, oauth=oauth, limiter=limiter,
+            sealer=Sealer(settings.secret_key_bytes, purpose="portal-totp", old=settings.old_secret_keys_bytes),
         ),
     )

@@ -9,19 +9,23 @@ from pwreset.institutions.models import Institution
 from pwreset.oauth.models import ApiClient, Token, TokenRevocation
 from pwreset.ops.deployment import DeploymentMark
 from pwreset.portal.models import (
+    AccessRequest,
     App,
     AppKey,
     Developer,
     Interest,
+    Invitation,
     Membership,
     Organisation,
     PortalCode,
     PortalSession,
+    RecoveryCode,
 )
 from pwreset.resets.models import Passcode, ResetTicket
 
 __all__ = [
-    "Account", "ApiClient", "App", "AppKey", "AuditEvent", "ContactMethod", "Customer", "DeploymentMark", "Developer",
-    "ImportMark", "Institution", "Interest", "Membership", "MessageTemplate", "Organisation", "OutboxMessage",
-    "Passcode", "PortalCode", "PortalSession", "ResetTicket", "Token", "TokenRevocation",
+    "AccessRequest", "Account", "ApiClient", "App", "AppKey", "AuditEvent", "ContactMethod", "Customer",
+    "DeploymentMark", "Developer", "ImportMark", "Institution", "Interest", "Invitation", "Membership",
+    "MessageTemplate", "Organisation", "OutboxMessage", "Passcode", "PortalCode", "PortalSession", "RecoveryCode",
+    "ResetTicket", "Token", "TokenRevocation",
 ]

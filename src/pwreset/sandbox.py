@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from pwreset.container import Container
 from pwreset.customers.importer import Importer
@@ -24,6 +25,7 @@ from pwreset.oauth.scopes import KNOWN_SCOPES, render
 from pwreset.oauth.service import SECRET_PREFIX, SHARED_KEY_PREFIX
 
 DATABASE_FILE = "pwreset.db"
+SUSPENDED_UNTIL = datetime(2099, 12, 31, tzinfo=UTC)
 KEY_FILE = "pwreset-sandbox.key"
 INSTITUTION_ID = "00001"
 INSTITUTION_NAME = "Demo Credit Union"
@@ -62,6 +64,8 @@ class EdgeCustomer:
     registered: bool = True
     accepted_disclosure: bool = True
     method_activated: bool = True
+    #: Resets suspended after too many wrong passcodes (until far in the future): the cool-off refusal.
+    suspended: bool = False
 
 
 EDGE_CUSTOMERS = (
@@ -73,7 +77,14 @@ EDGE_CUSTOMERS = (
     EdgeCustomer(DemoCustomer("5a1d0e5d3c2b4a1f9e8d7c6b5a4f0006", "max.ruiz", "Sandbox-Pass-6", "SMS", "100000006",
                               "2025550133", "1", "Max", "Ruiz"), "their only method is deactivated",
                  method_activated=False),
+    EdgeCustomer(DemoCustomer("5a1d0e5d3c2b4a1f9e8d7c6b5a4f0007", "rae.lock", "Sandbox-Pass-7", "SMS", "100000007",
+                              "2025550155", "1", "Rae", "Lock"),
+                 "too many wrong passcodes: resets are suspended", suspended=True),
 )
+
+
+#: A portal organisation's sandbox holds these (docs/portal.md).
+PORTAL_CUSTOMERS = (*DEMO_CUSTOMERS, *EDGE_CUSTOMERS)
 
 
 def host_user_id(number: int) -> str:
@@ -169,7 +180,7 @@ async def seed(services: Container) -> SandboxCredentials:
         password = "Portal-" + services.hasher.derive("sandbox-developer-password")[:16]
         async with services.db.transaction() as session:
             organisation = await services.portal.ensure_developer(session, email=email, name=name, password=password)
-        await seed_customers(services, organisation.sandbox_institution_id, (*DEMO_CUSTOMERS, *EDGE_CUSTOMERS))
+        await seed_customers(services, organisation.sandbox_institution_id, PORTAL_CUSTOMERS)
     return SandboxCredentials(INSTITUTION_ID, shared_key, secret, all_scopes, email, password)
 
 
@@ -201,3 +212,10 @@ async def seed_customers(
             f"the demo data could not be loaded into {DATABASE_FILE} ({report.refused[0][1]}); "
             f"remove {DATABASE_FILE} and {KEY_FILE} to start a fresh sandbox"
         )
+    suspended = [e.customer.customer_id for e in customers if isinstance(e, EdgeCustomer) and e.suspended]
+    if suspended:
+        async with services.db.transaction() as session:
+            await session.execute(
+                update(Customer).where(Customer.institution_id == institution_id, Customer.customer_id.in_(suspended))
+                .values(reset_blocked_until=SUSPENDED_UNTIL)
+            )

@@ -22,11 +22,13 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pwreset.cli.portal import portal_app
 from pwreset.config import ConfigurationError, Settings
 from pwreset.container import Container, build_container
 from pwreset.db import Database, redacted_url
 from pwreset.errors import PwresetError
 from pwreset.institutions import service as institutions
+from pwreset.portal.errors import PortalError
 
 T = TypeVar("T")
 
@@ -48,6 +50,7 @@ templates_app = typer.Typer(help="An institution's own message texts (Jinja2).",
 app.add_typer(templates_app, name="templates")
 keys_app = typer.Typer(help="The server's secret key.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(portal_app, name="portal")
 
 
 class CommandError(Exception):
@@ -862,7 +865,7 @@ def main() -> None:
         app(standalone_mode=True)
     except SystemExit:
         raise
-    except (CommandError, ConfigurationError, PwresetError) as exc:
+    except (CommandError, ConfigurationError, PwresetError, PortalError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except (OperationalError, ProgrammingError, DBAPIError) as exc:

@@ -204,6 +204,20 @@ class OAuthService:
         self.cache.put_token(row["token_hash"], entry)
         return issued
 
+    async def issue_held_client_token(self, client: ApiClient) -> IssuedTokens:
+        """A ``client_credentials`` token for a client the service itself holds, without its secret (the
+        portal's test drive, whose client's secret was never kept): the same token as the endpoint's."""
+        if client.revoked_at is not None:
+            raise InvalidClient()
+        held = CachedClient(
+            client_id=client.id, institution_id=client.institution_id, shared_key=client.shared_key,
+            secret_hash=client.secret_hash, scopes=scopes.parse(client.scopes),
+            grant_types=scopes.parse(client.grant_types), cached_at=self.clock.timestamp(),
+        )
+        return await self.issue_client_token(
+            held, TokenRequest(grant_type=scopes.GRANT_CLIENT_CREDENTIALS, institution_id=client.institution_id)
+        )
+
     def _check_request(self, client: CachedClient, request: TokenRequest) -> frozenset[str]:
         """Grant type, then institution, then scopes (contract section 2); the scopes granted."""
         grant = request.grant_type

@@ -61,10 +61,22 @@ class Operation:
     request_example: Any
     responses: list[tuple[str, str, list[str]]] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
+    bearer: bool = False
 
     @property
     def anchor(self) -> str:
         return self.operation_id.replace("_", "-")
+
+    @property
+    def tryable(self) -> bool:
+        """The test drive calls operations that take a bearer token (the token service's take the keys)."""
+        return self.bearer
+
+    def path_parameters(self) -> list[str]:
+        return re.findall(r"\{(\w+)\}", self.path)
+
+    def query_parameters(self) -> list[dict[str, Any]]:
+        return [p for p in self.parameters if p.get("in") == "query"]
 
 
 def _belongs(api: Api, operation: dict[str, Any]) -> bool:
@@ -183,6 +195,7 @@ def operations(document: dict[str, Any], slug: str) -> list[Operation]:
             summary=operation.get("summary", ""), extension=bool(operation.get("x-pwreset-extension")),
             scopes=scopes, parameters=operation.get("parameters", []), request_schema=_schema_name(schema),
             request_example=example(document, schema) if schema else None, responses=responses,
+            bearer=any("bearer" in entry for entry in security),
         )
     ordered = sorted(found.values(), key=lambda op: (bool(_ALIAS.match(op.path)), op.path))
     for op in ordered:  # the gateway path first
@@ -193,6 +206,10 @@ def operations(document: dict[str, Any], slug: str) -> list[Operation]:
                 op.aliases.append(op.path)
                 op.path = gateway
     return ordered
+
+
+def find(document: dict[str, Any], slug: str, anchor: str) -> Operation | None:
+    return next((op for op in operations(document, slug) if op.anchor == anchor), None)
 
 
 def _schema_name(schema: dict[str, Any] | None) -> str | None:

@@ -16,8 +16,19 @@ import hmac
 import time
 from typing import Any
 
-from wtforms import BooleanField, EmailField, Form, PasswordField, SelectMultipleField, StringField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    Form,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.csrf.core import CSRF
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -93,3 +104,36 @@ class ActionForm(PortalForm):
 
 class RevokeForm(PortalForm):
     confirmed = BooleanField("I understand this app will have no working key")
+
+
+class CodeForm(PortalForm):
+    """A sign-in's second step."""
+
+    challenge = HiddenField("challenge", [DataRequired(), Length(max=100)])
+    code = StringField("Code from your authenticator app, or a recovery code",
+                       [DataRequired("Enter the code"), Length(max=20)])
+
+
+class TotpForm(PortalForm):
+    code = StringField("6-digit code from the app", [DataRequired("Enter the code your app shows"), Length(max=10)])
+
+
+class AccessForm(PortalForm):
+    purpose = TextAreaField("What will the app do in production?",
+                            [DataRequired("Tell us what the app will do"), Length(min=10, max=1000)])
+
+
+class DecisionForm(PortalForm):
+    note = TextAreaField("Note to the developer (optional)", [Length(max=1000)])
+
+
+class InviteForm(PortalForm):
+    email = EmailField("Teammate's email address", [DataRequired("Enter an email address"), Length(max=320)])
+    role = RadioField("Role", choices=[SelectChoice("admin", "Admin: everything, including teammates"),
+                                       SelectChoice("developer", "Developer: apps and keys"),
+                                       SelectChoice("viewer", "Viewer: read only")],
+                      default="developer", validators=[DataRequired("Choose a role")])
+
+
+class SwitchForm(PortalForm):
+    organisation = HiddenField("organisation", [DataRequired(), Length(max=32)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint, false
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pwreset.db import Base, UTCDateTime
@@ -23,6 +23,12 @@ class Developer(Base):
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     #: The institution's own staff (``pwreset portal staff EMAIL``).
     staff: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: TOTP (RFC 6238): the shared secret, sealed; a secret being set up waits in ``totp_pending_sealed``
+    #: until a code from it is entered. ``totp_last_step``: the newest time step accepted (no replay).
+    totp_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_pending_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class PortalSession(Base):
@@ -36,6 +42,8 @@ class PortalSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the absolute end
+    #: The organisation this browser is working in (a developer may belong to several).
+    organisation_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class PortalCode(Base):
@@ -45,7 +53,7 @@ class PortalCode(Base):
     __tablename__ = "portal_codes"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    purpose: Mapped[str] = mapped_column(String(16))  # verify | forgot
+    purpose: Mapped[str] = mapped_column(String(16))  # verify | forgot | mfa (a sign-in's second step)
     developer_id: Mapped[str] = mapped_column(ForeignKey("portal_developers.id", ondelete="CASCADE"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -62,6 +70,9 @@ class Organisation(Base):
     #: Its own sandbox institution (``Institution.sandbox``), with demo customers.
     sandbox_institution_id: Mapped[str] = mapped_column(ForeignKey("institutions.id"), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: The client the portal's test drive calls the sandbox with: its tokens are issued on the server and
+    #: never reach the browser; its secret was never kept.
+    test_drive_client_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class Membership(Base):
@@ -106,3 +117,49 @@ class Interest(Base):
     organisation_id: Mapped[str] = mapped_column(ForeignKey("portal_organisations.id"))
     api: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RecoveryCode(Base):
+    """A single-use code that stands in for the authenticator app; only its keyed hash is kept."""
+
+    __tablename__ = "portal_recovery_codes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    developer_id: Mapped[str] = mapped_column(ForeignKey("portal_developers.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AccessRequest(Base):
+    """An app's request for production access: pending -> approved | denied, decided by the institution's staff.
+    Approval creates the app's production twin, whose keys are bound to the institution itself."""
+
+    __tablename__ = "portal_access_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("portal_organisations.id"), index=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("portal_apps.id"))
+    requested_by: Mapped[str] = mapped_column(ForeignKey("portal_developers.id"))
+    purpose: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending | approved | denied
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(320))  # a staff email, or "cli"
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    note: Mapped[str | None] = mapped_column(Text)
+    production_app_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class Invitation(Base):
+    """A teammate invited to an organisation with a role, by an emailed single-use link (72 hours)."""
+
+    __tablename__ = "portal_invitations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("portal_organisations.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[str] = mapped_column(ForeignKey("portal_developers.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

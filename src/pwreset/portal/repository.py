@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.oauth.models import ApiClient, Token
 from pwreset.portal.models import (
+    AccessRequest,
     App,
     AppKey,
     Developer,
@@ -19,6 +20,7 @@ from pwreset.portal.models import (
     Organisation,
     PortalCode,
     PortalSession,
+    RecoveryCode,
 )
 
 
@@ -78,6 +80,38 @@ async def membership_of(session: AsyncSession, developer_id: str) -> tuple[Membe
         )
     ).first()
     return None if row is None else (row[0], row[1])
+
+
+async def memberships_of(session: AsyncSession, developer_id: str) -> list[tuple[Organisation, str]]:
+    rows = await session.execute(
+        select(Organisation, Membership.role)
+        .join(Membership, Membership.organisation_id == Organisation.id)
+        .where(Membership.developer_id == developer_id)
+        .order_by(Membership.created_at)
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+async def recovery_code(session: AsyncSession, *, developer_id: str, code_hashes: list[str]) -> RecoveryCode | None:
+    stmt = select(RecoveryCode).where(
+        RecoveryCode.developer_id == developer_id, RecoveryCode.code_hash.in_(code_hashes)
+    ).with_for_update()
+    return (await session.scalars(stmt)).first()
+
+
+async def pending_request(session: AsyncSession, *, organisation_id: str, app_id: str) -> AccessRequest | None:
+    stmt = select(AccessRequest).where(
+        AccessRequest.organisation_id == organisation_id, AccessRequest.app_id == app_id,
+        AccessRequest.status == "pending",
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def requests_of_app(session: AsyncSession, *, organisation_id: str, app_id: str) -> Sequence[AccessRequest]:
+    stmt = select(AccessRequest).where(
+        AccessRequest.organisation_id == organisation_id, AccessRequest.app_id == app_id,
+    ).order_by(AccessRequest.created_at.desc())
+    return (await session.scalars(stmt)).all()
 
 
 async def apps(session: AsyncSession, organisation_id: str) -> Sequence[App]:

@@ -13,28 +13,36 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+import segno
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from wtforms.fields.choices import SelectChoice
 
 from pwreset import sandbox as demo
 from pwreset.container import Container
 from pwreset.institutions.errors import InstitutionNotFound
 from pwreset.kit.text import storable
-from pwreset.portal import catalogue, postman
-from pwreset.portal.errors import NotFound, PortalError, Throttled
+from pwreset.portal import catalogue, postman, testdrive
+from pwreset.portal.errors import NotFound, PortalError, Refused, Throttled
 from pwreset.portal.forms import (
+    AccessForm,
     ActionForm,
     AppForm,
+    CodeForm,
+    DecisionForm,
     ForgotForm,
+    InviteForm,
     PortalForm,
     ResetForm,
     RevokeForm,
     SignInForm,
     SignUpForm,
+    SwitchForm,
+    TotpForm,
     VerifyForm,
 )
 from pwreset.portal.service import Signed
@@ -47,6 +55,10 @@ NOTICES = {
     "signed-out": "You are signed out.",
     "password-changed": "Your password is changed and every other session has ended. Sign in with it.",
     "revoked": "The key pair is revoked: tokens issued with it no longer work.",
+    "requested": "Your request for production access is with the institution's team. You will get an email.",
+    "decided": "The decision is recorded and the developer has been told.",
+    "invited": "The invitation is on its way. It works for 72 hours.",
+    "joined": "You have joined the organisation.",
 }
 
 _pages = Environment(
@@ -207,20 +219,12 @@ class Pages:
             return self.render(request, "verify.html", 400, form=form)
         try:
             async with self.services.db.transaction() as session:
-                developer = await self.portal.verify_email(session, token=form.token.data,
-                                                           address=self.address(request))
-                found = await self._organisation_of(session, developer.id)
+                sandbox = await self.portal.verify_email(session, token=form.token.data, address=self.address(request))
         except PortalError as error:
             return self.refused(request, error, "verify.html", form=form)
-        if found is not None:
-            await demo.seed_customers(self.services, found, (*demo.DEMO_CUSTOMERS, *demo.EDGE_CUSTOMERS))
+        if sandbox is not None:
+            await demo.seed_customers(self.services, sandbox, demo.PORTAL_CUSTOMERS)
         return self.redirect("/portal/sign-in?notice=verified")
-
-    async def _organisation_of(self, session: Any, developer_id: str) -> str | None:
-        from pwreset.portal import repository
-
-        found = await repository.membership_of(session, developer_id)
-        return found[1].sandbox_institution_id if found else None
 
     async def sign_in(self, request: Request) -> Response:
         if request.method == "GET":
@@ -231,16 +235,38 @@ class Pages:
         error: PortalError | None = None
         async with self.services.db.transaction() as session:
             try:
-                token, _ = await self.portal.sign_in(session, email=form.email.data, password=form.password.data,
-                                                     address=self.address(request))
+                result = await self.portal.sign_in(session, email=form.email.data, password=form.password.data,
+                                                   address=self.address(request))
             except PortalError as refused:
                 error = refused  # kept: the failure's audit event and a new verification link still commit
         if error is not None:
             return self.refused(request, error, "sign_in.html", form=form)
+        if result.challenge is not None:
+            return self.render(request, "sign_in_code.html",
+                               form=self.form(CodeForm, request, challenge=result.challenge))
+        assert result.token is not None
+        return self._signed_in(result.token)
+
+    def _signed_in(self, token: str) -> Response:
         response = self.redirect("/portal/dashboard")
         self._set_cookie(response, self.session_cookie, token, max_age=self.settings.portal_session_absolute)
         self._set_cookie(response, self.csrf_cookie, secrets.token_urlsafe(32), max_age=None)  # a new binding
         return response
+
+    async def sign_in_code(self, request: Request) -> Response:
+        form = self.form(CodeForm, request, await self.body(request))
+        if not form.validate():
+            return self.render(request, "sign_in_code.html", 400, form=form)
+        error: PortalError | None = None
+        async with self.services.db.transaction() as session:
+            try:
+                token = await self.portal.second_factor(session, challenge=form.challenge.data, code=form.code.data,
+                                                        address=self.address(request))
+            except PortalError as refused:
+                error = refused  # the wrong code's count commits
+        if error is not None:
+            return self.refused(request, error, "sign_in_code.html", form=form)
+        return self._signed_in(token)
 
     async def sign_out(self, request: Request) -> Response:
         form = self.form(ActionForm, request, await self.body(request))
@@ -287,16 +313,19 @@ class Pages:
     # -- signed-in pages
 
     async def dashboard(self, request: Request) -> Response:
-        signed: Signed = request.state.signed
+        return await self._dashboard(request, request.state.signed)
+
+    async def _dashboard(self, request: Request, signed: Signed, *, invite: Any = None, status: int = 200) -> Response:
         async with self.services.db.transaction() as session:
             apps = await self.portal.apps(session, signed) if signed.organisation else []
             customers = await self.portal.sandbox_customers(session, signed) if signed.organisation else 0
+            members = await self.portal.members(session, signed) if signed.organisation else []
         if signed.organisation is not None and customers == 0:  # a verification whose seeding did not finish
-            await demo.seed_customers(self.services, signed.organisation.sandbox_institution_id,
-                                      (*demo.DEMO_CUSTOMERS, *demo.EDGE_CUSTOMERS))
-        return self.render(request, "dashboard.html", signed=signed, apps=apps,
+            await demo.seed_customers(self.services, signed.organisation.sandbox_institution_id, demo.PORTAL_CUSTOMERS)
+        return self.render(request, "dashboard.html", status, signed=signed, apps=apps, members=members,
                            demo_customers=demo.DEMO_CUSTOMERS, edge_customers=demo.EDGE_CUSTOMERS,
-                           base_url=self._base_url(), sign_out=self.form(ActionForm, request))
+                           base_url=self._base_url(), sign_out=self.form(ActionForm, request),
+                           invite=invite or self.form(InviteForm, request), switch=self.form(SwitchForm, request))
 
     def _base_url(self) -> str:
         return (self.settings.public_url or "").rstrip("/")
@@ -306,7 +335,7 @@ class Pages:
         organisation = signed.organisation
         if organisation is None:
             raise NotFound("You are not in an organisation.")
-        choices = [(scope, scope) for scope in self.portal.allowed_scopes(organisation)]
+        choices = [SelectChoice(scope, scope) for scope in self.portal.allowed_scopes(organisation)]
         if request.method == "GET":
             form = self.form(AppForm, request)
             form.scopes.choices = choices
@@ -335,11 +364,18 @@ class Pages:
         return signed.organisation.sandbox_institution_id if signed.organisation else ""
 
     async def app(self, request: Request) -> Response:
-        signed: Signed = request.state.signed
+        return await self._app_page(request, request.state.signed, request.path_params["app_id"])
+
+    async def _app_page(self, request: Request, signed: Signed, app_id: str, *, access: Any = None,
+                        status: int = 200, error: str | None = None) -> Response:
         async with self.services.db.transaction() as session:
-            app, keys = await self.portal.app(session, signed, request.path_params["app_id"])
-        return self.render(request, "app.html", signed=signed, app=app, keys=keys,
-                           action=self.form(ActionForm, request), institution_id=self._sandbox_id(signed))
+            app, keys = await self.portal.app(session, signed, app_id)
+            requests = await self.portal.access_requests(session, signed, app.id)
+        institution = self.settings.portal_institution_id if app.environment == "production" else \
+            self._sandbox_id(signed)
+        return self.render(request, "app.html", status, signed=signed, app=app, keys=keys, requests=requests,
+                           action=self.form(ActionForm, request), institution_id=institution,
+                           access=access or self.form(AccessForm, request), error=error)
 
     async def add_key(self, request: Request) -> Response:
         signed: Signed = request.state.signed
@@ -379,6 +415,103 @@ class Pages:
                                form=self.form(RevokeForm, request))
         return self.redirect(f"/portal/apps/{app_id}?notice=revoked")
 
+    async def two_factor(self, request: Request) -> Response:
+        """Turn on TOTP: a secret (with its QR code) waits for a first code; then the recovery codes, once."""
+        signed: Signed = request.state.signed
+        if request.method == "GET":
+            async with self.services.db.transaction() as session:
+                setup = None if signed.two_factor else (
+                    await self.portal.pending_totp(session, signed) or await self.portal.start_totp(session, signed))
+            return self._two_factor_page(request, signed, setup, self.form(TotpForm, request))
+        form = self.form(TotpForm, request, await self.body(request))
+        if form.validate():
+            try:
+                async with self.services.db.transaction() as session:
+                    codes = await self.portal.confirm_totp(session, signed, code=form.code.data)
+            except PortalError as error:
+                form.code.errors = [*form.code.errors, error.message]
+            else:
+                return self.render(request, "recovery_codes.html", signed=signed, codes=codes)
+        async with self.services.db.transaction() as session:
+            setup = await self.portal.pending_totp(session, signed)
+        return self._two_factor_page(request, signed, setup, form, status=400)
+
+    def _two_factor_page(self, request: Request, signed: Signed, setup: Any, form: Any, status: int = 200) -> Response:
+        qr = segno.make(setup.uri, error="m").svg_inline(scale=4, title="QR code of the setup key") if setup else None
+        return self.render(request, "two_factor.html", status, signed=signed, setup=setup, form=form, qr=qr)
+
+    async def request_access(self, request: Request) -> Response:
+        signed: Signed = request.state.signed
+        app_id = request.path_params["app_id"]
+        form = self.form(AccessForm, request, await self.body(request))
+        if form.validate():
+            try:
+                async with self.services.db.transaction() as session:
+                    await self.portal.request_access(session, signed, app_id=app_id, purpose=form.purpose.data)
+            except Refused as error:
+                if error.field is None:
+                    return await self._app_page(request, signed, app_id, access=form, status=400, error=error.message)
+                form.purpose.errors = [*form.purpose.errors, error.message]
+            else:
+                return self.redirect(f"/portal/apps/{app_id}?notice=requested")
+        return await self._app_page(request, signed, app_id, access=form, status=400)
+
+    async def staff(self, request: Request) -> Response:
+        signed: Signed = request.state.signed
+        async with self.services.db.transaction() as session:
+            view = await self.portal.staff_view(session, signed)
+        return self.render(request, "staff.html", signed=signed, view=view, decision=self.form(DecisionForm, request))
+
+    async def decide(self, request: Request) -> Response:
+        signed: Signed = request.state.signed
+        form = self.form(DecisionForm, request, await self.body(request))
+        if not form.validate():
+            return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
+                               message="Reload the page and try again.")
+        async with self.services.db.transaction() as session:
+            await self.portal.decide(session, request_id=request.path_params["request_id"],
+                                     approve=request.path_params["decision"] == "approve", by=signed.developer.email,
+                                     note=form.note.data or "", staff=signed)
+        return self.redirect("/portal/staff?notice=decided")
+
+    async def invite(self, request: Request) -> Response:
+        signed: Signed = request.state.signed
+        form = self.form(InviteForm, request, await self.body(request))
+        if form.validate():
+            try:
+                async with self.services.db.transaction() as session:
+                    await self.portal.invite(session, signed, email=form.email.data, role=form.role.data)
+            except (Throttled, Refused) as error:
+                form.email.errors = [*form.email.errors, error.message]
+            else:
+                return self.redirect("/portal/dashboard?notice=invited#team")
+        return await self._dashboard(request, signed, invite=form, status=400)
+
+    async def invitation(self, request: Request) -> Response:
+        """An invitation link: join the organisation, once signed in as the invited address."""
+        signed = await self.signed(request)
+        if request.method == "GET":
+            token = request.query_params.get("token", "")[:100]
+            async with self.services.db.transaction() as session:
+                found, organisation = await self.portal.invitation(session, token)
+            return self.render(request, "invitation.html", signed=signed, invitation=found, organisation=organisation,
+                               form=self.form(VerifyForm, request, token=token),
+                               here=f"/portal/invite?token={token}")
+        form = self.form(VerifyForm, request, await self.body(request))
+        if signed is None or not form.validate():
+            return self.redirect("/portal/sign-in")
+        async with self.services.db.transaction() as session:
+            await self.portal.accept(session, signed, token=form.token.data)
+        return self.redirect("/portal/dashboard?notice=joined")
+
+    async def switch(self, request: Request) -> Response:
+        signed: Signed = request.state.signed
+        form = self.form(SwitchForm, request, await self.body(request))
+        if form.validate():
+            async with self.services.db.transaction() as session:
+                await self.portal.switch_organisation(session, signed, form.organisation.data)
+        return self.redirect("/portal/dashboard")
+
     async def inbox(self, request: Request) -> Response:
         signed: Signed = request.state.signed
         async with self.services.db.transaction() as session:
@@ -403,11 +536,57 @@ class Pages:
             async with self.services.db.transaction() as session:
                 watched = await self.portal.watched(session, signed)
         document = self._document(request)
+        user_id = ""
+        if signed is not None and signed.organisation is not None:
+            async with self.services.db.transaction() as session:
+                user_id = await self.portal.institution_user_id(session, signed, demo.DEMO_CUSTOMERS[0].customer_id)
         return self.render(request, "api.html", signed=signed, api=catalogue.BY_SLUG[slug],
+                           defaults=self._try_defaults(signed, user_id), try_example=self._try_example,
                            operations=catalogue.operations(document, slug), watching=slug in watched,
                            watch=self.form(ActionForm, request), example_json=catalogue.example_json,
                            schemas=catalogue.document_for(document, slug)["components"]["schemas"],
                            noted=request.query_params.get("watch") == "noted")
+
+    def _try_defaults(self, signed: Signed | None, user_id: str = "") -> dict[str, str]:
+        first = demo.DEMO_CUSTOMERS[0]
+        return {"customerId": first.customer_id, "accountId": "chk-1", "institutionUserId": user_id,
+                "contactMethodId": first.method_id, "loginId": first.login_id}
+
+    async def try_operation(self, request: Request) -> Response:
+        """The test drive: call one operation against the organisation's sandbox, with a token issued here."""
+        signed: Signed = request.state.signed
+        slug, anchor = request.path_params["slug"], request.path_params["anchor"]
+        operation = catalogue.find(self._document(request), slug, anchor) if slug in catalogue.BY_SLUG else None
+        if operation is None or not operation.tryable or signed.organisation is None:
+            raise NotFound("There is no such operation to try.")
+        data = await self.body(request)
+        form = self.form(ActionForm, request, data)
+        values = {name: str(data.get(f"path_{name}", "")) for name in operation.path_parameters()}
+        query = {p["name"]: str(data.get(f"query_{p['name']}", "")) for p in operation.query_parameters()}
+        body_text = str(data.get("body", ""))
+        context = {"signed": signed, "api": catalogue.BY_SLUG[slug], "op": operation, "values": values,
+                   "query": query, "body_text": body_text, "action": self.form(ActionForm, request)}
+        if not form.validate():
+            return self.render(request, "try.html", 400, error="This form has expired. Reload the page and try again.",
+                               **context)
+        try:
+            target = testdrive.target_of(operation.path, values, query)
+            body = testdrive.parse_body(body_text)
+        except testdrive.TrialRefused as refused:
+            return self.render(request, "try.html", 400, problem=(refused.field, str(refused)), **context)
+        async with self.services.db.transaction() as session:
+            client = await self.portal.test_drive_client(session, signed)
+        token = await self.portal.test_drive_token(client)
+        trial = await testdrive.call(request.app.state.asgi, base_url=self._base_url() or "http://portal.local",
+                                     method=operation.method, target=target, body=body, token=token,
+                                     institution_id=signed.organisation.sandbox_institution_id)
+        return self.render(request, "try.html", trial=trial, **context)
+
+    def _try_example(self, operation: catalogue.Operation, defaults: dict[str, str]) -> str:
+        example = operation.request_example
+        if isinstance(example, dict):
+            example = {k: defaults.get(k, v) for k, v in example.items()}
+        return "" if example is None else catalogue.example_json(example)
 
     async def watch(self, request: Request) -> Response:
         slug = request.path_params["slug"]
@@ -493,6 +672,15 @@ def routes(services: Container) -> list[BaseRoute]:
         Route("/portal/apps/{app_id:str}/keys/{client_id:str}/rotate", signed_in(pages.rotate_key), methods=["POST"]),
         Route("/portal/apps/{app_id:str}/keys/{client_id:str}/revoke", signed_in(pages.revoke_key), methods=["POST"]),
         Route("/portal/inbox", signed_in(pages.inbox), methods=["GET"]),
+        Route("/portal/sign-in/code", g(pages.sign_in_code), methods=["POST"]),
+        Route("/portal/account/two-factor", signed_in(pages.two_factor), methods=["GET", "POST"]),
+        Route("/portal/apps/{app_id:str}/production", signed_in(pages.request_access), methods=["POST"]),
+        Route("/portal/staff", signed_in(pages.staff), methods=["GET"]),
+        Route("/portal/staff/requests/{request_id:str}/{decision:str}", signed_in(pages.decide), methods=["POST"]),
+        Route("/portal/team/invite", signed_in(pages.invite), methods=["POST"]),
+        Route("/portal/invite", g(pages.invitation), methods=["GET", "POST"]),
+        Route("/portal/organisation", signed_in(pages.switch), methods=["POST"]),
         Route("/portal/apis/{slug:str}/watch", g(pages.watch), methods=["POST"]),
+        Route("/portal/apis/{slug:str}/try/{anchor:str}", signed_in(pages.try_operation), methods=["POST"]),
         Route("/portal/postman/environment.json", signed_in(pages.postman_environment), methods=["GET"]),
     ]

@@ -9,12 +9,15 @@ absolute limit and on a password change, and rate limits on every step a strange
 
 from __future__ import annotations
 
+import base64
+import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import pyotp
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +32,7 @@ from pwreset.delivery.rendering import Rendered, render_default, variables_for
 from pwreset.errors import RateLimited
 from pwreset.institutions.models import Institution
 from pwreset.kit.clock import Clock
-from pwreset.kit.crypto import KeyedHasher, NotOurKey, new_id, new_secret
+from pwreset.kit.crypto import KeyedHasher, NotOurKey, Sealer, new_id, new_secret
 from pwreset.oauth import scopes as scope_names
 from pwreset.oauth.models import ApiClient
 from pwreset.oauth.service import OAuthService
@@ -38,19 +41,32 @@ from pwreset.passwords.policy import PasswordPolicy
 from pwreset.portal import repository
 from pwreset.portal.errors import Forbidden, NotFound, Refused, Throttled
 from pwreset.portal.models import (
+    AccessRequest,
     App,
     AppKey,
     Developer,
     Interest,
+    Invitation,
     Membership,
     Organisation,
     PortalCode,
     PortalSession,
+    RecoveryCode,
 )
 from pwreset.ratelimit.limiter import RateLimiter, Rule
 
 SESSION_PREFIX = "pwr_ps_"
 VERIFY_PREFIX = "pwr_pv_"
+CHALLENGE_PREFIX = "pwr_pm_"
+INVITE_PREFIX = "pwr_pi_"
+H_CHALLENGE = "portal-mfa"
+H_RECOVERY = "portal-recovery"
+H_INVITE = "portal-invite"
+CHALLENGE_TTL = timedelta(minutes=5)
+CHALLENGE_ATTEMPTS = 5
+INVITE_TTL = timedelta(hours=72)
+RECOVERY_CODES = 10
+TOTP_ISSUER = "pwreset developer portal"
 H_SESSION = "portal-session"
 H_VERIFY = "portal-verify"
 H_FORGOT = "portal-forgot"
@@ -74,16 +90,48 @@ FORGOT_PER_ADDRESS = Rule("portal-forgot-address", 10, 3600)
 
 @dataclass(frozen=True)
 class Signed:
-    """A signed-in browser: the session, its developer, and their organisation and role."""
+    """A signed-in browser: the session, its developer, and the organisation it works in with their role."""
 
     session: PortalSession
     developer: Developer
     organisation: Organisation | None
     role: str | None
+    organisations: tuple[tuple[Organisation, str], ...] = ()
 
     @property
     def can_write(self) -> bool:
         return self.role in WRITERS
+
+    @property
+    def two_factor(self) -> bool:
+        return self.developer.totp_enabled_at is not None
+
+    @property
+    def staff(self) -> bool:
+        """Staff pages need the staff flag and two-factor authentication."""
+        return self.developer.staff and self.two_factor
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """A password that was right: a session, or (two-factor on) the challenge its second step answers."""
+
+    token: str | None = None
+    challenge: str | None = None
+
+
+@dataclass(frozen=True)
+class TotpSetup:
+    secret: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class StaffView:
+    developers: list[Developer]
+    organisations: list[tuple[Organisation, int, int]]  # with member and app counts
+    requests: list[tuple[AccessRequest, str, str, str]]  # with app name, organisation name, requester email
+    interest: list[tuple[Any, ...]]  # api, developer name, email, organisation name, when
 
 
 @dataclass(frozen=True)
@@ -135,9 +183,10 @@ def normal_email(value: str) -> str:
 class PortalService:
     def __init__(
         self, *, settings: Settings, clock: Clock, hasher: KeyedHasher, hashing: PasswordHashing,
-        policy: PasswordPolicy, outbox: Outbox, oauth: OAuthService, limiter: RateLimiter,
+        policy: PasswordPolicy, outbox: Outbox, oauth: OAuthService, limiter: RateLimiter, sealer: Sealer,
     ) -> None:
         self.settings = settings
+        self.sealer = sealer
         self.clock = clock
         self.hasher = hasher
         self.hashing = hashing
@@ -166,6 +215,8 @@ class PortalService:
             raise Refused("Enter your name", field="name")
         if len(name) > 200:
             raise Refused("Use at most 200 characters", field="name")
+        if not name.isprintable():
+            raise Refused("Use letters, digits, spaces and punctuation only", field="name")
         email = normal_email(email)
         self._check_password(password, email=email, name=name)
         await self._limit(SIGN_UP_PER_ADDRESS, address)
@@ -195,8 +246,9 @@ class PortalService:
         await self._email(session, "portal_verify", developer.email,
                           {"name": developer.name[:80], "link": self.link(f"/portal/verify?token={token}")})
 
-    async def verify_email(self, session: AsyncSession, *, token: str, address: str) -> Developer:
-        """Spend a verification link: the account is verified and gets its organisation and sandbox."""
+    async def verify_email(self, session: AsyncSession, *, token: str, address: str) -> str | None:
+        """Spend a verification link: the account is verified and gets its organisation and sandbox, whose
+        institution id this returns (for the caller to load demo customers into once this commits)."""
         await self._limit(VERIFY_PER_ADDRESS, address)
         code = await repository.code_by_hash(
             session, purpose="verify", code_hashes=self.hasher.digests(H_VERIFY, token)
@@ -207,12 +259,13 @@ class PortalService:
         code.used_at = now
         developer = await session.get(Developer, code.developer_id)
         assert developer is not None
+        sandbox = None
         if developer.verified_at is None:
             developer.verified_at = now
-            await self._create_organisation(session, developer)
+            sandbox = (await self._create_organisation(session, developer)).sandbox_institution_id
             await self._audit(session, "portal.verified", developer_id=developer.id)
         await session.flush()
-        return developer
+        return sandbox
 
     async def _create_organisation(self, session: AsyncSession, developer: Developer) -> Organisation:
         now = self.clock.now()
@@ -242,12 +295,12 @@ class PortalService:
             session.add(developer)
             await session.flush()
             return await self._create_organisation(session, developer)
-        found = await repository.membership_of(session, developer.id)
-        assert found is not None
-        return found[1]
+        memberships = await repository.memberships_of(session, developer.id)
+        return memberships[0][0]
 
-    async def sign_in(self, session: AsyncSession, *, email: str, password: str, address: str) -> tuple[str, Signed]:
-        """A new session for the right password of a verified account; one refusal for everything else."""
+    async def sign_in(self, session: AsyncSession, *, email: str, password: str, address: str) -> SignIn:
+        """A session for the right password of a verified account, or, with two-factor on, a challenge for
+        the code; one refusal for everything else."""
         try:
             email = normal_email(email)
         except Refused:
@@ -257,21 +310,134 @@ class PortalService:
         developer = await repository.developer_by_email(session, email)
         verdict = self.hashing.verify(developer.password_hash if developer else None, password)
         if developer is None or not verdict.ok:
-            await self.limiter.record(SIGN_IN_FAILURES_PER_ADDRESS, address)
-            await self.limiter.record(SIGN_IN_FAILURES_PER_EMAIL, self._email_key(email))
-            if developer is not None:
-                await self._audit(session, "portal.sign_in", outcome="failure", developer_id=developer.id)
+            await self._failed_sign_in(session, email, address, developer)
             raise Refused("The email or password is not right.")
         if developer.verified_at is None:
             await self._send_verification(session, developer)
             raise Refused("Confirm your email address first: we have sent you a new link.")
         if verdict.needs_upgrade:
             developer.password_hash = self.hashing.hash(password)
-        token, signed = await self._open_session(session, developer)
-        await self._audit(session, "portal.sign_in", developer_id=developer.id)
-        return token, signed
+        if developer.totp_enabled_at is not None:
+            now = self.clock.now()
+            challenge = new_secret(CHALLENGE_PREFIX)
+            session.add(PortalCode(id=new_id(), purpose="mfa", developer_id=developer.id,
+                                   code_hash=self.hasher.digest(H_CHALLENGE, challenge), created_at=now,
+                                   expires_at=now + CHALLENGE_TTL, attempts=0))
+            return SignIn(challenge=challenge)
+        token, _ = await self._open_session(session, developer)
+        await self._audit(session, "portal.sign_in", developer_id=developer.id, factors=1)
+        return SignIn(token=token)
 
-    async def _open_session(self, session: AsyncSession, developer: Developer) -> tuple[str, Signed]:
+    async def _failed_sign_in(
+        self, session: AsyncSession, email: str, address: str, developer: Developer | None
+    ) -> None:
+        await self.limiter.record(SIGN_IN_FAILURES_PER_ADDRESS, address)
+        await self.limiter.record(SIGN_IN_FAILURES_PER_EMAIL, self._email_key(email))
+        if developer is not None:
+            await self._audit(session, "portal.sign_in", outcome="failure", developer_id=developer.id)
+
+    async def second_factor(self, session: AsyncSession, *, challenge: str, code: str, address: str) -> str:
+        """The sign-in's second step: a code from the authenticator app, or a recovery code. A challenge
+        lives five minutes and takes five wrong codes; wrong codes also count against the address."""
+        await self._check_limit(SIGN_IN_FAILURES_PER_ADDRESS, address)
+        row = await repository.code_by_hash(
+            session, purpose="mfa", code_hashes=self.hasher.digests(H_CHALLENGE, challenge)
+        ) if challenge.startswith(CHALLENGE_PREFIX) and len(challenge) < 100 else None
+        now = self.clock.now()
+        if row is None or row.used_at is not None or row.expires_at <= now or row.attempts >= CHALLENGE_ATTEMPTS:
+            raise Refused("This sign-in has expired. Sign in again.")
+        developer = await session.get(Developer, row.developer_id)
+        assert developer is not None
+        await self._check_limit(SIGN_IN_FAILURES_PER_EMAIL, self._email_key(developer.email))
+        if not await self._factor_ok(session, developer, code):
+            row.attempts += 1
+            await self._failed_sign_in(session, developer.email, address, developer)
+            raise Refused("That code is not right. Enter the current code from your app, or a recovery code.",
+                          field="code")
+        row.used_at = now
+        token, _ = await self._open_session(session, developer)
+        await self._audit(session, "portal.sign_in", developer_id=developer.id, factors=2)
+        return token
+
+    async def _factor_ok(self, session: AsyncSession, developer: Developer, code: str) -> bool:
+        code = code.strip().replace(" ", "").lower()
+        if developer.totp_sealed is None:
+            return False
+        if code.isdigit() and len(code) == 6:
+            step = self._totp_step(self.sealer.open(developer.totp_sealed).decode(), code)
+            if step is None or (developer.totp_last_step is not None and step <= developer.totp_last_step):
+                return False  # wrong, or already used (RFC 6238 section 5.2: no replay)
+            developer.totp_last_step = step
+            return True
+        recovery = await repository.recovery_code(
+            session, developer_id=developer.id,
+            code_hashes=self.hasher.digests(H_RECOVERY, f"{developer.id}:{code.replace('-', '')}"),
+        )
+        if recovery is None or recovery.used_at is not None:
+            return False
+        recovery.used_at = self.clock.now()
+        await self._audit(session, "portal.recovery_code_used", developer_id=developer.id)
+        return True
+
+    def _totp_step(self, secret: str, code: str) -> int | None:
+        """The time step (30 s) within one step of now whose code is ``code``, compared in constant time."""
+        totp = pyotp.TOTP(secret)
+        now = int(self.clock.timestamp()) // totp.interval
+        found = None
+        for step in (now - 1, now, now + 1):
+            if hmac.compare_digest(totp.generate_otp(step).encode(), code.encode()):
+                found = step
+        return found
+
+    # -- two-factor authentication
+
+    async def start_totp(self, session: AsyncSession, signed: Signed) -> TotpSetup:
+        """A new secret waiting for its first code (a secret started before and never confirmed is replaced)."""
+        developer = await self._fresh(session, signed)
+        if developer.totp_enabled_at is not None:
+            raise Refused("Two-factor authentication is already on.")
+        secret = pyotp.random_base32(length=32)
+        developer.totp_pending_sealed = self.sealer.seal(secret.encode())
+        return self._setup(developer, secret)
+
+    async def pending_totp(self, session: AsyncSession, signed: Signed) -> TotpSetup | None:
+        developer = await self._fresh(session, signed)
+        if developer.totp_enabled_at is not None or developer.totp_pending_sealed is None:
+            return None
+        return self._setup(developer, self.sealer.open(developer.totp_pending_sealed).decode())
+
+    def _setup(self, developer: Developer, secret: str) -> TotpSetup:
+        return TotpSetup(secret, pyotp.TOTP(secret).provisioning_uri(name=developer.email, issuer_name=TOTP_ISSUER))
+
+    async def confirm_totp(self, session: AsyncSession, signed: Signed, *, code: str) -> list[str]:
+        """Turn two-factor on with a first code from the app; returns the recovery codes, shown once."""
+        developer = await self._fresh(session, signed)
+        if developer.totp_enabled_at is not None or developer.totp_pending_sealed is None:
+            raise Refused("Start again: open the two-factor page.")
+        secret = self.sealer.open(developer.totp_pending_sealed).decode()
+        code = code.strip().replace(" ", "")
+        step = self._totp_step(secret, code) if code.isdigit() and len(code) == 6 else None
+        if step is None:
+            raise Refused("That code is not right. Enter the 6-digit code your app shows now.", field="code")
+        developer.totp_sealed, developer.totp_pending_sealed = developer.totp_pending_sealed, None
+        developer.totp_enabled_at, developer.totp_last_step = self.clock.now(), step
+        codes = []
+        for _ in range(RECOVERY_CODES):
+            raw = base64.b32encode(secrets.token_bytes(5)).decode().lower()  # 40 bits, 8 characters
+            codes.append(f"{raw[:4]}-{raw[4:]}")
+            session.add(RecoveryCode(id=new_id(), developer_id=developer.id,
+                                     code_hash=self.hasher.digest(H_RECOVERY, f"{developer.id}:{raw}")))
+        await self._audit(session, "portal.two_factor_enabled", developer_id=developer.id)
+        return codes
+
+    async def _fresh(self, session: AsyncSession, signed: Signed) -> Developer:
+        """The developer row in this transaction, locked for the change."""
+        developer = await session.get(Developer, signed.developer.id, with_for_update=True)
+        if developer is None:
+            raise NotFound("No such account.")
+        return developer
+
+    async def _open_session(self, session: AsyncSession, developer: Developer) -> tuple[str, PortalSession]:
         now = self.clock.now()
         token = new_secret(SESSION_PREFIX)
         row = PortalSession(id=new_id(), token_hash=self.hasher.digest(H_SESSION, token), developer_id=developer.id,
@@ -279,8 +445,7 @@ class PortalService:
                             expires_at=now + timedelta(seconds=self.settings.portal_session_absolute))
         session.add(row)
         await session.flush()
-        found = await repository.membership_of(session, developer.id)
-        return token, Signed(row, developer, found[1] if found else None, found[0].role if found else None)
+        return token, row
 
     async def signed_in(self, session: AsyncSession, token: str | None) -> Signed | None:
         """The session a cookie names, if it is still alive (touched at most once a minute)."""
@@ -301,8 +466,18 @@ class PortalService:
             return None
         if now - row.last_seen_at >= TOUCH_EVERY:
             row.last_seen_at = now
-        membership = await repository.membership_of(session, developer.id)
-        return Signed(row, developer, membership[1] if membership else None, membership[0].role if membership else None)
+        memberships = await repository.memberships_of(session, developer.id)
+        current = next(((o, r) for o, r in memberships if o.id == row.organisation_id), None)
+        current = current or (memberships[0] if memberships else None)
+        return Signed(row, developer, current[0] if current else None, current[1] if current else None,
+                      tuple(memberships))
+
+    async def switch_organisation(self, session: AsyncSession, signed: Signed, organisation_id: str) -> None:
+        if organisation_id not in {o.id for o, _ in signed.organisations}:
+            raise NotFound("You are not in that organisation.")
+        row = await session.get(PortalSession, signed.session.id)
+        if row is not None:
+            row.organisation_id = organisation_id
 
     async def sign_out(self, session: AsyncSession, signed: Signed) -> None:
         await session.delete(signed.session)
@@ -377,6 +552,8 @@ class PortalService:
             raise Refused("Give the app a name", field="name")
         if len(name) > 100:
             raise Refused("Use at most 100 characters", field="name")
+        if not name.isprintable():
+            raise Refused("Use letters, digits, spaces and punctuation only", field="name")
         chosen = set(scopes)
         if not chosen:
             raise Refused("Pick at least one API scope", field="scopes")
@@ -406,8 +583,10 @@ class PortalService:
 
     async def _new_key(self, session: AsyncSession, signed: Signed, app: App) -> NewKey:
         organisation = self._organisation(signed)
+        self._production_guard(signed, app)
+        institution_id = self.institution_id if app.environment == "production" else organisation.sandbox_institution_id
         created = await self.oauth.create_client(
-            session, institution_id=organisation.sandbox_institution_id, scope=app.scopes, name=app.name,
+            session, institution_id=institution_id, scope=app.scopes, name=app.name,
             grant_types=scope_names.GRANT_CLIENT_CREDENTIALS, actor="portal",
         )
         session.add(AppKey(client_id=created.client.id, app_id=app.id, created_at=self.clock.now()))
@@ -441,12 +620,188 @@ class PortalService:
     async def rotate_key(self, session: AsyncSession, signed: Signed, *, app_id: str, client_id: str) -> NewKey:
         """A new secret key for the pair; the one it replaces still works for 24 hours."""
         app, view, _ = await self._key(session, signed, app_id, client_id)
+        self._production_guard(signed, app)
         rotated = await self.oauth.rotate_client_secret(
             session, shared_key=view.client.shared_key, grace=ROTATION_GRACE, force=True, actor="portal"
         )
         await self._audit(session, "portal.key_rotated", developer_id=signed.developer.id,
                           organisation_id=app.organisation_id, app=app.id, client=client_id)
         return NewKey(rotated.client, rotated.secret_key, app.id)
+
+    def _production_guard(self, signed: Signed, app: App) -> None:
+        if app.environment == "production" and not signed.two_factor:
+            raise Forbidden("Production keys need two-factor authentication: turn it on first.")
+
+    # -- production access
+
+    async def request_access(
+        self, session: AsyncSession, signed: Signed, *, app_id: str, purpose: str
+    ) -> AccessRequest:
+        """Ask the institution's staff for production access for a sandbox app (two-factor required, as
+        Candescent's console requires it). One pending request per app."""
+        organisation = self._writer(signed)
+        if not signed.two_factor:
+            raise Forbidden("Turn on two-factor authentication before asking for production access.")
+        purpose = purpose.strip()
+        if not 10 <= len(purpose) <= 1000:
+            raise Refused("Tell us in 10 to 1,000 characters what the app will do", field="purpose")
+        app, _ = await self.app(session, signed, app_id)
+        if app.environment != "sandbox":
+            raise Refused("This app is already a production app.")
+        if await repository.pending_request(session, organisation_id=organisation.id, app_id=app.id) is not None:
+            raise Refused("This app already has a request waiting for a decision.")
+        request = AccessRequest(id=new_id(), organisation_id=organisation.id, app_id=app.id,
+                                requested_by=signed.developer.id, purpose=purpose, status="pending",
+                                created_at=self.clock.now())
+        session.add(request)
+        await session.flush()
+        representative = self.settings.portal_representative_email
+        if representative:
+            await self._email(session, "portal_access_requested", representative, {
+                "developer": signed.developer.name[:80], "email": signed.developer.email,
+                "organisation": organisation.name[:100], "app": app.name, "link": self.link("/portal/staff"),
+            })
+        await self._audit(session, "portal.access_requested", developer_id=signed.developer.id,
+                          organisation_id=organisation.id, app=app.id, request=request.id)
+        return request
+
+    async def access_requests(self, session: AsyncSession, signed: Signed, app_id: str) -> Sequence[AccessRequest]:
+        organisation = self._organisation(signed)
+        return await repository.requests_of_app(session, organisation_id=organisation.id, app_id=app_id)
+
+    async def decide(
+        self, session: AsyncSession, *, request_id: str, approve: bool, by: str, note: str = "",
+        staff: Signed | None = None,
+    ) -> AccessRequest:
+        """Approve or deny a pending request (staff pages: ``staff``; the command line: ``by="cli"``).
+        Approval creates the app's production twin; its keys are bound to the institution itself."""
+        if staff is not None and not staff.staff:
+            raise Forbidden("Staff pages need a staff account with two-factor authentication.")
+        request = await session.get(AccessRequest, request_id, with_for_update=True)
+        if request is None:
+            raise NotFound("There is no such request.")
+        if request.status != "pending":
+            raise Refused(f"This request was already {request.status}.")
+        app = await session.get(App, request.app_id)
+        developer = await session.get(Developer, request.requested_by)
+        assert app is not None and developer is not None
+        now = self.clock.now()
+        request.status, request.decided_by, request.decided_at = ("approved" if approve else "denied"), by, now
+        request.note = note.strip()[:1000] or None
+        if approve:
+            twin = App(id=new_id(), organisation_id=request.organisation_id, name=f"{app.name[:80]} (production)",
+                       scopes=app.scopes, environment="production", created_at=now)
+            session.add(twin)
+            await session.flush()
+            request.production_app_id = twin.id
+        await self._email(session, "portal_access_decided", developer.email, {
+            "name": developer.name[:80], "app": app.name, "decision": request.status,
+            "note": request.note or "", "link": self.link("/portal/dashboard"),
+        })
+        await self._audit(session, f"portal.access_{request.status}", developer_id=developer.id,
+                          organisation_id=request.organisation_id, app=app.id, request=request.id, by=by,
+                          production_app=request.production_app_id)
+        return request
+
+    # -- the institution's staff
+
+    async def staff_view(self, session: AsyncSession, signed: Signed | None) -> StaffView:
+        """Everything the institution's staff oversee: developers, organisations, requests, interest."""
+        if signed is not None and not signed.staff:
+            raise Forbidden("Staff pages need a staff account with two-factor authentication.")
+        developers = (await session.scalars(select(Developer).order_by(Developer.created_at.desc()).limit(500))).all()
+        organisations = (await session.execute(
+            select(Organisation, func.count(func.distinct(Membership.developer_id)), func.count(func.distinct(App.id)))
+            .outerjoin(Membership, Membership.organisation_id == Organisation.id)
+            .outerjoin(App, App.organisation_id == Organisation.id)
+            .group_by(Organisation.id).order_by(Organisation.created_at.desc()).limit(500)
+        )).all()
+        requests = (await session.execute(
+            select(AccessRequest, App.name, Organisation.name, Developer.email)
+            .join(App, App.id == AccessRequest.app_id)
+            .join(Organisation, Organisation.id == AccessRequest.organisation_id)
+            .join(Developer, Developer.id == AccessRequest.requested_by)
+            .order_by((AccessRequest.status == "pending").desc(), AccessRequest.created_at.desc()).limit(500)
+        )).all()
+        interest = (await session.execute(
+            select(Interest.api, Developer.name, Developer.email, Organisation.name, Interest.created_at)
+            .join(Developer, Developer.id == Interest.developer_id)
+            .join(Organisation, Organisation.id == Interest.organisation_id)
+            .order_by(Interest.created_at.desc()).limit(500)
+        )).all()
+        return StaffView(
+            developers=list(developers),
+            organisations=[(o, int(m), int(a)) for o, m, a in organisations],
+            requests=[(r, app, org, email) for r, app, org, email in requests],
+            interest=[tuple(row) for row in interest],
+        )
+
+    async def set_staff(self, session: AsyncSession, *, email: str, staff: bool) -> Developer:
+        """Grant or take back the staff role (``pwreset portal staff``)."""
+        developer = await repository.developer_by_email(session, normal_email(email))
+        if developer is None:
+            raise NotFound(f"No developer signed up as {email}.")
+        developer.staff = staff
+        await audit.record_event(session, clock=self.clock, event_type="portal.staff_" + ("granted" if staff else
+                                 "revoked"), outcome="success", actor="cli", institution_id=self.institution_id,
+                                 details={"developer_id": developer.id})
+        return developer
+
+    # -- teammates
+
+    async def invite(self, session: AsyncSession, signed: Signed, *, email: str, role: str) -> None:
+        """Invite a teammate by email with a role; the link works once, for 72 hours."""
+        organisation = self._organisation(signed)
+        if signed.role != "admin":
+            raise Forbidden("Only an organisation's admins invite teammates.")
+        if role not in ROLES:
+            raise Refused("Choose a role", field="role")
+        email = normal_email(email)
+        await self._limit(EMAILS_PER_ADDRESS, self._email_key(email))
+        token = new_secret(INVITE_PREFIX)
+        now = self.clock.now()
+        session.add(Invitation(id=new_id(), organisation_id=organisation.id, email=email, role=role,
+                               token_hash=self.hasher.digest(H_INVITE, token), invited_by=signed.developer.id,
+                               created_at=now, expires_at=now + INVITE_TTL))
+        await self._email(session, "portal_invite", email, {
+            "inviter": signed.developer.name[:80], "organisation": organisation.name[:100], "role": role.capitalize(),
+            "link": self.link(f"/portal/invite?token={token}"),
+        })
+        await self._audit(session, "portal.invited", developer_id=signed.developer.id,
+                          organisation_id=organisation.id, role=role)
+
+    async def invitation(self, session: AsyncSession, token: str) -> tuple[Invitation, Organisation]:
+        row = None
+        if token.startswith(INVITE_PREFIX) and len(token) < 100:
+            row = (await session.scalars(select(Invitation).where(
+                Invitation.token_hash.in_(self.hasher.digests(H_INVITE, token))).with_for_update())).first()
+        if row is None or row.accepted_at is not None or row.expires_at <= self.clock.now():
+            raise Refused("This invitation has expired or was already used. Ask for a new one.")
+        organisation = await session.get(Organisation, row.organisation_id)
+        assert organisation is not None
+        return row, organisation
+
+    async def accept(self, session: AsyncSession, signed: Signed, *, token: str) -> None:
+        invitation, organisation = await self.invitation(session, token)
+        if not hmac.compare_digest(invitation.email.encode(), signed.developer.email.encode()):
+            raise Forbidden("This invitation is for another email address. Sign in as the invited address.")
+        invitation.accepted_at = self.clock.now()
+        if organisation.id not in {o.id for o, _ in signed.organisations}:
+            session.add(Membership(organisation_id=organisation.id, developer_id=signed.developer.id,
+                                   role=invitation.role, created_at=self.clock.now()))
+        row = await session.get(PortalSession, signed.session.id)
+        if row is not None:
+            row.organisation_id = organisation.id
+        await self._audit(session, "portal.invitation_accepted", developer_id=signed.developer.id,
+                          organisation_id=organisation.id, role=invitation.role)
+
+    async def members(self, session: AsyncSession, signed: Signed) -> list[tuple[Developer, str]]:
+        organisation = self._organisation(signed)
+        rows = await session.execute(
+            select(Developer, Membership.role).join(Membership, Membership.developer_id == Developer.id)
+            .where(Membership.organisation_id == organisation.id).order_by(Membership.created_at)
+        )
+        return [(row[0], row[1]) for row in rows]
 
     # -- the sandbox
 
@@ -457,6 +812,31 @@ class PortalService:
             .where(Customer.institution_id == organisation.sandbox_institution_id)
         )
         return int(count or 0)
+
+    async def test_drive_client(self, session: AsyncSession, signed: Signed) -> ApiClient:
+        """The client the test drive calls the organisation's sandbox as, made on first use with every scope.
+        Its secret is thrown away at once: nobody can present it; the portal issues its tokens itself."""
+        organisation = self._organisation(signed)
+        client = None
+        if organisation.test_drive_client_id is not None:
+            client = await session.get(ApiClient, organisation.test_drive_client_id)
+        if client is None or client.revoked_at is not None:
+            row = await session.get(Organisation, organisation.id, with_for_update=True)
+            assert row is not None
+            created = await self.oauth.create_client(
+                session, institution_id=organisation.sandbox_institution_id, scope=" ".join(scope_names.KNOWN_SCOPES),
+                name="Portal test drive", grant_types=scope_names.GRANT_CLIENT_CREDENTIALS, actor="portal",
+            )
+            client, row.test_drive_client_id = created.client, created.client.id
+            await session.flush()
+        await self._audit(session, "portal.test_drive", developer_id=signed.developer.id,
+                          organisation_id=organisation.id)
+        return client
+
+    async def test_drive_token(self, client: ApiClient) -> str:
+        """A token for the test drive's client, written by the token service's own group commit (after the
+        caller's transaction, which made the client, has committed)."""
+        return (await self.oauth.issue_held_client_token(client)).access_token
 
     async def institution_user_id(self, session: AsyncSession, signed: Signed, customer_id: str) -> str:
         """A demo customer's ``institutionUserId`` in the organisation's sandbox (it derives from the row)."""
