@@ -60,6 +60,11 @@ class PortalCode(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: A verification link carries the name and password (argon2id) of the sign-up that asked for it, and
+    #: the account takes them when that link is used: whoever signed up first with someone else's address
+    #: gets nothing when its owner confirms (their own link).
+    name: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
 
 
 class Organisation(Base):

@@ -7,6 +7,8 @@ secret to the clipboard. Every page carries a strict CSP (no inline script or st
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +17,7 @@ from urllib.parse import parse_qsl
 import orjson
 import segno
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from sqlalchemy.exc import IntegrityError
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -66,6 +69,31 @@ _pages = Environment(
     undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
 )
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def address_key(host: str) -> str:
+    """What per-address limits count by: an IPv4 address, or an IPv6 address's /64 network (one customer
+    line gets a whole /64, so counting single IPv6 addresses would give it 2^64 allowances)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def path_id(request: Request, name: str) -> str:
+    """An id from the path, which is 32 lower-case hex digits or names nothing (never sent to a query)."""
+    value = str(request.path_params.get(name, ""))
+    if not _ID.fullmatch(value):
+        raise NotFound("There is no such thing here.")
+    return value
 
 
 class BadForm(Exception):
@@ -142,7 +170,7 @@ class Pages:
         return RedirectResponse(to, status_code=303)
 
     def address(self, request: Request) -> str:
-        return request.client.host if request.client else "unknown"
+        return address_key(request.client.host if request.client else "unknown")
 
     async def signed(self, request: Request) -> Signed | None:
         token = request.cookies.get(self.session_cookie)
@@ -208,6 +236,8 @@ class Pages:
                                           password=form.password.data, address=self.address(request))
         except PortalError as error:
             return self.refused(request, error, "sign_up.html", form=form)
+        except IntegrityError:
+            pass  # the same address signed up at the same moment: that sign-up's link is on its way
         return self.render(request, "check_email.html", email=form.email.data)
 
     async def verify(self, request: Request) -> Response:
@@ -271,7 +301,9 @@ class Pages:
     async def sign_out(self, request: Request) -> Response:
         form = self.form(ActionForm, request, await self.body(request))
         signed = await self.signed(request)
-        if form.validate() and signed is not None:
+        if not form.validate():  # nothing changes without this browser's own token
+            return self.render(request, "sign_out.html", 400, signed=signed, form=self.form(ActionForm, request))
+        if signed is not None:
             async with self.services.db.transaction() as session:
                 await self.portal.sign_out(session, signed)
         response = self.redirect("/portal?notice=signed-out")
@@ -303,7 +335,7 @@ class Pages:
         async with self.services.db.transaction() as session:
             try:
                 await self.portal.reset_password(session, email=form.email.data, code=form.code.data,
-                                                 password=form.password.data)
+                                                 password=form.password.data, address=self.address(request))
             except PortalError as refused:
                 error = refused  # a wrong code's count commits
         if error is not None:
@@ -364,7 +396,7 @@ class Pages:
         return signed.organisation.sandbox_institution_id if signed.organisation else ""
 
     async def app(self, request: Request) -> Response:
-        return await self._app_page(request, request.state.signed, request.path_params["app_id"])
+        return await self._app_page(request, request.state.signed, path_id(request, "app_id"))
 
     async def _app_page(self, request: Request, signed: Signed, app_id: str, *, access: Any = None,
                         status: int = 200, error: str | None = None) -> Response:
@@ -384,9 +416,9 @@ class Pages:
             return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
                                message="Reload the page and try again.")
         async with self.services.db.transaction() as session:
-            created = await self.portal.add_key(session, signed, request.path_params["app_id"])
+            created = await self.portal.add_key(session, signed, path_id(request, "app_id"))
         return self._show_secret(request, signed, created.client.shared_key, created.secret_key,
-                                 app_id=request.path_params["app_id"], rotated=False)
+                                 app_id=path_id(request, "app_id"), rotated=False)
 
     async def rotate_key(self, request: Request) -> Response:
         signed: Signed = request.state.signed
@@ -395,14 +427,14 @@ class Pages:
             return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
                                message="Reload the page and try again.")
         async with self.services.db.transaction() as session:
-            rotated = await self.portal.rotate_key(session, signed, app_id=request.path_params["app_id"],
-                                                   client_id=request.path_params["client_id"])
+            rotated = await self.portal.rotate_key(session, signed, app_id=path_id(request, "app_id"),
+                                                   client_id=path_id(request, "client_id"))
         return self._show_secret(request, signed, rotated.client.shared_key, rotated.secret_key,
-                                 app_id=request.path_params["app_id"], rotated=True)
+                                 app_id=path_id(request, "app_id"), rotated=True)
 
     async def revoke_key(self, request: Request) -> Response:
         signed: Signed = request.state.signed
-        app_id, client_id = request.path_params["app_id"], request.path_params["client_id"]
+        app_id, client_id = path_id(request, "app_id"), path_id(request, "client_id")
         form = self.form(RevokeForm, request, await self.body(request))
         if not form.validate():
             return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
@@ -442,7 +474,7 @@ class Pages:
 
     async def request_access(self, request: Request) -> Response:
         signed: Signed = request.state.signed
-        app_id = request.path_params["app_id"]
+        app_id = path_id(request, "app_id")
         form = self.form(AccessForm, request, await self.body(request))
         if form.validate():
             try:
@@ -469,7 +501,7 @@ class Pages:
             return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
                                message="Reload the page and try again.")
         async with self.services.db.transaction() as session:
-            await self.portal.decide(session, request_id=request.path_params["request_id"],
+            await self.portal.decide(session, request_id=path_id(request, "request_id"),
                                      approve=request.path_params["decision"] == "approve", by=signed.developer.email,
                                      note=form.note.data or "", staff=signed)
         return self.redirect("/portal/staff?notice=decided")
@@ -599,8 +631,11 @@ class Pages:
         if not form.validate():
             return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
                                message="Reload the page and try again.")
-        async with self.services.db.transaction() as session:
-            await self.portal.watch(session, signed, api=slug, title=catalogue.BY_SLUG[slug].title)
+        try:
+            async with self.services.db.transaction() as session:
+                await self.portal.watch(session, signed, api=slug, title=catalogue.BY_SLUG[slug].title)
+        except IntegrityError:
+            pass  # added by a click a moment before this one
         return self.redirect(f"/portal/apis/{slug}?watch=noted#watch")
 
     async def spec(self, request: Request) -> Response:

@@ -86,6 +86,7 @@ SIGN_IN_FAILURES_PER_EMAIL = Rule("portal-sign-in-email", 10, 900)
 SIGN_IN_FAILURES_PER_ADDRESS = Rule("portal-sign-in-address", 50, 900)
 VERIFY_PER_ADDRESS = Rule("portal-verify-address", 20, 3600)
 FORGOT_PER_ADDRESS = Rule("portal-forgot-address", 10, 3600)
+RESET_PER_ADDRESS = Rule("portal-reset-address", 30, 3600)
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,20 @@ def throttled(retry_after: int) -> Throttled:
     return Throttled(f"Too many attempts from here. Try again in {wait}.", retry_after=retry_after)
 
 
+def check_name(value: str, *, limit: int = 200, what: str = "your name") -> str:
+    """A person's or an app's name as the portal shows and emails it: printable, no addresses or links (a name
+    is put into emails the portal sends to other people)."""
+    value = value.strip()
+    if not value:
+        raise Refused(f"Enter {what}", field="name")
+    if len(value) > limit:
+        raise Refused(f"Use at most {limit} characters", field="name")
+    lowered = value.lower()
+    if not value.isprintable() or any(mark in lowered for mark in ("://", "www.", "@", "<", ">")):
+        raise Refused("Use letters, digits, spaces and simple punctuation only", field="name")
+    return value
+
+
 def normal_email(value: str) -> str:
     """The address as stored: validated, with its domain normalised, lower-cased as a whole (two accounts
     that differ only in case are one person)."""
@@ -208,43 +223,41 @@ class PortalService:
     # -- accounts
 
     async def sign_up(self, session: AsyncSession, *, name: str, email: str, password: str, address: str) -> None:
-        """Create an unverified account and send its verification link. A known email gets the same answer,
-        the same hashing work, and an email saying so instead of a second account."""
-        name = name.strip()
-        if not name:
-            raise Refused("Enter your name", field="name")
-        if len(name) > 200:
-            raise Refused("Use at most 200 characters", field="name")
-        if not name.isprintable():
-            raise Refused("Use letters, digits, spaces and punctuation only", field="name")
+        """Send a verification link that will create (or, unverified, claim) the account with this name and
+        password. A known email gets the same answer and the same work, and an email saying so instead."""
+        name = check_name(name)
         email = normal_email(email)
         self._check_password(password, email=email, name=name)
         await self._limit(SIGN_UP_PER_ADDRESS, address)
         password_hash = self.hashing.hash(password)  # before the lookup: a known email costs the same
+        if not await self._email_allowance(email):
+            return  # silently: a refusal here would tell a known address from an unknown one
         existing = await repository.developer_by_email(session, email)
-        await self._limit(EMAILS_PER_ADDRESS, self._email_key(email))
         now = self.clock.now()
         if existing is None:
-            developer = Developer(id=new_id(), email=email, name=name, password_hash=password_hash, created_at=now,
-                                  password_changed_at=now)
-            session.add(developer)
+            existing = Developer(id=new_id(), email=email, name=name, password_hash=password_hash, created_at=now,
+                                 password_changed_at=now)
+            session.add(existing)
             await session.flush()
-            await self._send_verification(session, developer)
-            await self._audit(session, "portal.signed_up", developer_id=developer.id)
-        elif existing.verified_at is None:
-            await self._send_verification(session, existing)
+            await self._audit(session, "portal.signed_up", developer_id=existing.id)
+        if existing.verified_at is None:
+            await self._send_verification(session, existing, name=name, password_hash=password_hash)
         else:
             await self._email(session, "portal_exists", email, {"link": self.link("/portal/sign-in")})
+            await self._audit(session, "portal.signed_up", outcome="known", developer_id=existing.id)
 
-    async def _send_verification(self, session: AsyncSession, developer: Developer) -> None:
+    async def _send_verification(
+        self, session: AsyncSession, developer: Developer, *, name: str, password_hash: str
+    ) -> None:
+        """A link that verifies the account with this sign-up's name and password. Other outstanding links
+        stay valid: each one carries its own sign-up, and only the address's owner can open any of them."""
         now = self.clock.now()
-        await repository.retire_codes(session, developer_id=developer.id, purpose="verify", now=now)
         token = new_secret(VERIFY_PREFIX)
         session.add(PortalCode(id=new_id(), purpose="verify", developer_id=developer.id,
                                code_hash=self.hasher.digest(H_VERIFY, token), created_at=now,
-                               expires_at=now + VERIFY_TTL, attempts=0))
+                               expires_at=now + VERIFY_TTL, attempts=0, name=name, password_hash=password_hash))
         await self._email(session, "portal_verify", developer.email,
-                          {"name": developer.name[:80], "link": self.link(f"/portal/verify?token={token}")})
+                          {"link": self.link(f"/portal/verify?token={token}")})
 
     async def verify_email(self, session: AsyncSession, *, token: str, address: str) -> str | None:
         """Spend a verification link: the account is verified and gets its organisation and sandbox, whose
@@ -257,11 +270,16 @@ class PortalService:
         if code is None or code.used_at is not None or code.expires_at <= now:
             raise Refused("This link has expired or was already used. Sign in to get a new one.")
         code.used_at = now
-        developer = await session.get(Developer, code.developer_id)
+        developer = await session.get(Developer, code.developer_id, with_for_update=True)
         assert developer is not None
         sandbox = None
         if developer.verified_at is None:
             developer.verified_at = now
+            if code.password_hash is not None and code.name is not None:  # the sign-up this link was sent for
+                developer.name, developer.password_hash = code.name, code.password_hash
+                developer.password_changed_at = now
+            await repository.retire_codes(session, developer_id=developer.id, purpose="verify", now=now)
+            await repository.end_sessions(session, developer.id)
             sandbox = (await self._create_organisation(session, developer)).sandbox_institution_id
             await self._audit(session, "portal.verified", developer_id=developer.id)
         await session.flush()
@@ -300,21 +318,23 @@ class PortalService:
 
     async def sign_in(self, session: AsyncSession, *, email: str, password: str, address: str) -> SignIn:
         """A session for the right password of a verified account, or, with two-factor on, a challenge for
-        the code; one refusal for everything else."""
+        the code; one refusal for everything else. Each attempt is counted before the password is checked
+        (so a burst cannot pass together) and given back when it was right."""
         try:
             email = normal_email(email)
         except Refused:
             email = email.strip().lower()[:320]
-        await self._check_limit(SIGN_IN_FAILURES_PER_ADDRESS, address)
-        await self._check_limit(SIGN_IN_FAILURES_PER_EMAIL, self._email_key(email))
+        counted = await self._count_attempt(email, address)
         developer = await repository.developer_by_email(session, email)
         verdict = self.hashing.verify(developer.password_hash if developer else None, password)
         if developer is None or not verdict.ok:
-            await self._failed_sign_in(session, email, address, developer)
+            if developer is not None:
+                await self._audit(session, "portal.sign_in", outcome="failure", developer_id=developer.id)
             raise Refused("The email or password is not right.")
+        await self._give_back(counted)
         if developer.verified_at is None:
-            await self._send_verification(session, developer)
-            raise Refused("Confirm your email address first: we have sent you a new link.")
+            raise Refused("Confirm your email address first, with the link we sent. Lost it? Sign up again to "
+                          "get a new one.")
         if verdict.needs_upgrade:
             developer.password_hash = self.hashing.hash(password)
         if developer.totp_enabled_at is not None:
@@ -328,18 +348,24 @@ class PortalService:
         await self._audit(session, "portal.sign_in", developer_id=developer.id, factors=1)
         return SignIn(token=token)
 
-    async def _failed_sign_in(
-        self, session: AsyncSession, email: str, address: str, developer: Developer | None
-    ) -> None:
-        await self.limiter.record(SIGN_IN_FAILURES_PER_ADDRESS, address)
-        await self.limiter.record(SIGN_IN_FAILURES_PER_EMAIL, self._email_key(email))
-        if developer is not None:
-            await self._audit(session, "portal.sign_in", outcome="failure", developer_id=developer.id)
+    async def _count_attempt(self, email: str, address: str) -> list[tuple[Rule, str, int]]:
+        counted: list[tuple[Rule, str, int]] = []
+        for rule, subject in ((SIGN_IN_FAILURES_PER_ADDRESS, address),
+                              (SIGN_IN_FAILURES_PER_EMAIL, self._email_key(email))):
+            try:
+                counted.append((rule, subject, await self.limiter.consume(rule, subject)))
+            except RateLimited as limited:
+                await self._give_back(counted)
+                raise throttled(limited.retry_after) from None
+        return counted
+
+    async def _give_back(self, counted: list[tuple[Rule, str, int]]) -> None:
+        for rule, subject, index in counted:
+            await self.limiter.release(rule, subject, index)
 
     async def second_factor(self, session: AsyncSession, *, challenge: str, code: str, address: str) -> str:
         """The sign-in's second step: a code from the authenticator app, or a recovery code. A challenge
         lives five minutes and takes five wrong codes; wrong codes also count against the address."""
-        await self._check_limit(SIGN_IN_FAILURES_PER_ADDRESS, address)
         row = await repository.code_by_hash(
             session, purpose="mfa", code_hashes=self.hasher.digests(H_CHALLENGE, challenge)
         ) if challenge.startswith(CHALLENGE_PREFIX) and len(challenge) < 100 else None
@@ -348,12 +374,13 @@ class PortalService:
             raise Refused("This sign-in has expired. Sign in again.")
         developer = await session.get(Developer, row.developer_id)
         assert developer is not None
-        await self._check_limit(SIGN_IN_FAILURES_PER_EMAIL, self._email_key(developer.email))
+        counted = await self._count_attempt(developer.email, address)
+        row.attempts += 1
         if not await self._factor_ok(session, developer, code):
-            row.attempts += 1
-            await self._failed_sign_in(session, developer.email, address, developer)
+            await self._audit(session, "portal.sign_in", outcome="failure", developer_id=developer.id, factors=2)
             raise Refused("That code is not right. Enter the current code from your app, or a recovery code.",
                           field="code")
+        await self._give_back(counted)
         row.used_at = now
         token, _ = await self._open_session(session, developer)
         await self._audit(session, "portal.sign_in", developer_id=developer.id, factors=2)
@@ -484,13 +511,16 @@ class PortalService:
         await self._audit(session, "portal.sign_out", developer_id=signed.developer.id)
 
     async def forgot(self, session: AsyncSession, *, email: str, address: str) -> None:
-        """Email a one-time code to a verified account; the same answer for any other address."""
+        """Email a one-time code to a verified account; the same answer, and the same writes (an audit event),
+        for any other address. The per-email allowance is spent for every address and its end is silent."""
         email = normal_email(email)
         await self._limit(FORGOT_PER_ADDRESS, address)
+        allowed = await self._email_allowance(email)
         developer = await repository.developer_by_email(session, email)
-        if developer is None or developer.verified_at is None:
+        if developer is None or developer.verified_at is None or not allowed:
+            await self._audit(session, "portal.forgot", outcome="not_sent",
+                              developer_id=developer.id if developer else None)
             return
-        await self._limit(EMAILS_PER_ADDRESS, self._email_key(email))
         now = self.clock.now()
         await repository.retire_codes(session, developer_id=developer.id, purpose="forgot", now=now)
         code = f"{secrets.randbelow(10**8):08d}"
@@ -501,10 +531,13 @@ class PortalService:
                           {"code": code, "minutes": int(FORGOT_TTL.total_seconds() // 60)})
         await self._audit(session, "portal.forgot", developer_id=developer.id)
 
-    async def reset_password(self, session: AsyncSession, *, email: str, code: str, password: str) -> None:
+    async def reset_password(
+        self, session: AsyncSession, *, email: str, code: str, password: str, address: str
+    ) -> None:
         """A new password for the right code: every session ends, the code is spent. A wrong code counts
-        against the code, which dies after five."""
+        against the code, which dies after five, and every try against the address."""
         email = normal_email(email)
+        await self._limit(RESET_PER_ADDRESS, address)
         developer = await repository.developer_by_email(session, email)
         now = self.clock.now()
         live = None
@@ -547,13 +580,7 @@ class PortalService:
 
     async def create_app(self, session: AsyncSession, signed: Signed, *, name: str, scopes: list[str]) -> NewKey:
         organisation = self._writer(signed)
-        name = name.strip()
-        if not name:
-            raise Refused("Give the app a name", field="name")
-        if len(name) > 100:
-            raise Refused("Use at most 100 characters", field="name")
-        if not name.isprintable():
-            raise Refused("Use letters, digits, spaces and punctuation only", field="name")
+        name = check_name(name, limit=100, what="a name for the app")
         chosen = set(scopes)
         if not chosen:
             raise Refused("Pick at least one API scope", field="scopes")
@@ -908,18 +935,20 @@ class PortalService:
             raise Forbidden("Your role in this organisation (Viewer) cannot change apps or keys.")
         return organisation
 
+    async def _email_allowance(self, email: str) -> bool:
+        """Whether this address may be sent another email this hour (counted for every address, known or not)."""
+        try:
+            await self.limiter.consume(EMAILS_PER_ADDRESS, self._email_key(email))
+        except RateLimited:
+            return False
+        return True
+
     def _email_key(self, email: str) -> str:
         return self.hasher.digest("portal-email-limit", email)[:32]
 
     async def _limit(self, rule: Rule, subject: str) -> None:
         try:
             await self.limiter.consume(rule, subject)
-        except RateLimited as limited:
-            raise throttled(limited.retry_after) from None
-
-    async def _check_limit(self, rule: Rule, subject: str) -> None:
-        try:
-            await self.limiter.check(rule, subject)
         except RateLimited as limited:
             raise throttled(limited.retry_after) from None
 

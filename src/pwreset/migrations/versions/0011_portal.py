@@ -46,6 +46,8 @@ def upgrade() -> None:
     sa.Column('expires_at', pwreset.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('used_at', pwreset.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=True),
+    sa.Column('password_hash', sa.String(length=200), nullable=True),
     sa.ForeignKeyConstraint(['developer_id'], ['portal_developers.id'], name=op.f('fk_portal_codes_developer_id_portal_developers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_portal_codes')),
     sa.UniqueConstraint('code_hash', name=op.f('uq_portal_codes_code_hash'))
