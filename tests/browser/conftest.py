@@ -12,6 +12,8 @@ import asyncio
 import os
 import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -108,9 +110,19 @@ async def _prepare(url: str) -> None:
         await services.close()
 
 
+@dataclass(frozen=True)
+class Served:
+    base: str  # http://localhost:port
+    env: dict[str, str]  # the server's settings, for commands run beside it (pwreset portal ...)
+
+    def command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pwreset", *args], env={**os.environ, **self.env},
+                              capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+
+
 @pytest.fixture(scope="session")
-def portal(tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[Mailbox, int]) -> Iterator[str]:
-    """``pwreset serve`` with the portal, on its own database; yields its base URL (http://localhost:port)."""
+def served(tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[Mailbox, int]) -> Iterator[Served]:
+    """``pwreset serve`` with the portal, on its own database."""
     from pwreset.migrate import upgrade
 
     here = tmp_path_factory.mktemp("portal")
@@ -139,10 +151,15 @@ def portal(tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[Mailbox, int
     }
     try:
         with server(["pwreset", "serve"], env, here / "server.log", port=port) as base:
-            yield base.replace("127.0.0.1", "localhost")
+            yield Served(base.replace("127.0.0.1", "localhost"), env)
     finally:
         if POSTGRES_UP:
             asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def portal(served: Served) -> str:
+    return served.base
 
 
 @pytest.fixture(scope="session")

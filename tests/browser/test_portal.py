@@ -90,15 +90,16 @@ def test_sign_up_to_a_reset_finished_with_the_passcode_from_the_sandbox_inbox(po
     assert page.get_by_text("Never").count() == 1  # the pair has not been used yet
     assert secret not in page.content()  # shown once only
 
-    # The partner's own client, outside the browser.
+    # The partner's own client, outside the browser: the keys work.
     issued = token(portal, shared, secret, institution)
     assert issued.status_code == 200, issued.text
-    bearer = {"Authorization": f"Bearer {issued.json()['access_token']}", "correlationId": str(uuid.uuid4())}
-    sent = httpx.put(f"{portal}/v1/customers/{SMS_CUSTOMER}:reset-password", headers=bearer,
-                     json={"contactMethodId": SMS_METHOD})
-    assert sent.status_code == 204, sent.text
 
-    page.get_by_role("link", name="Sandbox inbox").click()
+    # The test drive: each call from the portal, with a token the browser never sees.
+    page.goto(f"{portal}/portal/apis/reset-password")
+    try_it(page, "reset-password-put", {"contactMethodId": SMS_METHOD})
+    assert page.get_by_role("heading", name="Response: 204").count() == 1
+    assert_accessible(page)
+    page.get_by_role("link", name="sandbox inbox", exact=True).click()
     deadline = time.monotonic() + 15
     while "reset code is" not in page.content():  # the delivery worker files it in the inbox
         assert time.monotonic() < deadline, "the passcode never reached the sandbox inbox"
@@ -107,19 +108,29 @@ def test_sign_up_to_a_reset_finished_with_the_passcode_from_the_sandbox_inbox(po
     code = re.search(r"reset code is (\d+)", page.content())
     assert code is not None and "+12025550143" in page.content()
 
-    verified = httpx.post(f"{portal}/v1/customers/{SMS_CUSTOMER}:verify-passcode",
-                          headers={**bearer, "correlationId": str(uuid.uuid4())},
-                          json={"contactMethodId": SMS_METHOD, "passcode": code.group(1)})
-    assert verified.status_code == 200, verified.text
-    changed = httpx.put(f"{portal}/v1/customers/{SMS_CUSTOMER}:set-password",
-                        headers={**bearer, "correlationId": str(uuid.uuid4())},
-                        json={"resetTicket": verified.json()["resetTicket"], "newPassword": "granite Meadow 7 parcels"})
-    assert changed.status_code == 204, changed.text
+    page.goto(f"{portal}/portal/apis/reset-password")
+    try_it(page, "verify-passcode-post", {"contactMethodId": SMS_METHOD, "passcode": code.group(1)})
+    assert page.get_by_role("heading", name="Response: 200").count() == 1
+    ticket = re.search(r'&#34;resetTicket&#34;: &#34;([^&]+)&#34;|"resetTicket": "([^"]+)"', page.content())
+    assert ticket is not None
+    page.goto(f"{portal}/portal/apis/reset-password")
+    try_it(page, "set-password-put", {"resetTicket": ticket.group(1) or ticket.group(2),
+                                      "newPassword": "granite Meadow 7 parcels"})
+    assert page.get_by_role("heading", name="Response: 204").count() == 1
 
     # The key pair now shows when it was last used.
     page.goto(f"{portal}/portal/dashboard")
     page.get_by_role("link", name="Mobile banking app").click()
     assert page.get_by_text("Never").count() == 0
+
+
+def try_it(page: Any, anchor: str, body: dict[str, str]) -> None:
+    """Open an operation's test drive, fill the body, send it to the sandbox; wait for the answer."""
+    section = page.locator(f"#{anchor}")
+    section.get_by_text("Try it in your sandbox").click()
+    section.get_by_label("Request body (JSON)").fill(json.dumps(body))
+    section.get_by_role("button", name=re.compile("^Send to my sandbox")).click()
+    page.get_by_role("heading", name=re.compile("^Response: ")).wait_for()
 
 
 def test_the_downloaded_postman_collection_runs_green_under_newman(portal, mailbox, browse, tmp_path):
@@ -222,3 +233,73 @@ def test_keyboard_only_and_on_a_phone_revoking_the_last_key_asks_first(portal, m
     page.get_by_text("The key pair is revoked").wait_for()
     assert page.get_by_text("Revoked", exact=True).count() == 1
     assert token(portal, shared, secret, institution).status_code == 401
+
+
+def test_production_access_from_request_to_staff_approval_to_keys_that_work(served, mailbox, browse):
+    import pyotp
+
+    box, _ = mailbox
+    portal = served.base
+    developer, staff = browse(), browse()
+    email, staff_email = unique_email("prod"), unique_email("staff")
+    sign_up_and_verify(developer, portal, box, name="Priya Prod", email=email)
+    sign_in(developer, portal, email)
+    create_app(developer, "Branch app")
+    developer.get_by_role("link", name="I have saved it: go to the app").click()
+    developer.get_by_role("link", name="Turn it on").click()
+    secret = turn_on_two_factor(developer)
+    developer.goto(f"{portal}/portal/dashboard")
+    developer.get_by_role("link", name="Branch app").click()
+    developer.get_by_label("What will the app do in production?").fill("Password resets in our branch tablets")
+    developer.get_by_role("button", name="Request production access").click()
+    developer.get_by_text("Your request for production access is with the institution's team").wait_for()
+    assert_accessible(developer)
+    assert "Branch app" in text_of(box.wait_for(REPRESENTATIVE, "Production access requested"))
+
+    sign_up_and_verify(staff, portal, box, name="Sam Staff", email=staff_email)
+    made = served.command("portal", "staff", staff_email)
+    assert made.returncode == 0, made.stderr
+    sign_in(staff, portal, staff_email)
+    staff.goto(f"{portal}/portal/account/two-factor")
+    turn_on_two_factor(staff)
+    staff.goto(f"{portal}/portal/staff")
+    assert_accessible(staff)
+    staff.get_by_role("button", name="Approve Branch app").click()
+    staff.get_by_text("The decision is recorded").wait_for()
+    assert_accessible(staff)
+    decided = text_of(box.wait_for(email, "Production access for Branch app: approved"))
+    assert "production twin" in decided
+
+    # The developer signs in again with the second factor, and makes the production keys.
+    developer.context.clear_cookies()
+    developer.goto(f"{portal}/portal/sign-in")
+    developer.get_by_label("Email address").fill(email)
+    developer.get_by_label("Password").fill(PASSWORD)
+    developer.get_by_role("button", name="Sign in").click()
+    developer.get_by_role("heading", name="Enter your code").wait_for()
+    assert_accessible(developer)
+    step = int(time.time()) // 30 + 1  # the next step: the one that turned two-factor on is spent
+    developer.get_by_label(re.compile("^Code from your authenticator app")).fill(pyotp.TOTP(secret).at(step * 30))
+    developer.get_by_role("button", name="Sign in").click()
+    developer.get_by_role("heading", name="Your sandbox").wait_for()
+    developer.get_by_role("link", name="Branch app (production)").click()
+    developer.get_by_role("button", name="Add a key pair").click()
+    developer.get_by_role("heading", name="Your new key pair").wait_for()
+    shared = developer.locator("#shared-key").inner_text()
+    secret_key = developer.locator("#secret-key").inner_text()
+    assert token(portal, shared, secret_key, "07675").status_code == 200  # bound to the real institution
+
+
+def turn_on_two_factor(page: Any) -> str:
+    """Set up TOTP from the page's setup key, as an authenticator app would; returns the key."""
+    import pyotp
+
+    page.get_by_role("heading", name="Two-factor authentication").wait_for()
+    assert_accessible(page)
+    secret = page.locator("#totp-secret").inner_text()
+    page.get_by_label("6-digit code from the app").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on two-factor authentication").click()
+    page.get_by_role("heading", name="Two-factor authentication is on").wait_for()
+    assert_accessible(page)
+    assert page.locator("#recovery-codes li").count() == 10
+    return secret
