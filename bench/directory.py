@@ -29,7 +29,17 @@ import httpx
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.harness import NO_VELOCITY_LIMITS, ROOT, SECRET_KEY, create_client, lua, prepare_database, serve, wrk
+from bench.harness import (
+    NO_VELOCITY_LIMITS,
+    PORTAL_ON,
+    ROOT,
+    SECRET_KEY,
+    create_client,
+    lua,
+    prepare_database,
+    serve,
+    wrk,
+)
 from pwreset.customers.models import ContactMethod, Customer
 from pwreset.db import async_url
 
@@ -120,7 +130,7 @@ def main() -> None:
     asyncio.run(load_customers(url, args.customers))
     env = {
         "PWRESET_DATABASE_URL": url, "PWRESET_SECRET_KEY": SECRET_KEY, "PWRESET_DB_POOL_SIZE": "20",
-        "PWRESET_INPROCESS_WORKER": "false", "PWRESET_LOG_JSON": "true", **NO_VELOCITY_LIMITS,
+        "PWRESET_INPROCESS_WORKER": "false", "PWRESET_LOG_JSON": "true", **NO_VELOCITY_LIMITS, **PORTAL_ON,
     }
     stride = args.customers // max(1, args.rounds)
     rounds = [round_trip(args, env, shared, secret, first=r * stride) for r in range(args.rounds)]

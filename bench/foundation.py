@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from bench.harness import ROOT, SECRET_KEY, create_client, lua, prepare_database, serve, wrk
+from bench.harness import PORTAL_ON, ROOT, SECRET_KEY, create_client, lua, prepare_database, serve, wrk
 
 
 def main() -> None:
@@ -53,6 +53,7 @@ def main() -> None:
         "PWRESET_LOG_JSON": "true",
         "PWRESET_DB_POOL_SIZE": "20",
         "PWRESET_INPROCESS_WORKER": "false",
+        **PORTAL_ON,
     }
     basic = base64.b64encode(f"{shared}:{secret}".encode()).decode()
     token_script = lua(

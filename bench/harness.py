@@ -30,6 +30,9 @@ NO_VELOCITY_LIMITS = {
         "INSTITUTION_SEND_LIMIT_HOUR", "CLIENT_VERIFY_FAILURE_LIMIT", "INSTITUTION_VERIFY_FAILURE_LIMIT",
     )
 }
+#: The developer portal mounted, as a deployment that offers it runs (issue 13: the API's hot paths keep
+#: their speed with it). Ignored by versions without a portal.
+PORTAL_ON = {"PWRESET_PORTAL_INSTITUTION_ID": "00001", "PWRESET_PUBLIC_URL": "http://localhost:8000"}
 ADMIN_URL = os.environ.get("PWRESET_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB_NAME = "pwreset_bench"
 

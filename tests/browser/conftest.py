@@ -39,14 +39,11 @@ WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if Path(CHROMIUM).exists():
+    if Path(CHROMIUM).exists() or REQUIRE_SERVICES:  # in CI a missing Chromium fails the tests
         return
     for item in items:
         if "tests/browser/" in str(item.fspath):
-            if REQUIRE_SERVICES:
-                item.add_marker(pytest.mark.xfail(reason=f"no Chromium at {CHROMIUM}", strict=True, run=False))
-            else:
-                item.add_marker(pytest.mark.skip(reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"))
+            item.add_marker(pytest.mark.skip(reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"))
 
 
 @dataclass
@@ -227,8 +224,14 @@ def link_in(text: str) -> str:
     return found.group(0)
 
 
-def have_newman() -> str | None:
-    return shutil.which("newman")
+def have_newman() -> str:
+    """newman's path; skipped on a laptop without it, a failure in CI (``.ci/run`` installs it)."""
+    found = shutil.which("newman")
+    if found is None:
+        if REQUIRE_SERVICES:
+            pytest.fail("newman is not installed (npm install --global newman; .ci/run does)")
+        pytest.skip("newman is not installed (npm install --global newman)")
+    return found
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:

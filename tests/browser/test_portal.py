@@ -135,8 +135,6 @@ def try_it(page: Any, anchor: str, body: dict[str, str]) -> None:
 
 def test_the_downloaded_postman_collection_runs_green_under_newman(portal, mailbox, browse, tmp_path):
     newman = have_newman()
-    if newman is None:
-        pytest.fail("newman is not installed (npm install -g newman; .ci/run does)")
     box, _ = mailbox
     page = browse(accept_downloads=True)
     email = unique_email("postman")
