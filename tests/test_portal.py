@@ -394,10 +394,12 @@ def totp_now(secret: str, clock: FrozenClock, offset: int = 0) -> str:
     return str(pyotp.TOTP(secret).at(int(clock.timestamp()) + offset))
 
 
-async def turn_on_two_factor(client: httpx.AsyncClient, clock: FrozenClock) -> tuple[str, list[str]]:
-    page = await client.get("/portal/account/two-factor")
+async def turn_on_two_factor(
+    client: httpx.AsyncClient, clock: FrozenClock, password: str = PASSWORD
+) -> tuple[str, list[str]]:
+    page = await post(client, "/portal/account/two-factor", {"password": password})
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text)
-    assert secret is not None and "<svg" in page.text
+    assert secret is not None and "<svg" in page.text, page.text
     token = CSRF.search(page.text)
     assert token is not None
     wrong = await client.post("/portal/account/two-factor", data={"csrf_token": token.group(1), "code": "000000"})
@@ -485,9 +487,19 @@ async def test_production_access_needs_two_factor_and_staff_approval_then_produc
         assert desk.status_code == 200 and "Password reset in our mobile app" in desk.text
         request_id = re.search(r"/portal/staff/requests/(\w+)/approve", desk.text)
         assert request_id is not None
-        approved = await post(staff, f"/portal/staff/requests/{request_id.group(1)}/approve", {"note": ""},
-                              page="/portal/staff")
+        assert "institution-users:write" in desk.text  # the scopes asked for are shown
+        nothing = await post(staff, f"/portal/staff/requests/{request_id.group(1)}/approve", {"note": ""},
+                             page="/portal/staff")
+        assert nothing.status_code == 400  # approving grants at least one scope
+        more = await post(staff, f"/portal/staff/requests/{request_id.group(1)}/approve",
+                          {"scopes": ["accounts:read_unmasked"]}, page="/portal/staff")
+        assert more.status_code == 400  # and none that was not asked for
+        approved = await post(staff, f"/portal/staff/requests/{request_id.group(1)}/approve",
+                              {"note": "", "scopes": ["institution-users:read"]}, page="/portal/staff")
         assert approved.status_code == 303
+        whatever = await post(staff, f"/portal/staff/requests/{request_id.group(1)}/whatever", {},
+                              page="/portal/dashboard")
+        assert whatever.status_code == 404
     assert (await browser.get("/portal/staff")).status_code == 403  # a developer is not staff
     [decided] = await emails(portal_services, "portal_access_decided")
     assert decided["to"] == "ana@partner.example" and decided["decision"] == "approved"
@@ -503,6 +515,10 @@ async def test_production_access_needs_two_factor_and_staff_approval_then_produc
                                 data={"grant_type": "client_credentials"},
                                 headers={"transactionId": str(uuid.uuid4()), "institutionId": "07675"})
     assert issued.status_code == 200, issued.text  # bound to the real institution
+    assert issued.json()["scope"] == "institution-users:read"  # what the staff granted, not all it asked
+    again = await post(browser, f"/portal/apps/{app_id}/production", {"purpose": "Password reset in our mobile app"},
+                       page=f"/portal/apps/{app_id}")
+    assert again.status_code == 400 and "already has its production twin" in again.text
     assert cli is not None
 
 
@@ -646,3 +662,186 @@ def test_ipv6_addresses_are_limited_by_their_64_bit_network():
     assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:ffff::9")
     assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
     assert address_key("203.0.113.7") == "203.0.113.7"
+
+
+# Found by the second security review (two-factor, production access, the test drive, invitations).
+
+
+async def test_a_password_only_session_cannot_set_up_two_factor_without_the_password(browser, portal_services,
+                                                                                       clock):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    page = await browser.get("/portal/account/two-factor")
+    assert "totp-secret" not in page.text and "Enter your password to begin" in page.text
+    wrong = await post(browser, "/portal/account/two-factor", {"password": "not my password at all"})
+    assert wrong.status_code == 400 and "totp-secret" not in wrong.text
+    async with client_for(portal_services) as other:
+        await sign_in(other, "ana@partner.example")
+        started = await post(browser, "/portal/account/two-factor", {"password": PASSWORD})
+        assert "totp-secret" in started.text
+        assert "totp-secret" not in (await other.get("/portal/account/two-factor")).text  # this session's only
+        clock.advance(11 * 60)
+        late = await browser.get("/portal/account/two-factor")
+        assert "totp-secret" not in late.text  # the set-up lasted ten minutes
+        await turn_on_two_factor(browser, clock)
+        assert (await other.get("/portal/dashboard")).status_code == 303  # other sessions ended
+
+
+async def test_a_stolen_session_of_a_two_factor_account_has_no_second_factor_powers(browser, portal_services, clock):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    await turn_on_two_factor(browser, clock)
+    async with portal_services.db.transaction() as session:  # a session opened with the password alone
+        from pwreset.portal.service import Signed as _Signed  # noqa: F401
+
+        developer = (await session.scalars(select(Developer))).one()
+        token, _ = await portal_services.portal._open_session(session, developer)
+    async with client_for(portal_services) as thief:
+        thief.cookies.set("__Host-pwreset_portal", token, domain="developers.bank.example")
+        app_id, _, _ = await new_app(thief)
+        asked = await post(thief, f"/portal/apps/{app_id}/production", {"purpose": "Password reset in our app"},
+                           page=f"/portal/apps/{app_id}")
+        assert asked.status_code == 403
+
+
+async def test_one_code_cannot_open_two_sessions_at_once(portal_services, clock):
+    import asyncio
+
+    async with client_for(portal_services) as ana:
+        await sign_up(ana, portal_services, "ana@partner.example")
+        await sign_in(ana, "ana@partner.example")
+        secret, _ = await turn_on_two_factor(ana, clock)
+    clock.advance(30)
+    challenges = []
+    clients = [client_for(portal_services) for _ in range(5)]
+    try:
+        for client in clients:
+            page = await sign_in(client, "ana@partner.example")
+            found = re.search(r'name="challenge" type="hidden" value="([^"]+)"', page.text)
+            token = CSRF.search(page.text)
+            assert found and token
+            challenges.append((client, found.group(1), token.group(1)))
+        code = totp_now(secret, clock)
+        answers = await asyncio.gather(*(
+            client.post("/portal/sign-in/code", data={"csrf_token": token, "challenge": challenge, "code": code})
+            for client, challenge, token in challenges
+        ))
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert [a.status_code for a in answers].count(303) == 1
+
+
+async def test_wrong_codes_in_a_row_tell_the_owner_and_lock_two_factor_until_a_new_password(browser, portal_services,
+                                                                                            clock):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    secret, _ = await turn_on_two_factor(browser, clock)
+
+    async def attempt(client: httpx.AsyncClient, code: str) -> httpx.Response:
+        page = await sign_in(client, "ana@partner.example")
+        found = re.search(r'name="challenge" type="hidden" value="([^"]+)"', page.text)
+        token = CSRF.search(page.text)
+        assert found and token, page.text
+        return await client.post("/portal/sign-in/code",
+                                 data={"csrf_token": token.group(1), "challenge": found.group(1), "code": code})
+
+    async with portal_services.db.transaction() as session:
+        (await session.scalars(select(Developer))).one().mfa_failures = 9
+    async with client_for(portal_services) as guesser:
+        assert (await attempt(guesser, "000001")).status_code == 400
+        [told] = await emails(portal_services, "portal_mfa_failures")
+        assert told["to"] == "ana@partner.example" and told["count"] == 10
+        async with portal_services.db.transaction() as session:
+            (await session.scalars(select(Developer))).one().mfa_failures = 100
+        clock.advance(30)
+        locked = await attempt(guesser, totp_now(secret, clock))  # even the right code
+        assert locked.status_code == 403 and "locked" in locked.text
+    await post(browser, "/portal/forgot", {"email": "ana@partner.example"})
+    code = (await emails(portal_services, "portal_forgot"))[-1]["code"]
+    await post(browser, "/portal/forgot/reset", {"email": "ana@partner.example", "code": code,
+                                                 "password": "another river 88 stones"})
+    clock.advance(30)
+    async with client_for(portal_services) as owner:
+        page = await sign_in(owner, "ana@partner.example", "another river 88 stones")
+        found = re.search(r'name="challenge" type="hidden" value="([^"]+)"', page.text)
+        token = CSRF.search(page.text)
+        assert found and token
+        unlocked = await owner.post("/portal/sign-in/code", data={
+            "csrf_token": token.group(1), "challenge": found.group(1), "code": totp_now(secret, clock)})
+        assert unlocked.status_code == 303
+
+
+async def test_a_password_change_retires_sign_in_challenges(browser, portal_services, clock):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    _, codes = await turn_on_two_factor(browser, clock)
+    async with client_for(portal_services) as thief:
+        page = await sign_in(thief, "ana@partner.example")
+        challenge = re.search(r'name="challenge" type="hidden" value="([^"]+)"', page.text)
+        token = CSRF.search(page.text)
+        assert challenge and token
+        await post(browser, "/portal/forgot", {"email": "ana@partner.example"})
+        code = (await emails(portal_services, "portal_forgot"))[-1]["code"]
+        await post(browser, "/portal/forgot/reset", {"email": "ana@partner.example", "code": code,
+                                                     "password": "another river 88 stones"})
+        late = await thief.post("/portal/sign-in/code", data={
+            "csrf_token": token.group(1), "challenge": challenge.group(1), "code": codes[0]})
+        assert late.status_code == 400
+
+
+async def test_a_viewer_can_try_only_reading_calls_and_the_test_drive_is_limited(portal_services):
+    async with client_for(portal_services) as ana, client_for(portal_services) as vic:
+        await sign_up(ana, portal_services, "ana@partner.example")
+        await sign_in(ana, "ana@partner.example")
+        await post(ana, "/portal/team/invite", {"email": "vic@partner.example", "role": "viewer"},
+                   page="/portal/dashboard")
+        token = (await emails(portal_services, "portal_invite"))[0]["link"].split("token=")[1]
+        await sign_up(vic, portal_services, "vic@partner.example", name="Vic")
+        await sign_in(vic, "vic@partner.example")
+        await post(vic, "/portal/invite", {"token": token}, page=f"/portal/invite?token={token}")
+        csrf_token = await csrf(vic, "/portal/apis/reset-password")
+        write = await vic.post("/portal/apis/reset-password/try/reset-password-put", data={
+            "csrf_token": csrf_token, "path_customerId": "5a1d0e5d3c2b4a1f9e8d7c6b5a4f0001",
+            "body": '{"contactMethodId": "100000001"}'})
+        assert write.status_code == 403
+        answers = [
+            (await vic.post("/portal/apis/reset-password/try/contact-methods-get", data={
+                "csrf_token": csrf_token, "path_customerId": "5a1d0e5d3c2b4a1f9e8d7c6b5a4f0001"})).status_code
+            for _ in range(61)
+        ]
+        assert answers[:60] == [200] * 60 and answers[60] == 429
+    async with portal_services.db.reading() as session:
+        from pwreset.oauth.models import Token
+
+        assert await session.scalar(select(func.count()).select_from(Token)) <= 3  # one token, reused
+
+
+async def test_deeply_nested_json_in_the_test_drive_is_a_400(browser, portal_services):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    token = await csrf(browser, "/portal/apis/reset-password")
+    deep = await browser.post("/portal/apis/reset-password/try/reset-password-put", data={
+        "csrf_token": token, "path_customerId": "x", "body": "[" * 1200 + "]" * 1200})
+    assert deep.status_code == 400 and "nests more than" in deep.text
+
+
+async def test_invitations_have_their_own_allowance_and_say_nothing_of_it(portal_services):
+    async with client_for(portal_services) as ana, client_for(portal_services) as vic:
+        await sign_up(ana, portal_services, "ana@partner.example")
+        await sign_up(vic, portal_services, "vic@partner.example", name="Vic")
+        await sign_in(ana, "ana@partner.example")
+        answers = [(await post(ana, "/portal/team/invite", {"email": "vic@partner.example", "role": "viewer"},
+                               page="/portal/dashboard")).status_code for _ in range(4)]
+        assert answers == [303] * 4
+        assert len(await emails(portal_services, "portal_invite")) == 3
+        await post(vic, "/portal/forgot", {"email": "vic@partner.example"})
+        assert len(await emails(portal_services, "portal_forgot")) == 1  # vic's own emails are untouched
+
+
+async def test_right_passwords_are_limited_per_address_and_sessions_per_developer(browser, portal_services):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    answers = [(await sign_in(browser, "ana@partner.example")).status_code for _ in range(101)]
+    assert answers[:100] == [303] * 100 and answers[100] == 429
+    async with portal_services.db.reading() as session:
+        assert await session.scalar(select(func.count()).select_from(PortalSession)) == 20

@@ -294,7 +294,10 @@ def turn_on_two_factor(page: Any) -> str:
 
     page.get_by_role("heading", name="Two-factor authentication").wait_for()
     assert_accessible(page)
+    page.get_by_label("Your password").fill(PASSWORD)  # the password again, before a secret is shown
+    page.get_by_role("button", name="Set up two-factor authentication").click()
     secret = page.locator("#totp-secret").inner_text()
+    assert_accessible(page)
     page.get_by_label("6-digit code from the app").fill(pyotp.TOTP(secret).now())
     page.get_by_role("button", name="Turn on two-factor authentication").click()
     page.get_by_role("heading", name="Two-factor authentication is on").wait_for()

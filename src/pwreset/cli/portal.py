@@ -5,6 +5,7 @@ The same service functions as the staff pages (portal/service.py); each command 
 
 from __future__ import annotations
 
+import getpass
 import json
 from typing import Annotated, Any
 
@@ -90,13 +91,23 @@ def interest(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     _out(rows, as_json, ["api", "developer", "email", "organisation", "at"])
 
 
-def _decide(request_id: str, approve: bool, note: str) -> str:
+def _operator() -> str:
+    """Who ran the command, for the audit trail."""
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _decide(request_id: str, approve: bool, note: str, scopes: str | None = None) -> str:
     main = _main()
 
     async def work(services: Container) -> str:
         async with services.db.transaction() as session:
-            decided = await services.portal.decide(session, request_id=request_id, approve=approve, by="cli",
-                                                   note=note)
+            decided = await services.portal.decide(
+                session, request_id=request_id, approve=approve, by=_operator(), note=note,
+                scopes=scopes.split() if scopes is not None else None,
+            )
             return decided.status
 
     return main._run(main._with_services(main._settings(), work))  # type: ignore[no-any-return]
@@ -104,9 +115,24 @@ def _decide(request_id: str, approve: bool, note: str) -> str:
 
 @portal_app.command("approve")
 def approve(request_id: Annotated[str, typer.Argument()],
-            note: Annotated[str, typer.Option("--note")] = "") -> None:
+            note: Annotated[str, typer.Option("--note")] = "",
+            scopes: Annotated[str | None, typer.Option("--scopes", help="grant only these (space-separated)")] = None,
+            ) -> None:
     """Approve a production access request: the app gets its production twin, the developer an email."""
-    typer.echo(f"request {request_id} {_decide(request_id, True, note)}")
+    typer.echo(f"request {request_id} {_decide(request_id, True, note, scopes)}")
+
+
+@portal_app.command("reset-two-factor")
+def reset_two_factor(email: Annotated[str, typer.Argument()]) -> None:
+    """Take two-factor authentication off a developer who lost both the app and the recovery codes (check who
+    they are first); their sessions end."""
+    main = _main()
+
+    async def work(services: Container) -> str:
+        async with services.db.transaction() as session:
+            return (await services.portal.reset_two_factor(session, email=email, by=_operator())).email
+
+    typer.echo(f"two-factor authentication is off for {main._run(main._with_services(main._settings(), work))}")
 
 
 @portal_app.command("deny")

@@ -114,6 +114,10 @@ class CodeForm(PortalForm):
                        [DataRequired("Enter the code"), Length(max=20)])
 
 
+class PasswordForm(PortalForm):
+    password = PasswordField("Your password", [DataRequired("Enter your password"), Length(max=256)])
+
+
 class TotpForm(PortalForm):
     code = StringField("6-digit code from the app", [DataRequired("Enter the code your app shows"), Length(max=10)])
 

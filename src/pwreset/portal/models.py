@@ -29,6 +29,13 @@ class Developer(Base):
     totp_pending_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    #: The session that started the pending set-up, and when (it is shown to that session only, for ten
+    #: minutes).
+    totp_pending_session_id: Mapped[str | None] = mapped_column(String(32))
+    totp_pending_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Wrong second-factor codes in a row after a right password; two-factor sign-in locks at a hundred
+    #: (a new password, by the emailed code, unlocks it; so does ``pwreset portal reset-two-factor``).
+    mfa_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class PortalSession(Base):
@@ -44,6 +51,9 @@ class PortalSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the absolute end
     #: The organisation this browser is working in (a developer may belong to several).
     organisation_id: Mapped[str | None] = mapped_column(String(32))
+    #: 2 when this session proved the second factor (signed in with it, or set it up): production keys,
+    #: production requests and staff pages need it.
+    factors: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class PortalCode(Base):
@@ -146,6 +156,8 @@ class AccessRequest(Base):
     app_id: Mapped[str] = mapped_column(ForeignKey("portal_apps.id"))
     requested_by: Mapped[str] = mapped_column(ForeignKey("portal_developers.id"))
     purpose: Mapped[str] = mapped_column(Text)
+    #: What production access is asked for (the app's scopes when it asked); staff may grant a subset.
+    scopes: Mapped[str] = mapped_column(String(500))
     status: Mapped[str] = mapped_column(String(16))  # pending | approved | denied
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     decided_by: Mapped[str | None] = mapped_column(String(320))  # a staff email, or "cli"

@@ -43,6 +43,13 @@ async def end_sessions(session: AsyncSession, developer_id: str) -> None:
     await session.execute(delete(PortalSession).where(PortalSession.developer_id == developer_id))
 
 
+async def keep_newest_sessions(session: AsyncSession, developer_id: str, keep: int) -> None:
+    newest = select(PortalSession.id).where(PortalSession.developer_id == developer_id).order_by(
+        PortalSession.created_at.desc(), PortalSession.id.desc()).limit(keep)
+    await session.execute(delete(PortalSession).where(
+        PortalSession.developer_id == developer_id, PortalSession.id.not_in(newest.scalar_subquery())))
+
+
 async def live_code(session: AsyncSession, *, developer_id: str, purpose: str, now: datetime) -> PortalCode | None:
     stmt = (
         select(PortalCode)

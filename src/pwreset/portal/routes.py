@@ -39,6 +39,7 @@ from pwreset.portal.forms import (
     DecisionForm,
     ForgotForm,
     InviteForm,
+    PasswordForm,
     PortalForm,
     ResetForm,
     RevokeForm,
@@ -128,6 +129,13 @@ class Pages:
         return cls(formdata=data, meta={"csrf_context": (self.csrf_key, binding)}, **kw)
 
     async def body(self, request: Request) -> FormData:
+        cached = getattr(request.state, "form_data", None)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        request.state.form_data = found = await self._read_body(request)
+        return found
+
+    async def _read_body(self, request: Request) -> FormData:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
             raise BadForm("send the form as application/x-www-form-urlencoded")
         declared = request.headers.get("content-length")
@@ -448,28 +456,42 @@ class Pages:
         return self.redirect(f"/portal/apps/{app_id}?notice=revoked")
 
     async def two_factor(self, request: Request) -> Response:
-        """Turn on TOTP: a secret (with its QR code) waits for a first code; then the recovery codes, once."""
+        """Turn on TOTP: the password again, then a secret (with its QR code) waits ten minutes for a first
+        code from the app; then the recovery codes, once."""
         signed: Signed = request.state.signed
-        if request.method == "GET":
-            async with self.services.db.transaction() as session:
-                setup = None if signed.two_factor else (
-                    await self.portal.pending_totp(session, signed) or await self.portal.start_totp(session, signed))
-            return self._two_factor_page(request, signed, setup, self.form(TotpForm, request))
-        form = self.form(TotpForm, request, await self.body(request))
-        if form.validate():
-            try:
-                async with self.services.db.transaction() as session:
-                    codes = await self.portal.confirm_totp(session, signed, code=form.code.data)
-            except PortalError as error:
-                form.code.errors = [*form.code.errors, error.message]
-            else:
-                return self.render(request, "recovery_codes.html", signed=signed, codes=codes)
         async with self.services.db.transaction() as session:
-            setup = await self.portal.pending_totp(session, signed)
+            setup = None if signed.two_factor_on else await self.portal.pending_totp(session, signed)
+        if request.method == "GET":
+            return self._two_factor_page(request, signed, setup, self.form(TotpForm, request))
+        data = await self.body(request)
+        if setup is None:  # the first step: the password again
+            start = self.form(PasswordForm, request, data)
+            if start.validate():
+                try:
+                    async with self.services.db.transaction() as session:
+                        setup = await self.portal.start_totp(session, signed, password=start.password.data)
+                except Refused as wrong:
+                    start.password.errors = [*start.password.errors, wrong.message]
+                else:
+                    return self._two_factor_page(request, signed, setup, self.form(TotpForm, request))
+            return self._two_factor_page(request, signed, None, start, status=400)
+        form = self.form(TotpForm, request, data)
+        if form.validate():
+            error: PortalError | None = None
+            async with self.services.db.transaction() as session:
+                try:
+                    codes = await self.portal.confirm_totp(session, signed, code=form.code.data)
+                except PortalError as refused:
+                    error = refused  # the failed attempt's audit event commits
+            if error is None:
+                return self.render(request, "recovery_codes.html", signed=signed, codes=codes)
+            form.code.errors = [*form.code.errors, error.message]
         return self._two_factor_page(request, signed, setup, form, status=400)
 
     def _two_factor_page(self, request: Request, signed: Signed, setup: Any, form: Any, status: int = 200) -> Response:
         qr = segno.make(setup.uri, error="m").svg_inline(scale=4, title="QR code of the setup key") if setup else None
+        if setup is None and not isinstance(form, PasswordForm):
+            form = self.form(PasswordForm, request)
         return self.render(request, "two_factor.html", status, signed=signed, setup=setup, form=form, qr=qr)
 
     async def request_access(self, request: Request) -> Response:
@@ -500,10 +522,14 @@ class Pages:
         if not form.validate():
             return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
                                message="Reload the page and try again.")
+        decision = request.path_params["decision"]
+        if decision not in ("approve", "deny"):
+            raise NotFound("There is no such decision.")
+        values = await self.body(request)
+        scopes = [str(v) for v in values.getlist("scopes")] if decision == "approve" else None
         async with self.services.db.transaction() as session:
-            await self.portal.decide(session, request_id=path_id(request, "request_id"),
-                                     approve=request.path_params["decision"] == "approve", by=signed.developer.email,
-                                     note=form.note.data or "", staff=signed)
+            await self.portal.decide(session, request_id=path_id(request, "request_id"), approve=decision == "approve",
+                                     by=signed.developer.email, note=form.note.data or "", scopes=scopes, staff=signed)
         return self.redirect("/portal/staff?notice=decided")
 
     async def invite(self, request: Request) -> Response:
@@ -607,7 +633,8 @@ class Pages:
         except testdrive.TrialRefused as refused:
             return self.render(request, "try.html", 400, problem=(refused.field, str(refused)), **context)
         async with self.services.db.transaction() as session:
-            client = await self.portal.test_drive_client(session, signed)
+            client = await self.portal.test_drive_client(session, signed, operation=operation.operation_id,
+                                                         method=operation.method)
         token = await self.portal.test_drive_token(client)
         trial = await testdrive.call(request.app.state.asgi, base_url=self._base_url() or "http://portal.local",
                                      method=operation.method, target=target, body=body, token=token,

@@ -1,5 +1,7 @@
-"""The portal's logic: developer accounts, sessions, organisations with their sandbox, apps and key pairs,
-the watchlist and the sandbox inbox. The caller owns the transaction (routes open one per request).
+"""The portal's logic: developer accounts and their two-factor authentication, sessions, organisations
+with their sandbox and teammates, apps and key pairs, the sandbox inbox and the test drive's client, the
+watchlist, production access and the staff's view. The caller owns the transaction (routes open one per
+request).
 
 Accounts follow OWASP ASVS level 2 where the issue asks for it: argon2id under the service's password
 policy, one answer whether or not an email is known (with the same hashing work either way), emailed
@@ -19,7 +21,7 @@ from typing import Any
 
 import pyotp
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.audit import service as audit
@@ -55,24 +57,27 @@ from pwreset.portal.models import (
 )
 from pwreset.ratelimit.limiter import RateLimiter, Rule
 
+# Secrets the portal makes carry a prefix (recognisable when leaked) and are stored as keyed hashes
+# under their own purpose label.
 SESSION_PREFIX = "pwr_ps_"
 VERIFY_PREFIX = "pwr_pv_"
 CHALLENGE_PREFIX = "pwr_pm_"
 INVITE_PREFIX = "pwr_pi_"
+H_SESSION = "portal-session"
+H_VERIFY = "portal-verify"
+H_FORGOT = "portal-forgot"
 H_CHALLENGE = "portal-mfa"
 H_RECOVERY = "portal-recovery"
 H_INVITE = "portal-invite"
+
+VERIFY_TTL = timedelta(hours=24)
+FORGOT_TTL = timedelta(minutes=15)
+FORGOT_ATTEMPTS = 5
 CHALLENGE_TTL = timedelta(minutes=5)
 CHALLENGE_ATTEMPTS = 5
 INVITE_TTL = timedelta(hours=72)
 RECOVERY_CODES = 10
 TOTP_ISSUER = "pwreset developer portal"
-H_SESSION = "portal-session"
-H_VERIFY = "portal-verify"
-H_FORGOT = "portal-forgot"
-VERIFY_TTL = timedelta(hours=24)
-FORGOT_TTL = timedelta(minutes=15)
-FORGOT_ATTEMPTS = 5
 MIN_PASSWORD = 12
 #: Sessions are touched at most this often (a write per page view would be a write per click).
 TOUCH_EVERY = timedelta(seconds=60)
@@ -87,6 +92,17 @@ SIGN_IN_FAILURES_PER_ADDRESS = Rule("portal-sign-in-address", 50, 900)
 VERIFY_PER_ADDRESS = Rule("portal-verify-address", 20, 3600)
 FORGOT_PER_ADDRESS = Rule("portal-forgot-address", 10, 3600)
 RESET_PER_ADDRESS = Rule("portal-reset-address", 30, 3600)
+#: Every sign-in attempt, right or wrong (each costs an argon2 verification and may open a session).
+SIGN_IN_PER_ADDRESS = Rule("portal-sign-in-all-address", 100, 900)
+INVITES_PER_INVITER = Rule("portal-invites-developer", 20, 3600)
+INVITES_PER_RECIPIENT = Rule("portal-invites-recipient", 3, 86_400)
+TEST_DRIVES_PER_DEVELOPER = Rule("portal-test-drive", 60, 3600)
+TOTP_SETUP_TTL = timedelta(minutes=10)
+#: Wrong second-factor codes in a row after which the owner is told, and after which two-factor sign-in
+#: locks (until a new password, or ``pwreset portal reset-two-factor``).
+MFA_TELL_AT = 10
+MFA_LOCK_AT = 100
+SESSIONS_PER_DEVELOPER = 20
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,11 @@ class Signed:
 
     @property
     def two_factor(self) -> bool:
+        """This session proved the second factor (not merely: the account has one)."""
+        return self.developer.totp_enabled_at is not None and self.session.factors >= 2
+
+    @property
+    def two_factor_on(self) -> bool:
         return self.developer.totp_enabled_at is not None
 
     @property
@@ -202,6 +223,8 @@ class PortalService:
     ) -> None:
         self.settings = settings
         self.sealer = sealer
+        #: The test drive's tokens, by client id, with their expiry (a cache: losing it costs a token).
+        self._test_drive_tokens: dict[str, tuple[str, float]] = {}
         self.clock = clock
         self.hasher = hasher
         self.hashing = hashing
@@ -324,6 +347,7 @@ class PortalService:
             email = normal_email(email)
         except Refused:
             email = email.strip().lower()[:320]
+        await self._limit(SIGN_IN_PER_ADDRESS, address)
         counted = await self._count_attempt(email, address)
         developer = await repository.developer_by_email(session, email)
         verdict = self.hashing.verify(developer.password_hash if developer else None, password)
@@ -365,24 +389,35 @@ class PortalService:
 
     async def second_factor(self, session: AsyncSession, *, challenge: str, code: str, address: str) -> str:
         """The sign-in's second step: a code from the authenticator app, or a recovery code. A challenge
-        lives five minutes and takes five wrong codes; wrong codes also count against the address."""
+        lives five minutes and takes five wrong codes; wrong codes also count against the address and the
+        email, and in a row on the account: its owner is told at ten, and two-factor sign-in locks at a
+        hundred. The developer row is locked, so one code cannot be spent twice at once."""
         row = await repository.code_by_hash(
             session, purpose="mfa", code_hashes=self.hasher.digests(H_CHALLENGE, challenge)
         ) if challenge.startswith(CHALLENGE_PREFIX) and len(challenge) < 100 else None
         now = self.clock.now()
         if row is None or row.used_at is not None or row.expires_at <= now or row.attempts >= CHALLENGE_ATTEMPTS:
             raise Refused("This sign-in has expired. Sign in again.")
-        developer = await session.get(Developer, row.developer_id)
+        developer = await session.get(Developer, row.developer_id, with_for_update=True)
         assert developer is not None
+        if developer.mfa_failures >= MFA_LOCK_AT:
+            raise Forbidden("Two-factor sign-in is locked after too many wrong codes. Choose a new password "
+                            "(Forgot your password?) to unlock it.")
         counted = await self._count_attempt(developer.email, address)
         row.attempts += 1
         if not await self._factor_ok(session, developer, code):
-            await self._audit(session, "portal.sign_in", outcome="failure", developer_id=developer.id, factors=2)
+            developer.mfa_failures += 1
+            if developer.mfa_failures % MFA_TELL_AT == 0:
+                await self._email(session, "portal_mfa_failures", developer.email,
+                                  {"count": developer.mfa_failures, "link": self.link("/portal/forgot")})
+            await self._audit(session, "portal.sign_in", outcome="failure", developer_id=developer.id, factors=2,
+                              in_a_row=developer.mfa_failures)
             raise Refused("That code is not right. Enter the current code from your app, or a recovery code.",
                           field="code")
         await self._give_back(counted)
+        developer.mfa_failures = 0
         row.used_at = now
-        token, _ = await self._open_session(session, developer)
+        token, _ = await self._open_session(session, developer, factors=2)
         await self._audit(session, "portal.sign_in", developer_id=developer.id, factors=2)
         return token
 
@@ -418,44 +453,79 @@ class PortalService:
 
     # -- two-factor authentication
 
-    async def start_totp(self, session: AsyncSession, signed: Signed) -> TotpSetup:
-        """A new secret waiting for its first code (a secret started before and never confirmed is replaced)."""
+    async def start_totp(self, session: AsyncSession, signed: Signed, *, password: str) -> TotpSetup:
+        """A new secret waiting for its first code, after the password is entered again (a stolen session
+        alone cannot put its own authenticator on the account). Shown to this session only, for ten minutes."""
         developer = await self._fresh(session, signed)
         if developer.totp_enabled_at is not None:
             raise Refused("Two-factor authentication is already on.")
+        if not self.hashing.verify(developer.password_hash, password).ok:
+            await self._audit(session, "portal.two_factor_started", outcome="failure", developer_id=developer.id)
+            raise Refused("That is not your password.", field="password")
         secret = pyotp.random_base32(length=32)
         developer.totp_pending_sealed = self.sealer.seal(secret.encode())
+        developer.totp_pending_session_id, developer.totp_pending_at = signed.session.id, self.clock.now()
+        await self._audit(session, "portal.two_factor_started", developer_id=developer.id)
         return self._setup(developer, secret)
+
+    def _pending_secret(self, developer: Developer, signed: Signed) -> str | None:
+        if (developer.totp_enabled_at is not None or developer.totp_pending_sealed is None
+                or developer.totp_pending_session_id != signed.session.id or developer.totp_pending_at is None
+                or developer.totp_pending_at + TOTP_SETUP_TTL <= self.clock.now()):
+            return None
+        return self.sealer.open(developer.totp_pending_sealed).decode()
 
     async def pending_totp(self, session: AsyncSession, signed: Signed) -> TotpSetup | None:
         developer = await self._fresh(session, signed)
-        if developer.totp_enabled_at is not None or developer.totp_pending_sealed is None:
-            return None
-        return self._setup(developer, self.sealer.open(developer.totp_pending_sealed).decode())
+        secret = self._pending_secret(developer, signed)
+        return None if secret is None else self._setup(developer, secret)
 
     def _setup(self, developer: Developer, secret: str) -> TotpSetup:
         return TotpSetup(secret, pyotp.TOTP(secret).provisioning_uri(name=developer.email, issuer_name=TOTP_ISSUER))
 
     async def confirm_totp(self, session: AsyncSession, signed: Signed, *, code: str) -> list[str]:
-        """Turn two-factor on with a first code from the app; returns the recovery codes, shown once."""
+        """Turn two-factor on with a first code from the app; returns the recovery codes, shown once. This
+        session counts as signed in with both factors; every other session of the developer ends."""
         developer = await self._fresh(session, signed)
-        if developer.totp_enabled_at is not None or developer.totp_pending_sealed is None:
-            raise Refused("Start again: open the two-factor page.")
-        secret = self.sealer.open(developer.totp_pending_sealed).decode()
+        secret = self._pending_secret(developer, signed)
+        if secret is None:
+            raise Refused("The set-up has expired. Start again.")
         code = code.strip().replace(" ", "")
         step = self._totp_step(secret, code) if code.isdigit() and len(code) == 6 else None
         if step is None:
+            await self._audit(session, "portal.two_factor_enabled", outcome="failure", developer_id=developer.id)
             raise Refused("That code is not right. Enter the 6-digit code your app shows now.", field="code")
         developer.totp_sealed, developer.totp_pending_sealed = developer.totp_pending_sealed, None
+        developer.totp_pending_session_id = developer.totp_pending_at = None
         developer.totp_enabled_at, developer.totp_last_step = self.clock.now(), step
+        developer.mfa_failures = 0
         codes = []
         for _ in range(RECOVERY_CODES):
             raw = base64.b32encode(secrets.token_bytes(5)).decode().lower()  # 40 bits, 8 characters
             codes.append(f"{raw[:4]}-{raw[4:]}")
             session.add(RecoveryCode(id=new_id(), developer_id=developer.id,
                                      code_hash=self.hasher.digest(H_RECOVERY, f"{developer.id}:{raw}")))
+        await session.execute(delete(PortalSession).where(PortalSession.developer_id == developer.id,
+                                                          PortalSession.id != signed.session.id))
+        await session.execute(update(PortalSession).where(PortalSession.id == signed.session.id).values(factors=2))
         await self._audit(session, "portal.two_factor_enabled", developer_id=developer.id)
         return codes
+
+    async def reset_two_factor(self, session: AsyncSession, *, email: str, by: str) -> Developer:
+        """Take two-factor off an account (``pwreset portal reset-two-factor``: a developer who lost both the
+        app and the recovery codes, after the institution has checked who they are). Sessions end."""
+        developer = await repository.developer_by_email(session, normal_email(email))
+        if developer is None:
+            raise NotFound(f"No developer signed up as {email}.")
+        developer.totp_sealed = developer.totp_pending_sealed = developer.totp_enabled_at = None
+        developer.totp_last_step = developer.totp_pending_session_id = developer.totp_pending_at = None
+        developer.mfa_failures = 0
+        await session.execute(delete(RecoveryCode).where(RecoveryCode.developer_id == developer.id))
+        await repository.end_sessions(session, developer.id)
+        await audit.record_event(session, clock=self.clock, event_type="portal.two_factor_reset", outcome="success",
+                                 actor="cli", institution_id=self.institution_id,
+                                 details={"developer_id": developer.id, "by": by})
+        return developer
 
     async def _fresh(self, session: AsyncSession, signed: Signed) -> Developer:
         """The developer row in this transaction, locked for the change."""
@@ -464,14 +534,18 @@ class PortalService:
             raise NotFound("No such account.")
         return developer
 
-    async def _open_session(self, session: AsyncSession, developer: Developer) -> tuple[str, PortalSession]:
+    async def _open_session(
+        self, session: AsyncSession, developer: Developer, *, factors: int = 1
+    ) -> tuple[str, PortalSession]:
+        """A new session; a developer keeps at most twenty (the oldest end first)."""
         now = self.clock.now()
         token = new_secret(SESSION_PREFIX)
         row = PortalSession(id=new_id(), token_hash=self.hasher.digest(H_SESSION, token), developer_id=developer.id,
-                            created_at=now, last_seen_at=now,
+                            created_at=now, last_seen_at=now, factors=factors,
                             expires_at=now + timedelta(seconds=self.settings.portal_session_absolute))
         session.add(row)
         await session.flush()
+        await repository.keep_newest_sessions(session, developer.id, SESSIONS_PER_DEVELOPER)
         return token, row
 
     async def signed_in(self, session: AsyncSession, token: str | None) -> Signed | None:
@@ -505,6 +579,8 @@ class PortalService:
         row = await session.get(PortalSession, signed.session.id)
         if row is not None:
             row.organisation_id = organisation_id
+        await self._audit(session, "portal.organisation_switched", developer_id=signed.developer.id,
+                          organisation_id=organisation_id)
 
     async def sign_out(self, session: AsyncSession, signed: Signed) -> None:
         await session.delete(signed.session)
@@ -556,9 +632,14 @@ class PortalService:
         await self._audit(session, "portal.password_reset", developer_id=developer.id)
 
     async def _set_password(self, session: AsyncSession, developer: Developer, password: str) -> None:
+        """A new password: every session ends, and every outstanding sign-in challenge with it; a two-factor
+        lock (too many wrong codes) is lifted, since whoever guessed no longer has the password."""
+        now = self.clock.now()
         developer.password_hash = self.hashing.hash(password)
-        developer.password_changed_at = self.clock.now()
+        developer.password_changed_at = now
+        developer.mfa_failures = 0
         await repository.end_sessions(session, developer.id)
+        await repository.retire_codes(session, developer_id=developer.id, purpose="mfa", now=now)
 
     def _check_password(self, password: str, *, email: str, name: str) -> None:
         reasons = self.policy.reasons(
@@ -675,11 +756,14 @@ class PortalService:
         app, _ = await self.app(session, signed, app_id)
         if app.environment != "sandbox":
             raise Refused("This app is already a production app.")
-        if await repository.pending_request(session, organisation_id=organisation.id, app_id=app.id) is not None:
+        earlier = await repository.requests_of_app(session, organisation_id=organisation.id, app_id=app.id)
+        if any(r.status == "pending" for r in earlier):
             raise Refused("This app already has a request waiting for a decision.")
+        if any(r.status == "approved" for r in earlier):
+            raise Refused("This app already has its production twin.")
         request = AccessRequest(id=new_id(), organisation_id=organisation.id, app_id=app.id,
-                                requested_by=signed.developer.id, purpose=purpose, status="pending",
-                                created_at=self.clock.now())
+                                requested_by=signed.developer.id, purpose=purpose, scopes=app.scopes,
+                                status="pending", created_at=self.clock.now())
         session.add(request)
         await session.flush()
         representative = self.settings.portal_representative_email
@@ -698,10 +782,11 @@ class PortalService:
 
     async def decide(
         self, session: AsyncSession, *, request_id: str, approve: bool, by: str, note: str = "",
-        staff: Signed | None = None,
+        scopes: list[str] | None = None, staff: Signed | None = None,
     ) -> AccessRequest:
-        """Approve or deny a pending request (staff pages: ``staff``; the command line: ``by="cli"``).
-        Approval creates the app's production twin; its keys are bound to the institution itself."""
+        """Approve or deny a pending request (staff pages: ``staff``; the command line: ``by="cli:<user>"``).
+        Approval grants the requested scopes, or the subset ``scopes``, to the app's production twin, whose
+        keys are bound to the institution itself. Staff do not decide their own organisations' requests."""
         if staff is not None and not staff.staff:
             raise Forbidden("Staff pages need a staff account with two-factor authentication.")
         request = await session.get(AccessRequest, request_id, with_for_update=True)
@@ -709,6 +794,13 @@ class PortalService:
             raise NotFound("There is no such request.")
         if request.status != "pending":
             raise Refused(f"This request was already {request.status}.")
+        if staff is not None and request.organisation_id in {o.id for o, _ in staff.organisations}:
+            raise Forbidden("This request comes from one of your own organisations: another member of staff "
+                            "decides it.")
+        requested = set(request.scopes.split())
+        granted = requested if scopes is None else set(scopes)
+        if approve and (not granted or not granted <= requested):
+            raise Refused("Grant at least one of the scopes the request asks for, and no other.")
         app = await session.get(App, request.app_id)
         developer = await session.get(Developer, request.requested_by)
         assert app is not None and developer is not None
@@ -717,7 +809,7 @@ class PortalService:
         request.note = note.strip()[:1000] or None
         if approve:
             twin = App(id=new_id(), organisation_id=request.organisation_id, name=f"{app.name[:80]} (production)",
-                       scopes=app.scopes, environment="production", created_at=now)
+                       scopes=" ".join(sorted(granted)), environment="production", created_at=now)
             session.add(twin)
             await session.flush()
             request.production_app_id = twin.id
@@ -727,7 +819,8 @@ class PortalService:
         })
         await self._audit(session, f"portal.access_{request.status}", developer_id=developer.id,
                           organisation_id=request.organisation_id, app=app.id, request=request.id, by=by,
-                          production_app=request.production_app_id)
+                          production_app=request.production_app_id,
+                          granted=" ".join(sorted(granted)) if approve else None)
         return request
 
     # -- the institution's staff
@@ -784,18 +877,28 @@ class PortalService:
         if role not in ROLES:
             raise Refused("Choose a role", field="role")
         email = normal_email(email)
-        await self._limit(EMAILS_PER_ADDRESS, self._email_key(email))
+        await self._limit(INVITES_PER_INVITER, signed.developer.id)
         token = new_secret(INVITE_PREFIX)
         now = self.clock.now()
-        session.add(Invitation(id=new_id(), organisation_id=organisation.id, email=email, role=role,
-                               token_hash=self.hasher.digest(H_INVITE, token), invited_by=signed.developer.id,
-                               created_at=now, expires_at=now + INVITE_TTL))
-        await self._email(session, "portal_invite", email, {
-            "inviter": signed.developer.name[:80], "organisation": organisation.name[:100], "role": role.capitalize(),
-            "link": self.link(f"/portal/invite?token={token}"),
-        })
+        invitation = Invitation(id=new_id(), organisation_id=organisation.id, email=email, role=role,
+                                token_hash=self.hasher.digest(H_INVITE, token), invited_by=signed.developer.id,
+                                created_at=now, expires_at=now + INVITE_TTL)
+        session.add(invitation)
+        # Invitations have their own allowance per recipient (they never use up the recipient's own emails),
+        # and its end is silent: the inviter learns nothing of the address.
+        try:
+            await self.limiter.consume(INVITES_PER_RECIPIENT, self._email_key(email))
+        except RateLimited:
+            sent = False
+        else:
+            sent = True
+            await self._email(session, "portal_invite", email, {
+                "inviter": signed.developer.name[:80], "organisation": organisation.name[:100],
+                "role": role.capitalize(), "link": self.link(f"/portal/invite?token={token}"),
+            })
         await self._audit(session, "portal.invited", developer_id=signed.developer.id,
-                          organisation_id=organisation.id, role=role)
+                          organisation_id=organisation.id, role=role, invitation=invitation.id,
+                          invitee=self._email_key(email), sent=sent)
 
     async def invitation(self, session: AsyncSession, token: str) -> tuple[Invitation, Organisation]:
         row = None
@@ -840,10 +943,16 @@ class PortalService:
         )
         return int(count or 0)
 
-    async def test_drive_client(self, session: AsyncSession, signed: Signed) -> ApiClient:
+    async def test_drive_client(
+        self, session: AsyncSession, signed: Signed, *, operation: str, method: str
+    ) -> ApiClient:
         """The client the test drive calls the organisation's sandbox as, made on first use with every scope.
-        Its secret is thrown away at once: nobody can present it; the portal issues its tokens itself."""
+        Its secret is thrown away at once: nobody can present it; the portal issues its tokens itself. A
+        Viewer may only read (GET); each developer has sixty calls an hour."""
         organisation = self._organisation(signed)
+        if method != "GET" and not signed.can_write:
+            raise Forbidden("Your role in this organisation (Viewer) can try the reading calls only.")
+        await self._limit(TEST_DRIVES_PER_DEVELOPER, signed.developer.id)
         client = None
         if organisation.test_drive_client_id is not None:
             client = await session.get(ApiClient, organisation.test_drive_client_id)
@@ -857,13 +966,21 @@ class PortalService:
             client, row.test_drive_client_id = created.client, created.client.id
             await session.flush()
         await self._audit(session, "portal.test_drive", developer_id=signed.developer.id,
-                          organisation_id=organisation.id)
+                          organisation_id=organisation.id, operation=operation, method=method)
         return client
 
     async def test_drive_token(self, client: ApiClient) -> str:
-        """A token for the test drive's client, written by the token service's own group commit (after the
-        caller's transaction, which made the client, has committed)."""
-        return (await self.oauth.issue_held_client_token(client)).access_token
+        """A token for the test drive's client (one per organisation, reused until five minutes before it
+        expires), written by the token service's own group commit after the caller's transaction."""
+        now = self.clock.timestamp()
+        held = self._test_drive_tokens.get(client.id)
+        if held is not None and held[1] - 300 > now:
+            return held[0]
+        issued = await self.oauth.issue_held_client_token(client)
+        if len(self._test_drive_tokens) > 10_000:
+            self._test_drive_tokens.clear()
+        self._test_drive_tokens[client.id] = (issued.access_token, now + issued.expires_in)
+        return issued.access_token
 
     async def institution_user_id(self, session: AsyncSession, signed: Signed, customer_id: str) -> str:
         """A demo customer's ``institutionUserId`` in the organisation's sandbox (it derives from the row)."""

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 #: Response headers worth showing (the rest are the same on every answer).
 SHOWN = ("content-type", "retry-after", "www-authenticate", "allow")
 BODY_LIMIT = 8 * 1024
+MAX_DEPTH = 32
 
 
 class TrialRefused(ValueError):
@@ -61,9 +62,15 @@ def parse_body(text: str) -> Any:
         return None
     if len(text.encode()) > BODY_LIMIT:
         raise TrialRefused("The body is too large for the test drive (8 KB at most)", field="body")
+    depth = 0
+    for char in text:  # nesting is bounded before parsing (the parser recurses once per level)
+        depth += char in "[{"
+        if depth > MAX_DEPTH:
+            raise TrialRefused(f"The body nests more than {MAX_DEPTH} levels deep", field="body")
+        depth -= char in "]}"
     try:
         return json.loads(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise TrialRefused(f"The body is not JSON: {error}", field="body") from None
 
 

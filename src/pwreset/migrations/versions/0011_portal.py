@@ -34,6 +34,9 @@ def upgrade() -> None:
     sa.Column('totp_pending_sealed', sa.LargeBinary(), nullable=True),
     sa.Column('totp_enabled_at', pwreset.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('totp_last_step', sa.BigInteger(), nullable=True),
+    sa.Column('totp_pending_session_id', sa.String(length=32), nullable=True),
+    sa.Column('totp_pending_at', pwreset.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('mfa_failures', sa.Integer(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_portal_developers')),
     sa.UniqueConstraint('email', name=op.f('uq_portal_developers_email'))
     )
@@ -85,6 +88,7 @@ def upgrade() -> None:
     sa.Column('last_seen_at', pwreset.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('expires_at', pwreset.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('organisation_id', sa.String(length=32), nullable=True),
+    sa.Column('factors', sa.Integer(), server_default='1', nullable=False),
     sa.ForeignKeyConstraint(['developer_id'], ['portal_developers.id'], name=op.f('fk_portal_sessions_developer_id_portal_developers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_portal_sessions')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_portal_sessions_token_hash'))
@@ -152,6 +156,7 @@ def upgrade() -> None:
     sa.Column('app_id', sa.String(length=32), nullable=False),
     sa.Column('requested_by', sa.String(length=32), nullable=False),
     sa.Column('purpose', sa.Text(), nullable=False),
+    sa.Column('scopes', sa.String(length=500), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('created_at', pwreset.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('decided_by', sa.String(length=320), nullable=True),
