@@ -159,8 +159,10 @@ def portal(served: Served) -> str:
     return served.base
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """Chromium for one module. Not for the session: Playwright's sync API keeps an event loop running on
+    this thread while it is open, and every asyncio test after it would fail to start its own."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -62,6 +62,8 @@ class Operation:
     responses: list[tuple[str, str, list[str]]] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
     bearer: bool = False
+    #: The first success status with a body, and an example of that body.
+    success_example: tuple[str, Any] | None = None
 
     @property
     def anchor(self) -> str:
@@ -153,9 +155,7 @@ def example(document: dict[str, Any], schema: dict[str, Any] | None, depth: int 
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), None)
     if kind == "object" or "properties" in schema:
-        required = set(schema.get("required", ()))
-        return {name: example(document, inner, depth + 1) for name, inner in schema.get("properties", {}).items()
-                if name in required or depth == 0}
+        return {name: example(document, inner, depth + 1) for name, inner in schema.get("properties", {}).items()}
     if kind == "array":
         return [example(document, schema.get("items"), depth + 1)]
     if kind == "integer":
@@ -182,12 +182,15 @@ def operations(document: dict[str, Any], slug: str) -> list[Operation]:
             found[key].aliases.append(path)
             continue
         responses = []
+        success_example = None
         for status, response in operation.get("responses", {}).items():
             content: dict[str, Any] = response.get("content", {})
             first: dict[str, Any] = next(iter(content.values()), {}) if content else {}
             schema_ref = first.get("schema", {})
             codes = re.findall(r"\b[A-Z]{2,5}_\d{5}\b", response.get("description", ""))
             responses.append((status, _schema_name(schema_ref) or "", codes or [response.get("description", "")]))
+            if success_example is None and status.startswith("2") and schema_ref:
+                success_example = (status, example(document, schema_ref))
         security = operation.get("security", [{}])
         scopes = sorted({scope for entry in security for values in entry.values() for scope in values})
         found[key] = Operation(
@@ -195,7 +198,7 @@ def operations(document: dict[str, Any], slug: str) -> list[Operation]:
             summary=operation.get("summary", ""), extension=bool(operation.get("x-pwreset-extension")),
             scopes=scopes, parameters=operation.get("parameters", []), request_schema=_schema_name(schema),
             request_example=example(document, schema) if schema else None, responses=responses,
-            bearer=any("bearer" in entry for entry in security),
+            bearer=any("bearer" in entry for entry in security), success_example=success_example,
         )
     ordered = sorted(found.values(), key=lambda op: (bool(_ALIAS.match(op.path)), op.path))
     for op in ordered:  # the gateway path first
