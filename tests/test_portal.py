@@ -845,3 +845,19 @@ async def test_right_passwords_are_limited_per_address_and_sessions_per_develope
     assert answers[:100] == [303] * 100 and answers[100] == 429
     async with portal_services.db.reading() as session:
         assert await session.scalar(select(func.count()).select_from(PortalSession)) == 20
+
+
+@pytest.mark.parametrize(("then", "lands"), [
+    ("/portal/apis/reset-password", "/portal/apis/reset-password"),
+    ("//evil.example/portal/x", "/portal/dashboard"), ("https://evil.example/", "/portal/dashboard"),
+    ("/portal//evil.example", "/portal/dashboard"), ("/portal/\\evil", "/portal/dashboard"),
+])
+async def test_signing_in_returns_to_the_portal_page_it_came_from_and_nowhere_else(browser, portal_services, then,
+                                                                                   lands):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    page = await browser.get("/portal/sign-in", params={"next": then})
+    token = CSRF.search(page.text)
+    assert token is not None
+    signed = await browser.post("/portal/sign-in", data={"csrf_token": token.group(1), "email": "ana@partner.example",
+                                                         "password": PASSWORD, "next": then})
+    assert signed.status_code == 303 and signed.headers["location"] == lands

@@ -74,6 +74,7 @@ class SignUpForm(PortalForm):
 class SignInForm(PortalForm):
     email = EmailField("Email address", [DataRequired("Enter your email address"), Length(max=320)])
     password = PasswordField("Password", [DataRequired("Enter your password"), Length(max=256)])
+    next = HiddenField("next", [Length(max=200)])
 
 
 class ForgotForm(PortalForm):
@@ -110,6 +111,7 @@ class CodeForm(PortalForm):
     """A sign-in's second step."""
 
     challenge = HiddenField("challenge", [DataRequired(), Length(max=100)])
+    next = HiddenField("next", [Length(max=200)])
     code = StringField("Code from your authenticator app, or a recovery code",
                        [DataRequired("Enter the code"), Length(max=20)])
 

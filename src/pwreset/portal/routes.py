@@ -89,6 +89,14 @@ def address_key(host: str) -> str:
     return str(ip)
 
 
+def local_page(value: str) -> str:
+    """A page of the portal to go back to after signing in, or "" (never another site: ``//host``,
+    ``/\\host`` and anything outside ``/portal/`` are refused)."""
+    if re.fullmatch(r"/portal/[A-Za-z0-9/_-]{0,150}", value) and "//" not in value:
+        return value
+    return ""
+
+
 def path_id(request: Request, name: str) -> str:
     """An id from the path, which is 32 lower-case hex digits or names nothing (never sent to a query)."""
     value = str(request.path_params.get(name, ""))
@@ -117,14 +125,15 @@ class Pages:
 
     # -- plumbing
 
-    def _csrf_binding(self, request: Request) -> tuple[str, bool]:
+    def _csrf_binding(self, request: Request) -> str:
+        """The browser's CSRF cookie (a random value this service set), or a new one to set."""
         value = request.cookies.get(self.csrf_cookie, "")
         if len(value) == 43 and value.replace("-", "").replace("_", "").isalnum():
-            return value, False
-        return secrets.token_urlsafe(32), True
+            return value
+        return str(getattr(request.state, "csrf_binding", None) or secrets.token_urlsafe(32))
 
     def form(self, cls: type[PortalForm], request: Request, data: FormData | None = None, **kw: Any) -> Any:
-        binding, _ = self._csrf_binding(request)
+        binding = self._csrf_binding(request)
         request.state.csrf_binding = binding
         return cls(formdata=data, meta={"csrf_context": (self.csrf_key, binding)}, **kw)
 
@@ -266,7 +275,8 @@ class Pages:
 
     async def sign_in(self, request: Request) -> Response:
         if request.method == "GET":
-            return self.render(request, "sign_in.html", form=self.form(SignInForm, request))
+            return self.render(request, "sign_in.html", form=self.form(
+                SignInForm, request, next=local_page(request.query_params.get("next", ""))))
         form = self.form(SignInForm, request, await self.body(request))
         if not form.validate():
             return self.render(request, "sign_in.html", 400, form=form)
@@ -281,12 +291,12 @@ class Pages:
             return self.refused(request, error, "sign_in.html", form=form)
         if result.challenge is not None:
             return self.render(request, "sign_in_code.html",
-                               form=self.form(CodeForm, request, challenge=result.challenge))
+                               form=self.form(CodeForm, request, challenge=result.challenge, next=form.next.data))
         assert result.token is not None
-        return self._signed_in(result.token)
+        return self._signed_in(result.token, form.next.data)
 
-    def _signed_in(self, token: str) -> Response:
-        response = self.redirect("/portal/dashboard")
+    def _signed_in(self, token: str, then: str | None) -> Response:
+        response = self.redirect(local_page(then or "") or "/portal/dashboard")
         self._set_cookie(response, self.session_cookie, token, max_age=self.settings.portal_session_absolute)
         self._set_cookie(response, self.csrf_cookie, secrets.token_urlsafe(32), max_age=None)  # a new binding
         return response
@@ -304,7 +314,7 @@ class Pages:
                 error = refused  # the wrong code's count commits
         if error is not None:
             return self.refused(request, error, "sign_in_code.html", form=form)
-        return self._signed_in(token)
+        return self._signed_in(token, form.next.data)
 
     async def sign_out(self, request: Request) -> Response:
         form = self.form(ActionForm, request, await self.body(request))
