@@ -861,3 +861,15 @@ async def test_signing_in_returns_to_the_portal_page_it_came_from_and_nowhere_el
     signed = await browser.post("/portal/sign-in", data={"csrf_token": token.group(1), "email": "ana@partner.example",
                                                          "password": PASSWORD, "next": then})
     assert signed.status_code == 303 and signed.headers["location"] == lands
+
+
+async def test_the_send_limited_demo_customer_meets_the_send_limit_after_the_button(browser, portal_services):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    used = await post(browser, "/portal/sandbox/use-up-send-limit", {}, page="/portal/dashboard")
+    assert used.status_code == 303 and "limit-used-up" in used.headers["location"]
+    token = await csrf(browser, "/portal/apis/reset-password")
+    tried = await browser.post("/portal/apis/reset-password/try/reset-password-put", data={
+        "csrf_token": token, "path_customerId": "5a1d0e5d3c2b4a1f9e8d7c6b5a4f0008",
+        "body": '{"contactMethodId": "100000008"}'})
+    assert "Response: 429" in tried.text and "UXU_40029" in tried.text

@@ -66,6 +66,9 @@ class EdgeCustomer:
     method_activated: bool = True
     #: Resets suspended after too many wrong passcodes (until far in the future): the cool-off refusal.
     suspended: bool = False
+    #: The portal offers to use up this customer's send limit (real sends, to the sandbox inbox), after
+    #: which its resets are refused with the limit's 429 until the limit's window moves on.
+    send_limited: bool = False
 
 
 EDGE_CUSTOMERS = (
@@ -80,6 +83,10 @@ EDGE_CUSTOMERS = (
     EdgeCustomer(DemoCustomer("5a1d0e5d3c2b4a1f9e8d7c6b5a4f0007", "rae.lock", "Sandbox-Pass-7", "SMS", "100000007",
                               "2025550155", "1", "Rae", "Lock"),
                  "too many wrong passcodes: resets are suspended", suspended=True),
+    EdgeCustomer(DemoCustomer("5a1d0e5d3c2b4a1f9e8d7c6b5a4f0008", "kit.busy", "Sandbox-Pass-8", "SMS", "100000008",
+                              "2025550166", "1", "Kit", "Busy"),
+                 "once its send limit is used up (the button does it; one a minute, five an hour)",
+                 send_limited=True),
 )
 
 

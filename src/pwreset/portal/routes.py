@@ -63,6 +63,8 @@ NOTICES = {
     "decided": "The decision is recorded and the developer has been told.",
     "invited": "The invitation is on its way. It works for 72 hours.",
     "joined": "You have joined the organisation.",
+    "limit-used-up": "kit.busy's send limit is used up (the passcode it was sent is in your sandbox inbox): a "
+                     "reset request for kit.busy within the next minute gets the limit's refusal, 429 UXU_40029.",
 }
 
 _pages = Environment(
@@ -651,6 +653,31 @@ class Pages:
                                      institution_id=signed.organisation.sandbox_institution_id)
         return self.render(request, "try.html", trial=trial, **context)
 
+    async def use_up_send_limit(self, request: Request) -> Response:
+        """Send the sandbox's send-limited demo customer passcodes until its send limit refuses one (each a
+        real send through the service, filed in the inbox), so that the developer's next reset request for
+        that customer meets the limit's 429 (for a minute: one a minute, five an hour)."""
+        signed: Signed = request.state.signed
+        form = self.form(ActionForm, request, await self.body(request))
+        if not form.validate() or signed.organisation is None:
+            return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
+                               message="Reload the page and try again.")
+        customer = next(e.customer for e in demo.EDGE_CUSTOMERS if e.send_limited)
+        async with self.services.db.transaction() as session:
+            client = await self.portal.test_drive_client(session, signed, operation="reset_password_put",
+                                                         method="PUT")
+        token = await self.portal.test_drive_token(client)
+        for _ in range(self.settings.send_limit_long + 1):
+            trial = await testdrive.call(
+                request.app.state.asgi, base_url=self._base_url() or "http://portal.local", method="PUT",
+                target=f"/v1/customers/{customer.customer_id}:reset-password",
+                body={"contactMethodId": customer.method_id}, token=token,
+                institution_id=signed.organisation.sandbox_institution_id,
+            )
+            if trial.status != 204:
+                break
+        return self.redirect("/portal/dashboard?notice=limit-used-up#sandbox-heading")
+
     def _try_example(self, operation: catalogue.Operation, defaults: dict[str, str]) -> str:
         example = operation.request_example
         if isinstance(example, dict):
@@ -752,6 +779,7 @@ def routes(services: Container) -> list[BaseRoute]:
         Route("/portal/team/invite", signed_in(pages.invite), methods=["POST"]),
         Route("/portal/invite", g(pages.invitation), methods=["GET", "POST"]),
         Route("/portal/organisation", signed_in(pages.switch), methods=["POST"]),
+        Route("/portal/sandbox/use-up-send-limit", signed_in(pages.use_up_send_limit), methods=["POST"]),
         Route("/portal/apis/{slug:str}/watch", g(pages.watch), methods=["POST"]),
         Route("/portal/apis/{slug:str}/try/{anchor:str}", signed_in(pages.try_operation), methods=["POST"]),
         Route("/portal/postman/environment.json", signed_in(pages.postman_environment), methods=["GET"]),
