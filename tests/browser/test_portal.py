@@ -221,13 +221,35 @@ def test_keyboard_only_and_on_a_phone_revoking_the_last_key_asks_first(portal, m
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="Your sandbox").wait_for()
     assert_accessible(page)
-    shared, secret, institution = create_app(page, "Phone app")
-    page.get_by_role("link", name="I have saved it: go to the app").click()
-    page.get_by_role("button", name=re.compile("^Revoke")).click()
+    # An app, from the keyboard alone: Enter on links and buttons, Tab between fields, Space on checkboxes.
+    page.get_by_role("link", name="Create an app").focus()
+    page.keyboard.press("Enter")
+    page.get_by_label("App name").wait_for()
+    page.get_by_label("App name").focus()
+    page.keyboard.type("Phone app")
+    for scope in ("accounts:read", "accounts:read_unmasked", "institution-users:read", "institution-users:write"):
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.value") == scope
+        if scope.startswith("institution-users"):
+            page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Create app"
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Your new key pair").wait_for()
+    shared = page.locator("#shared-key").inner_text()
+    secret = page.locator("#secret-key").inner_text()
+    found = re.search(r"institutionId: (sbx-\w+)", page.content())
+    assert found is not None
+    institution = found.group(1)
+    page.get_by_role("link", name="I have saved it: go to the app").focus()
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name=re.compile("^Revoke")).focus()
+    page.keyboard.press("Enter")
     page.get_by_role("heading", name="Revoke the last key pair?").wait_for()
     assert_accessible(page)
     assert token(portal, shared, secret, institution).status_code == 200  # not revoked yet
-    page.get_by_role("button", name="Revoke it").click()
+    page.get_by_role("button", name="Revoke it").focus()
+    page.keyboard.press("Enter")
     page.get_by_text("The key pair is revoked").wait_for()
     assert page.get_by_text("Revoked", exact=True).count() == 1
     assert token(portal, shared, secret, institution).status_code == 401
