@@ -105,6 +105,18 @@ async def new_app(
     return app_id.group(1), shared.group(1), secret.group(1)
 
 
+async def join_as(
+    admin: httpx.AsyncClient, member: httpx.AsyncClient, services: Container, *, role: str
+) -> None:
+    """``admin`` (signed up, signed in) invites vic@partner.example with ``role``; Vic signs up and joins."""
+    await post(admin, "/portal/team/invite", {"email": "vic@partner.example", "role": role}, page="/portal/dashboard")
+    token = (await emails(services, "portal_invite"))[-1]["link"].split("token=")[1]
+    await sign_up(member, services, "vic@partner.example", name="Vic")
+    await sign_in(member, "vic@partner.example")
+    joined = await post(member, "/portal/invite", {"token": token}, page=f"/portal/invite?token={token}")
+    assert joined.status_code == 303
+
+
 async def test_sign_up_verify_sign_in_and_an_app_with_keys_that_work(browser, portal_services):
     await sign_up(browser, portal_services, "ana@partner.example")
     signed = await sign_in(browser, "ana@partner.example")
@@ -794,12 +806,7 @@ async def test_a_viewer_can_try_only_reading_calls_and_the_test_drive_is_limited
     async with client_for(portal_services) as ana, client_for(portal_services) as vic:
         await sign_up(ana, portal_services, "ana@partner.example")
         await sign_in(ana, "ana@partner.example")
-        await post(ana, "/portal/team/invite", {"email": "vic@partner.example", "role": "viewer"},
-                   page="/portal/dashboard")
-        token = (await emails(portal_services, "portal_invite"))[0]["link"].split("token=")[1]
-        await sign_up(vic, portal_services, "vic@partner.example", name="Vic")
-        await sign_in(vic, "vic@partner.example")
-        await post(vic, "/portal/invite", {"token": token}, page=f"/portal/invite?token={token}")
+        await join_as(ana, vic, portal_services, role="viewer")
         csrf_token = await csrf(vic, "/portal/apis/reset-password")
         write = await vic.post("/portal/apis/reset-password/try/reset-password-put", data={
             "csrf_token": csrf_token, "path_customerId": "5a1d0e5d3c2b4a1f9e8d7c6b5a4f0001",

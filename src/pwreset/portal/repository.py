@@ -76,19 +76,6 @@ async def retire_codes(session: AsyncSession, *, developer_id: str, purpose: str
         code.used_at = now
 
 
-async def membership_of(session: AsyncSession, developer_id: str) -> tuple[Membership, Organisation] | None:
-    """The developer's organisation (one each, until invitations let a developer join others)."""
-    row = (
-        await session.execute(
-            select(Membership, Organisation)
-            .join(Organisation, Organisation.id == Membership.organisation_id)
-            .where(Membership.developer_id == developer_id)
-            .order_by(Membership.created_at)
-        )
-    ).first()
-    return None if row is None else (row[0], row[1])
-
-
 async def memberships_of(session: AsyncSession, developer_id: str) -> list[tuple[Organisation, str]]:
     rows = await session.execute(
         select(Organisation, Membership.role)
@@ -103,14 +90,6 @@ async def recovery_code(session: AsyncSession, *, developer_id: str, code_hashes
     stmt = select(RecoveryCode).where(
         RecoveryCode.developer_id == developer_id, RecoveryCode.code_hash.in_(code_hashes)
     ).with_for_update()
-    return (await session.scalars(stmt)).first()
-
-
-async def pending_request(session: AsyncSession, *, organisation_id: str, app_id: str) -> AccessRequest | None:
-    stmt = select(AccessRequest).where(
-        AccessRequest.organisation_id == organisation_id, AccessRequest.app_id == app_id,
-        AccessRequest.status == "pending",
-    )
     return (await session.scalars(stmt)).first()
 
 

@@ -11,13 +11,14 @@ import ipaddress
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
 import segno
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -72,6 +73,7 @@ _pages = Environment(
     undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
 )
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 
 
 _ID = re.compile(r"[0-9a-f]{32}")
@@ -198,6 +200,17 @@ class Pages:
         async with self.services.db.transaction() as session:
             return await self.portal.signed_in(session, token)
 
+    async def keeping(
+        self, work: Callable[[AsyncSession], Awaitable[T]]
+    ) -> tuple[T | None, PortalError | None]:
+        """One service call in one transaction whose refusal is returned, not raised, so that what the call
+        recorded on the way (a counted wrong code, a failed sign-in's audit event) commits with the answer."""
+        async with self.services.db.transaction() as session:
+            try:
+                return await work(session), None
+            except PortalError as refused:
+                return None, refused
+
     def refused(self, request: Request, error: PortalError, template: str, *, signed: Signed | None = None,
                 **context: Any) -> HTMLResponse:
         headers = {"Retry-After": str(error.retry_after)} if isinstance(error, Throttled) else None
@@ -282,15 +295,11 @@ class Pages:
         form = self.form(SignInForm, request, await self.body(request))
         if not form.validate():
             return self.render(request, "sign_in.html", 400, form=form)
-        error: PortalError | None = None
-        async with self.services.db.transaction() as session:
-            try:
-                result = await self.portal.sign_in(session, email=form.email.data, password=form.password.data,
-                                                   address=self.address(request))
-            except PortalError as refused:
-                error = refused  # kept: the failure's audit event and a new verification link still commit
+        result, error = await self.keeping(lambda session: self.portal.sign_in(
+            session, email=form.email.data, password=form.password.data, address=self.address(request)))
         if error is not None:
             return self.refused(request, error, "sign_in.html", form=form)
+        assert result is not None
         if result.challenge is not None:
             return self.render(request, "sign_in_code.html",
                                form=self.form(CodeForm, request, challenge=result.challenge, next=form.next.data))
@@ -307,15 +316,11 @@ class Pages:
         form = self.form(CodeForm, request, await self.body(request))
         if not form.validate():
             return self.render(request, "sign_in_code.html", 400, form=form)
-        error: PortalError | None = None
-        async with self.services.db.transaction() as session:
-            try:
-                token = await self.portal.second_factor(session, challenge=form.challenge.data, code=form.code.data,
-                                                        address=self.address(request))
-            except PortalError as refused:
-                error = refused  # the wrong code's count commits
+        token, error = await self.keeping(lambda session: self.portal.second_factor(
+            session, challenge=form.challenge.data, code=form.code.data, address=self.address(request)))
         if error is not None:
             return self.refused(request, error, "sign_in_code.html", form=form)
+        assert token is not None
         return self._signed_in(token, form.next.data)
 
     async def sign_out(self, request: Request) -> Response:
@@ -351,13 +356,9 @@ class Pages:
         form = self.form(ResetForm, request, await self.body(request))
         if not form.validate():
             return self.render(request, "reset.html", 400, form=form, sent=False)
-        error: PortalError | None = None
-        async with self.services.db.transaction() as session:
-            try:
-                await self.portal.reset_password(session, email=form.email.data, code=form.code.data,
-                                                 password=form.password.data, address=self.address(request))
-            except PortalError as refused:
-                error = refused  # a wrong code's count commits
+        _, error = await self.keeping(lambda session: self.portal.reset_password(
+            session, email=form.email.data, code=form.code.data, password=form.password.data,
+            address=self.address(request)))
         if error is not None:
             return self.refused(request, error, "reset.html", form=form, sent=False)
         return self.redirect("/portal/sign-in?notice=password-changed")
@@ -489,12 +490,8 @@ class Pages:
             return self._two_factor_page(request, signed, None, start, status=400)
         form = self.form(TotpForm, request, data)
         if form.validate():
-            error: PortalError | None = None
-            async with self.services.db.transaction() as session:
-                try:
-                    codes = await self.portal.confirm_totp(session, signed, code=form.code.data)
-                except PortalError as refused:
-                    error = refused  # the failed attempt's audit event commits
+            codes, error = await self.keeping(lambda session: self.portal.confirm_totp(
+                session, signed, code=form.code.data))
             if error is None:
                 return self.render(request, "recovery_codes.html", signed=signed, codes=codes)
             form.code.errors = [*form.code.errors, error.message]

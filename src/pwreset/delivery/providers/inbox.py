@@ -1,7 +1,7 @@
 """The sandbox inbox: where messages to a portal organisation's demo customers go instead of a provider.
 
 Nothing leaves the service. The outbox row itself is the inbox: it is marked sent, and the portal
-opens it to show the developer what the customer would have received (portal/service.py, ``inbox``).
+opens it to show the developer what the customer would have received (portal/apps.py, ``inbox``).
 """
 
 from __future__ import annotations
