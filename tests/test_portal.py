@@ -56,18 +56,27 @@ async def browser(portal_services: Container) -> AsyncIterator[httpx.AsyncClient
         yield client
 
 
+ONCE = re.compile(r'name="once" type="hidden" value="([^"]+)"')
+
+
 async def csrf(client: httpx.AsyncClient, path: str) -> str:
+    return (await form_fields(client, path))["csrf_token"]
+
+
+async def form_fields(client: httpx.AsyncClient, path: str) -> dict[str, str]:
+    """A page's CSRF token and, when it has a form that makes something, that form's single-use value."""
     page = await client.get(path)
     assert page.status_code == 200, page.text
     found = CSRF.search(page.text)
     assert found is not None
-    return found.group(1)
+    once = ONCE.search(page.text)
+    return {"csrf_token": found.group(1), **({"once": once.group(1)} if once else {})}
 
 
 async def post(
     client: httpx.AsyncClient, path: str, data: dict[str, Any], *, page: str | None = None
 ) -> httpx.Response:
-    return await client.post(path, data={"csrf_token": await csrf(client, page or path), **data})
+    return await client.post(path, data={**await form_fields(client, page or path), **data})
 
 
 async def emails(services: Container, kind: str) -> list[dict[str, Any]]:
@@ -353,7 +362,8 @@ async def test_each_api_document_holds_its_own_operations_and_the_collection_is_
         page = await browser.get(f"/portal/apis/{slug}")
         assert page.status_code == 200 and "Download Swagger spec" in page.text
     assert seen == {(p, m) for p, item in whole["paths"].items() for m in item}  # every operation has a page
-    assert (await browser.get("/portal/apis/all/openapi.json")).json() == whole
+    downloaded = (await browser.get("/portal/apis/all/openapi.json")).json()
+    assert downloaded.pop("servers") == [{"url": BASE}] and downloaded == whole  # with the base URL to call
     assert (await browser.get("/portal/apis/nope")).status_code == 404
     collection = (await browser.get("/portal/postman/collection.json")).json()
     assert collection["info"]["schema"].endswith("/v2.1.0/collection.json")
@@ -523,6 +533,11 @@ async def test_production_access_needs_two_factor_and_staff_approval_then_produc
     shared = re.search(r'id="shared-key">([^<]+)<', created.text)
     secret = re.search(r'id="secret-key">([^<]+)<', created.text)
     assert shared and secret
+    assert "institutionId: 07675" in created.text  # the pair's own institution in its curl line
+    environment = (await browser.get(f"/portal/apps/{production.group(1)}/postman-environment.json")).json()
+    values = {v["key"]: v["value"] for v in environment["values"]}
+    assert values["institutionId"] == "07675" and values["sharedKey"] == shared.group(1)
+    assert "customerId" not in values  # no demo customers in production
     issued = await browser.post("/oauth2/v1/token", auth=(shared.group(1), secret.group(1)),
                                 data={"grant_type": "client_credentials"},
                                 headers={"transactionId": str(uuid.uuid4()), "institutionId": "07675"})
@@ -880,3 +895,44 @@ async def test_the_send_limited_demo_customer_meets_the_send_limit_after_the_but
         "csrf_token": token, "path_customerId": "5a1d0e5d3c2b4a1f9e8d7c6b5a4f0008",
         "body": '{"contactMethodId": "100000008"}'})
     assert "Response: 429" in tried.text and "UXU_40029" in tried.text
+
+
+# Found by trying the portal as a new developer would.
+
+
+async def test_reloading_the_answer_of_a_form_that_makes_something_makes_nothing_twice(browser, portal_services):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    fields = await form_fields(browser, "/portal/apps/new")
+    data = {**fields, "name": "Budget Buddy", "scopes": ["institution-users:read"]}
+    first = await browser.post("/portal/apps/new", data=data)
+    again = await browser.post("/portal/apps/new", data=data)  # the browser's reload sends the same form
+    assert first.status_code == 200 and again.status_code == 409 and "Already done" in again.text
+    assert (await browser.get("/portal/dashboard")).text.count(">Budget Buddy</a>") == 1
+
+
+async def test_a_sandbox_apps_environment_has_the_demo_customers_real_ids(browser, portal_services):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    app_id, shared, _ = await new_app(browser)
+    environment = (await browser.get(f"/portal/apps/{app_id}/postman-environment.json")).json()
+    values = {v["key"]: v["value"] for v in environment["values"]}
+    assert values["sharedKey"] == shared and values["institutionId"].startswith("sbx-")
+    assert re.fullmatch(r"[0-9a-f]{32}", values["accountId"]) and values["hostUserId"] == "HOST-0001"
+    assert values["passcode"] == "" and values["secretKey"] == ""
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/portal/nope"), ("GET", "/portal/apps/x/keys/y/rotate")])
+async def test_other_portal_addresses_get_the_portals_page(browser, method, path):
+    answer = await browser.request(method, path)
+    assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html")
+    assert '<html lang="en">' in answer.text and "<title>" in answer.text
+
+
+async def test_inviting_a_member_again_is_refused_next_to_the_field(browser, portal_services):
+    await sign_up(browser, portal_services, "ana@partner.example")
+    await sign_in(browser, "ana@partner.example")
+    again = await post(browser, "/portal/team/invite", {"email": "ana@partner.example", "role": "admin"},
+                       page="/portal/dashboard")
+    assert again.status_code == 400 and "already a member" in again.text
+    assert await emails(portal_services, "portal_invite") == []

@@ -53,12 +53,15 @@ def sign_in(page: Any, base: str, email: str, password: str = PASSWORD) -> None:
     page.get_by_role("heading", name="Your sandbox").wait_for()
 
 
-def create_app(page: Any, name: str = "Mobile banking app") -> tuple[str, str, str]:
+def create_app(
+    page: Any, name: str = "Mobile banking app", scopes: tuple[str, ...] = ("institution-users:read",
+                                                                             "institution-users:write"),
+) -> tuple[str, str, str]:
     """Create an app from the dashboard; the shared key, secret key and sandbox institution id shown once."""
     page.get_by_role("link", name="Create an app").click()
     page.get_by_label("App name").fill(name)
-    page.get_by_label("institution-users:read").check()
-    page.get_by_label("institution-users:write").check()
+    for scope in scopes:
+        page.get_by_label(scope, exact=True).check()
     assert_accessible(page)
     page.get_by_role("button", name="Create app").click()
     page.get_by_role("heading", name="Your new key pair").wait_for()
@@ -140,7 +143,8 @@ def test_the_downloaded_postman_collection_runs_green_under_newman(portal, mailb
     email = unique_email("postman")
     sign_up_and_verify(page, portal, box, name="Pat Postman", email=email)
     sign_in(page, portal, email)
-    shared, secret, _ = create_app(page, "Postman app")
+    shared, secret, _ = create_app(page, "Postman app", ("institution-users:read", "institution-users:write",
+                                                        "accounts:read"))
     page.get_by_role("link", name="I have saved it: go to the app").click()
     with page.expect_download() as collection_download:
         page.get_by_role("link", name="Download the Postman collection").click()
@@ -152,12 +156,17 @@ def test_the_downloaded_postman_collection_runs_green_under_newman(portal, mailb
     environment_download.value.save_as(environment)
     values = {v["key"]: v["value"] for v in json.loads(environment.read_text())["values"]}
     assert values["sharedKey"] == shared and values["secretKey"] == "" and values["baseUrl"] == portal
+    assert values["passcode"] == "" and len(values["accountId"]) == 32  # the demo account's real id
     run = subprocess.run(
         [newman, "run", str(collection), "-e", str(environment), "--env-var", f"secretKey={secret}",
          "--reporters", "cli", "--color", "off"], capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "succeeds in the sandbox" in run.stdout
+    assert "/v1/accounts?hostUserId=HOST-0001 [200 OK" in run.stdout  # the Accounts calls reach a customer
+    # verify-passcode waits for a passcode from the inbox (and set-password for its ticket): not sent, so a
+    # run spends no wrong guess on the demo customer.
+    assert ":verify-passcode" not in run.stdout and ":set-password" not in run.stdout
 
 
 def test_the_watchlist_tells_the_representative(portal, mailbox, browse):

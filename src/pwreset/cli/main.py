@@ -702,7 +702,10 @@ API description: {base}/docs
 
 Developer portal: {base}/portal
   sign in as {credentials.developer_email} with the password {credentials.developer_password!r}
-  (or sign up: the welcome email is printed here)
+  (or sign up: the welcome email is printed here). The staff's commands, from this directory:
+
+  PWRESET_DATABASE_URL=sqlite:///{sb.DATABASE_FILE} PWRESET_SECRET_KEY="$(cat {sb.KEY_FILE})" \
+  PWRESET_PORTAL_INSTITUTION_ID={sb.INSTITUTION_ID} PWRESET_PUBLIC_URL={base} pwreset portal requests
 """
     )
     configure_logging(settings.log_level, json=False)

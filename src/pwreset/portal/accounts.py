@@ -138,7 +138,7 @@ class Accounts(PortalCore):
         now = self.clock.now()
         organisation_id = new_id()
         institution_id = "sbx-" + organisation_id[:20]
-        session.add(Institution(id=institution_id, name=f"{developer.name[:60]}'s sandbox", created_at=now,
+        session.add(Institution(id=institution_id, name=f"Sandbox CU ({developer.name[:60]})", created_at=now,
                                 sandbox=True, mask_contact_info=False))
         await session.flush()
         organisation = Organisation(id=organisation_id, name=f"{developer.name[:80]}'s organisation",

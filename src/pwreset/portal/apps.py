@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pwreset.accounts.models import Account
 from pwreset.customers.models import Customer
 from pwreset.customers.views import institution_user_id
 from pwreset.delivery.models import OutboxMessage
@@ -178,6 +179,42 @@ class Apps(PortalCore):
             self._test_drive_tokens.clear()
         self._test_drive_tokens[client.id] = (issued.access_token, now + issued.expires_in)
         return issued.access_token
+
+    async def environment_values(self, session: AsyncSession, signed: Signed, app_id: str) -> dict[str, str]:
+        """What a Postman environment for this app holds: the base URL, the app's institution, its newest
+        active shared key, and for a sandbox app the first demo customer's ids (its real account id and
+        institution user id included). Never a secret: the developer pastes the secret key in."""
+        app, keys = await self.app(session, signed, app_id)
+        organisation = self._organisation(signed)
+        active = [k for k in keys if k.active]
+        values = {
+            "baseUrl": (self.settings.public_url or "").rstrip("/"),
+            "institutionId": self.institution_id if app.environment == "production"
+            else organisation.sandbox_institution_id,
+            "sharedKey": active[-1].client.shared_key if active else "",
+        }
+        if app.environment == "sandbox":
+            values |= await self.sandbox_ids(session, signed)
+        return values
+
+    async def sandbox_ids(self, session: AsyncSession, signed: Signed) -> dict[str, str]:
+        """The first demo customer's ids in the organisation's sandbox, as the API shows them; ``passcode``
+        and ``resetTicket`` are left empty for the developer (the collection skips the calls that need them)."""
+        from pwreset.sandbox import DEMO_CUSTOMERS, host_user_id
+
+        organisation = self._organisation(signed)
+        first = DEMO_CUSTOMERS[0]
+        row = (await session.execute(
+            select(Customer.id, Account.id).outerjoin(Account, Account.customer_pk == Customer.id)
+            .where(Customer.institution_id == organisation.sandbox_institution_id,
+                   Customer.customer_id == first.customer_id)
+            .order_by(Account.position).limit(1)
+        )).first()
+        return {
+            "customerId": first.customer_id, "contactMethodId": first.method_id, "loginId": first.login_id,
+            "hostUserId": host_user_id(1), "institutionUserId": institution_user_id(row[0]) if row else "",
+            "accountId": (row[1] or "") if row else "", "passcode": "", "resetTicket": "",
+        }
 
     async def institution_user_id(self, session: AsyncSession, signed: Signed, customer_id: str) -> str:
         """A demo customer's ``institutionUserId`` in the organisation's sandbox (it derives from the row)."""

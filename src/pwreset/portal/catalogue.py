@@ -107,10 +107,11 @@ def _refs(value: Any) -> Iterator[str]:
             yield from _refs(inner)
 
 
-def document_for(document: dict[str, Any], slug: str) -> dict[str, Any]:
-    """The OpenAPI document of one API (``all``: the whole), with only the schemas its operations use."""
+def document_for(document: dict[str, Any], slug: str, *, server: str | None = None) -> dict[str, Any]:
+    """The OpenAPI document of one API (``all``: the whole), with only the schemas its operations use, and
+    ``server`` (the portal's public address) as its base URL."""
     if slug == "all":
-        return document
+        return {**document, "servers": [{"url": server}]} if server else document
     api = BY_SLUG[slug]
     paths: dict[str, dict[str, Any]] = {}
     for path, method, operation in _entries(document, api):
@@ -126,6 +127,7 @@ def document_for(document: dict[str, Any], slug: str) -> dict[str, Any]:
     return {
         "openapi": document["openapi"],
         "info": {**document["info"], "title": f"pwreset: {api.title}", "description": api.summary},
+        **({"servers": [{"url": server}]} if server else {}),
         "paths": paths,
         "components": {"schemas": {name: schemas[name] for name in schemas if name in needed},
                        "securitySchemes": document["components"]["securitySchemes"]},
@@ -200,7 +202,7 @@ def operations(document: dict[str, Any], slug: str) -> list[Operation]:
             request_example=example(document, schema) if schema else None, responses=responses,
             bearer=any("bearer" in entry for entry in security), success_example=success_example,
         )
-    ordered = sorted(found.values(), key=lambda op: (bool(_ALIAS.match(op.path)), op.path))
+    ordered = list(found.values())  # in the order the service declares them (reset, verify, set)
     for op in ordered:  # the gateway path first
         if _ALIAS.match(op.path) and op.aliases:
             gateway = next((p for p in op.aliases if not _ALIAS.match(p)), None)
@@ -220,6 +222,21 @@ def _schema_name(schema: dict[str, Any] | None) -> str | None:
         return None
     ref = schema.get("$ref") or (schema.get("items") or {}).get("$ref")
     return ref.rsplit("/", 1)[1] if isinstance(ref, str) else None
+
+
+def error_meanings() -> dict[str, str]:
+    """Each wire code the service answers with, and what it means: the message of the error behind it
+    (``errors.WIRE`` maps an error's key to its code in each family)."""
+    from pwreset.errors import WIRE, PwresetError
+
+    def every(cls: type[PwresetError]) -> list[type[PwresetError]]:
+        return [cls, *(sub for child in cls.__subclasses__() for sub in every(child))]
+
+    meanings: dict[str, str] = {}
+    for cls in every(PwresetError):
+        for _status, code in WIRE.get(cls.key, {}).values():
+            meanings.setdefault(code, cls.message[:1].upper() + cls.message[1:])
+    return meanings
 
 
 def example_json(value: Any) -> str:

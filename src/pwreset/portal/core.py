@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.audit import service as audit
@@ -16,16 +17,17 @@ from pwreset.delivery.outbox import Message, Outbox
 from pwreset.delivery.rendering import Rendered
 from pwreset.errors import RateLimited
 from pwreset.kit.clock import Clock
-from pwreset.kit.crypto import KeyedHasher, Sealer
+from pwreset.kit.crypto import KeyedHasher, Sealer, new_id
 from pwreset.oauth.models import ApiClient
 from pwreset.oauth.service import OAuthService
 from pwreset.passwords.hashing import PasswordHashing
 from pwreset.passwords.policy import PasswordPolicy
-from pwreset.portal.errors import Forbidden, NotFound, Refused, Throttled
+from pwreset.portal.errors import AlreadySent, Forbidden, NotFound, Refused, Throttled
 from pwreset.portal.models import (
     AccessRequest,
     Developer,
     Organisation,
+    PortalCode,
     PortalSession,
 )
 from pwreset.ratelimit.limiter import RateLimiter, Rule
@@ -162,7 +164,7 @@ class InboxEntry:
 def throttled(retry_after: int) -> Throttled:
     minutes = max(1, -(-retry_after // 60))
     wait = f"{minutes} minute{'s' if minutes > 1 else ''}"
-    return Throttled(f"Too many attempts from here. Try again in {wait}.", retry_after=retry_after)
+    return Throttled(f"Too many attempts. Try again in {wait}.", retry_after=retry_after)
 
 
 def check_name(value: str, *, limit: int = 200, what: str = "your name") -> str:
@@ -217,6 +219,19 @@ class PortalCore:
 
     def link(self, path: str) -> str:
         return (self.settings.public_url or "").rstrip("/") + path
+
+    async def spend_form(self, session: AsyncSession, signed: Signed, once: str) -> None:
+        """Spend a form's single-use value (forms.OnceForm): a reload of its answer, or a second click, is
+        refused instead of making a second app, key pair, request or invitation. Two at the same moment
+        meet the unique hash (the caller's IntegrityError)."""
+        digest = self.hasher.digest("portal-form", f"{signed.developer.id}:{once}")
+        taken = await session.scalar(select(PortalCode.id).where(PortalCode.code_hash == digest))
+        if taken is not None:
+            raise AlreadySent("This form was already sent, and what it asked for is done.")
+        now = self.clock.now()
+        session.add(PortalCode(id=new_id(), purpose="form", developer_id=signed.developer.id, code_hash=digest,
+                               created_at=now, expires_at=now + timedelta(hours=4), used_at=now, attempts=0))
+        await session.flush()
 
     async def _fresh(self, session: AsyncSession, signed: Signed) -> Developer:
         """The developer row in this transaction, locked for the change."""

@@ -18,6 +18,12 @@ class Refused(PortalError):
     """Input the portal will not take (a weak password, a scope the organisation may not use)."""
 
 
+class AlreadySent(PortalError):
+    """A form that makes something, sent a second time (a reload, a second click)."""
+
+    status = 409
+
+
 class NotFound(PortalError):
     """Not there, or not this organisation's: the two are never told apart."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 from typing import Any
 
@@ -65,6 +66,17 @@ class PortalForm(Form):  # type: ignore[misc]
         csrf_field_name = "csrf_token"
 
 
+def _once() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class OnceForm(PortalForm):
+    """A form that makes something (an app, a key pair, a request, an invitation): its ``once`` value is
+    spent when it is sent, so a reload of the answer, or a second click, makes nothing twice."""
+
+    once = HiddenField("once", [DataRequired(), Length(max=64)], default=_once)
+
+
 class SignUpForm(PortalForm):
     name = StringField("Your name", [DataRequired("Enter your name"), Length(max=200)])
     email = EmailField("Email address", [DataRequired("Enter your email address"), Length(max=320)])
@@ -91,7 +103,7 @@ class VerifyForm(PortalForm):
     token = StringField("token", [DataRequired(), Length(max=100)])
 
 
-class AppForm(PortalForm):
+class AppForm(OnceForm):
     name = StringField("App name", [DataRequired("Give the app a name"), Length(max=100)])
     scopes = SelectMultipleField(
         "APIs it may call", choices=[], option_widget=CheckboxInput(), widget=ListWidget(prefix_label=False),
@@ -99,8 +111,8 @@ class AppForm(PortalForm):
     )
 
 
-class ActionForm(PortalForm):
-    """A button: only the CSRF token (sign out, add a key, rotate, watch)."""
+class ActionForm(OnceForm):
+    """A button: the CSRF token and a single-use value (sign out, add a key, rotate, watch)."""
 
 
 class RevokeForm(PortalForm):
@@ -124,7 +136,7 @@ class TotpForm(PortalForm):
     code = StringField("6-digit code from the app", [DataRequired("Enter the code your app shows"), Length(max=10)])
 
 
-class AccessForm(PortalForm):
+class AccessForm(OnceForm):
     purpose = TextAreaField("What will the app do in production?",
                             [DataRequired("Tell us what the app will do"), Length(min=10, max=1000)])
 
@@ -133,7 +145,7 @@ class DecisionForm(PortalForm):
     note = TextAreaField("Note to the developer (optional)", [Length(max=1000)])
 
 
-class InviteForm(PortalForm):
+class InviteForm(OnceForm):
     email = EmailField("Teammate's email address", [DataRequired("Enter an email address"), Length(max=320)])
     role = RadioField("Role", choices=[SelectChoice("admin", "Admin: everything, including teammates"),
                                        SelectChoice("developer", "Developer: apps and keys"),

@@ -3,8 +3,11 @@
 The collection starts with a token request (client credentials from the environment's ``sharedKey`` and
 ``secretKey``) whose test script keeps ``accessToken``; every other request uses it as its bearer token.
 Each request tests that the status it gets is one its documentation lists and is not a server error, and
-the ones a fresh sandbox answers with success test for that too. Revocation runs last, since it ends the
-token. ``newman run collection.json -e environment.json --env-var secretKey=...`` runs it (CI does).
+that it succeeds where a sandbox answers with success. verify-passcode runs once the developer has put the
+passcode from the sandbox inbox in ``passcode`` (it is skipped while that is empty, so a run never spends
+a wrong guess), and keeps the reset ticket for set-password. Revocation runs last, since it ends the
+token. ``newman run collection.json -e environment.json --env-var secretKey=...`` runs it (CI does). The
+send limit (one passcode a minute per customer) refuses a second run within the minute.
 """
 
 from __future__ import annotations
@@ -19,10 +22,17 @@ from pwreset.portal.catalogue import APIS, BY_SLUG, METHODS, example
 SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
 #: A fresh organisation sandbox answers these with success.
 SUCCEEDS = {"token_post": 200, "contact_methods_get": 200, "reset_password_put": 204, "profile_get": 200,
-            "institution_user_get": 200}
+            "institution_user_get": 200, "list_accounts_get": 200, "get_account_get": 200,
+            "verify_passcode_post": 200, "set_password_put": 204}
 #: Path and body values taken from the environment.
 _VARIABLES = {"customerId": "customerId", "accountId": "accountId", "institutionUserId": "institutionUserId",
-              "contactMethodId": "contactMethodId", "passcode": "passcode", "loginId": "loginId"}
+              "contactMethodId": "contactMethodId", "passcode": "passcode", "loginId": "loginId",
+              "hostUserId": "hostUserId", "resetTicket": "resetTicket"}
+#: Optional query parameters the collection still sends (the Accounts list needs a user: hostUserId).
+_SENT_OPTIONAL = {"hostUserId"}
+#: Requests that need a value the developer brings (the passcode from the sandbox inbox) or an earlier
+#: request sets (the reset ticket): skipped while it is empty, so a run never spends a wrong guess.
+_NEEDS = {"verify_passcode_post": "passcode", "set_password_put": "resetTicket"}
 _HEADER_VALUES = {"correlationId": "{{$guid}}", "transactionId": "{{$guid}}", "institutionId": "{{institutionId}}"}
 _ALIAS = re.compile(r"^/(digitalbanking|ux-users)/")
 _NAMESPACE = uuid.UUID("6f1b7c52-3d0e-4f4a-9a49-1f5e1d2c7a10")
@@ -43,6 +53,9 @@ def _tests(operation_id: str, documented: list[int]) -> list[str]:
                      f"{SUCCEEDS[operation_id]}); }});")
     if operation_id == "token_post":
         lines.append("pm.environment.set('accessToken', pm.response.json().access_token);")
+    if operation_id == "verify_passcode_post":
+        lines.append("if (pm.response.code === 200) { pm.environment.set('resetTicket', "
+                     "pm.response.json().resetTicket); }")
     return lines
 
 
@@ -58,7 +71,8 @@ def _request(document: dict[str, Any], path: str, method: str, operation: dict[s
                for p in operation.get("parameters", [])
                if p["in"] == "header" and (p.get("required") or p["name"] in _HEADER_VALUES)]
     query = [{"key": p["name"], "value": "{{" + _VARIABLES.get(p["name"], p["name"]) + "}}"}
-             for p in operation.get("parameters", []) if p["in"] == "query" and p.get("required")]
+             for p in operation.get("parameters", [])
+             if p["in"] == "query" and (p.get("required") or p["name"] in _SENT_OPTIONAL)]
     request: dict[str, Any] = {
         "method": method.upper(), "header": headers,
         "url": {"raw": "{{baseUrl}}" + url_path + ("?" + "&".join(f"{q['key']}={q['value']}" for q in query)
@@ -95,10 +109,14 @@ def collection(document: dict[str, Any], *, title: str) -> dict[str, Any]:
             if operation is None:
                 continue
             documented = sorted(int(status) for status in operation.get("responses", {}) if status.isdigit())
+            events = _script(_tests(operation["operationId"], documented))
+            needed = _NEEDS.get(operation["operationId"])
+            if needed is not None:
+                events.insert(0, {"listen": "prerequest", "script": {"type": "text/javascript", "exec": [
+                    f"if (!pm.environment.get('{needed}')) {{ pm.execution.skipRequest(); }}"]}})
             entry = {
                 "name": operation.get("summary", operation["operationId"]),
-                "request": _request(document, path, method, operation),
-                "event": _script(_tests(operation["operationId"], documented)),
+                "request": _request(document, path, method, operation), "event": events,
             }
             if operation["operationId"] == "token_post":
                 start.append(entry)

@@ -31,7 +31,7 @@ from pwreset.container import Container
 from pwreset.institutions.errors import InstitutionNotFound
 from pwreset.kit.text import storable
 from pwreset.portal import catalogue, postman, testdrive
-from pwreset.portal.errors import NotFound, PortalError, Refused, Throttled
+from pwreset.portal.errors import AlreadySent, NotFound, PortalError, Refused, Throttled
 from pwreset.portal.forms import (
     AccessForm,
     ActionForm,
@@ -50,7 +50,7 @@ from pwreset.portal.forms import (
     TotpForm,
     VerifyForm,
 )
-from pwreset.portal.service import Signed
+from pwreset.portal.service import NewKey, Signed
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
        "base-uri 'none'; frame-ancestors 'none'; connect-src 'self'")
@@ -72,6 +72,7 @@ _pages = Environment(
     loader=PackageLoader("pwreset.portal", "templates"), autoescape=select_autoescape(["html"]),
     undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
 )
+_pages.tests["match_code"] = lambda value: re.fullmatch(r"[A-Z]{2,5}_\d{5}", str(value)) is not None
 Handler = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
 
@@ -172,9 +173,10 @@ class Pages:
     def render(self, request: Request, template: str, status: int = 200, *, signed: Signed | None = None,
                headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
         notice = NOTICES.get(request.query_params.get("notice", ""))
+        sign_out_form = self.form(ActionForm, request) if signed is not None else None
         html = _pages.get_template(template).render(
             signed=signed, notice=notice, sandbox=self.settings.sandbox, apis=catalogue.APIS,
-            accounts=self.settings.portal_institution_id is not None,
+            sign_out_form=sign_out_form, accounts=self.settings.portal_institution_id is not None,
             path=request.url.path, **context,
         )
         response = HTMLResponse(html, status, headers={"Content-Security-Policy": CSP, **(headers or {})})
@@ -232,7 +234,12 @@ class Pages:
                 return await handler(request)
             except BadForm as bad:
                 return self.render(request, "message.html", 400, title="That form could not be read",
-                                   message=f"{bad} Go back, reload the page and try again.")
+                                   message=f"{str(bad).capitalize()}. Go back, reload the page and try again.")
+            except (AlreadySent, IntegrityError):  # a reload of a form's answer, or two clicks at once
+                return self.render(request, "message.html", 409, title="Already done",
+                                   message="This form was already sent, and what it asked for is done. A secret "
+                                           "key is shown only once: if you did not save it, rotate the pair's "
+                                           "secret on the app's page.", signed=getattr(request.state, "signed", None))
             except NotFound as missing:
                 return self.render(request, "message.html", 404, title="Not found", message=missing.message,
                                    signed=getattr(request.state, "signed", None))
@@ -242,6 +249,12 @@ class Pages:
         return endpoint
 
     # -- public pages
+
+    async def not_found(self, request: Request) -> Response:
+        """Any other address under /portal: the portal's own page, not the API's JSON."""
+        return self.render(request, "message.html", 404, title="Not found", signed=await self.signed(request),
+                           message="There is no such page in the portal. Some addresses are reached only "
+                                   "through a form's button.")
 
     async def home(self, request: Request) -> Response:
         return self.render(request, "home.html", signed=await self.signed(request),
@@ -399,19 +412,21 @@ class Pages:
             return self.render(request, "app_new.html", 400, signed=signed, form=form)
         try:
             async with self.services.db.transaction() as session:
+                await self.portal.spend_form(session, signed, form.once.data)
                 created = await self.portal.create_app(session, signed, name=form.name.data,
                                                        scopes=list(form.scopes.data or []))
+        except AlreadySent:
+            raise
         except PortalError as error:
             return self.refused(request, error, "app_new.html", signed=signed, form=form)
-        return self._show_secret(request, signed, created.client.shared_key, created.secret_key,
-                                 app_id=created.app_id, rotated=False)
+        return self._show_secret(request, signed, created, rotated=False)
 
-    def _show_secret(self, request: Request, signed: Signed, shared_key: str, secret_key: str, *, app_id: str,
-                     rotated: bool) -> HTMLResponse:
-        """The one time a secret key is shown: in the answer to the POST that made it, never stored, no-store."""
-        return self.render(request, "secret.html", signed=signed, shared_key=shared_key, secret_key=secret_key,
-                           app_id=app_id, rotated=rotated, institution_id=self._sandbox_id(signed),
-                           base_url=self._base_url())
+    def _show_secret(self, request: Request, signed: Signed, key: NewKey, *, rotated: bool) -> HTMLResponse:
+        """The one time a secret key is shown: in the answer to the POST that made it, never stored, no-store.
+        The curl line names the pair's own institution (the sandbox's, or the institution's for production)."""
+        return self.render(request, "secret.html", signed=signed, shared_key=key.client.shared_key,
+                           secret_key=key.secret_key, app_id=key.app_id, rotated=rotated,
+                           institution_id=key.client.institution_id, base_url=self._base_url())
 
     def _sandbox_id(self, signed: Signed) -> str:
         return signed.organisation.sandbox_institution_id if signed.organisation else ""
@@ -437,9 +452,9 @@ class Pages:
             return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
                                message="Reload the page and try again.")
         async with self.services.db.transaction() as session:
+            await self.portal.spend_form(session, signed, form.once.data)
             created = await self.portal.add_key(session, signed, path_id(request, "app_id"))
-        return self._show_secret(request, signed, created.client.shared_key, created.secret_key,
-                                 app_id=path_id(request, "app_id"), rotated=False)
+        return self._show_secret(request, signed, created, rotated=False)
 
     async def rotate_key(self, request: Request) -> Response:
         signed: Signed = request.state.signed
@@ -448,10 +463,10 @@ class Pages:
             return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
                                message="Reload the page and try again.")
         async with self.services.db.transaction() as session:
+            await self.portal.spend_form(session, signed, form.once.data)
             rotated = await self.portal.rotate_key(session, signed, app_id=path_id(request, "app_id"),
                                                    client_id=path_id(request, "client_id"))
-        return self._show_secret(request, signed, rotated.client.shared_key, rotated.secret_key,
-                                 app_id=path_id(request, "app_id"), rotated=True)
+        return self._show_secret(request, signed, rotated, rotated=True)
 
     async def revoke_key(self, request: Request) -> Response:
         signed: Signed = request.state.signed
@@ -510,6 +525,7 @@ class Pages:
         if form.validate():
             try:
                 async with self.services.db.transaction() as session:
+                    await self.portal.spend_form(session, signed, form.once.data)
                     await self.portal.request_access(session, signed, app_id=app_id, purpose=form.purpose.data)
             except Refused as error:
                 if error.field is None:
@@ -547,6 +563,7 @@ class Pages:
         if form.validate():
             try:
                 async with self.services.db.transaction() as session:
+                    await self.portal.spend_form(session, signed, form.once.data)
                     await self.portal.invite(session, signed, email=form.email.data, role=form.role.data)
             except (Throttled, Refused) as error:
                 form.email.errors = [*form.email.errors, error.message]
@@ -609,6 +626,7 @@ class Pages:
                 user_id = await self.portal.institution_user_id(session, signed, demo.DEMO_CUSTOMERS[0].customer_id)
         return self.render(request, "api.html", signed=signed, api=catalogue.BY_SLUG[slug],
                            defaults=self._try_defaults(signed, user_id), try_example=self._try_example,
+                           meanings=catalogue.error_meanings(),
                            operations=catalogue.operations(document, slug), watching=slug in watched,
                            watch=self.form(ActionForm, request), example_json=catalogue.example_json,
                            schemas=catalogue.document_for(document, slug)["components"]["schemas"],
@@ -703,7 +721,7 @@ class Pages:
         slug, fmt = request.path_params["slug"], request.path_params["fmt"]
         if (slug != "all" and slug not in catalogue.BY_SLUG) or fmt not in ("json", "yaml"):
             raise NotFound("There is no such document.")
-        document = catalogue.document_for(self._document(request), slug)
+        document = catalogue.document_for(self._document(request), slug, server=self._base_url() or None)
         name = f"pwreset-{slug}.{fmt}"
         disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
         if fmt == "json":
@@ -718,22 +736,28 @@ class Pages:
                         headers={"Content-Disposition": 'attachment; filename="pwreset.postman_collection.json"'})
 
     async def postman_environment(self, request: Request) -> Response:
+        """The organisation's sandbox as a Postman environment (no app's key: the app page has that one)."""
         signed: Signed = request.state.signed
         if signed.organisation is None:
             raise NotFound("You are not in an organisation.")
-        first = demo.DEMO_CUSTOMERS[0]
         async with self.services.db.transaction() as session:
-            user_id = await self.portal.institution_user_id(session, signed, first.customer_id)
-        shared_key = request.query_params.get("sharedKey", "")
-        body = postman.environment(name=f"{signed.organisation.name} sandbox", values={
-            "baseUrl": self._base_url(), "institutionId": signed.organisation.sandbox_institution_id,
-            "sharedKey": shared_key if shared_key.startswith("pwr_ck_") and len(shared_key) < 80 else "",
-            "customerId": first.customer_id, "contactMethodId": first.method_id, "loginId": first.login_id,
-            "institutionUserId": user_id, "accountId": "chk-1", "passcode": "000000",
-        })
+            values = {"baseUrl": self._base_url(), "institutionId": signed.organisation.sandbox_institution_id,
+                      "sharedKey": "", **await self.portal.sandbox_ids(session, signed)}
+        return self._environment(f"{signed.organisation.name} sandbox", values)
+
+    async def app_environment(self, request: Request) -> Response:
+        """One app's Postman environment: its institution (the sandbox, or the institution itself for a
+        production app), its newest active shared key, and for a sandbox app the demo customer's ids."""
+        signed: Signed = request.state.signed
+        async with self.services.db.transaction() as session:
+            app, _ = await self.portal.app(session, signed, path_id(request, "app_id"))
+            values = await self.portal.environment_values(session, signed, app.id)
+        return self._environment(f"{app.name} ({app.environment})", values)
+
+    def _environment(self, name: str, values: dict[str, str]) -> Response:
+        body = postman.environment(name=name, values=values)
         return Response(orjson.dumps(body, option=orjson.OPT_INDENT_2), media_type="application/json",
-                        headers={"Content-Disposition": 'attachment; filename="pwreset-sandbox.postman_environment'
-                                                        '.json"'})
+                        headers={"Content-Disposition": 'attachment; filename="pwreset.postman_environment.json"'})
 
 
 def routes(services: Container) -> list[BaseRoute]:
@@ -750,8 +774,9 @@ def routes(services: Container) -> list[BaseRoute]:
         Route("/portal/apis/{slug:str}/openapi.{fmt:str}", g(pages.spec), methods=["GET"]),
         Route("/portal/postman/collection.json", g(pages.postman_collection), methods=["GET"]),
     ]
+    fallback = Route("/portal/{rest:path}", g(pages.not_found))
     if services.settings.portal_institution_id is None:  # the documentation alone (PWRESET_DOCS)
-        return catalogue_routes
+        return [*catalogue_routes, fallback]
     return [
         *catalogue_routes,
         Route("/portal", g(pages.home), methods=["GET"]),
@@ -780,4 +805,7 @@ def routes(services: Container) -> list[BaseRoute]:
         Route("/portal/apis/{slug:str}/watch", g(pages.watch), methods=["POST"]),
         Route("/portal/apis/{slug:str}/try/{anchor:str}", signed_in(pages.try_operation), methods=["POST"]),
         Route("/portal/postman/environment.json", signed_in(pages.postman_environment), methods=["GET"]),
+        Route("/portal/apps/{app_id:str}/postman-environment.json", signed_in(pages.app_environment),
+              methods=["GET"]),
+        fallback,
     ]

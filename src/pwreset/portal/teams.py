@@ -44,6 +44,8 @@ class Teams(PortalCore):
         if role not in ROLES:
             raise Refused("Choose a role", field="role")
         email = normal_email(email)
+        if any(member.email == email for member, _ in await self.members(session, signed)):
+            raise Refused("That address is already a member of this organisation.", field="email")
         await self._limit(INVITES_PER_INVITER, signed.developer.id)
         token = new_secret(INVITE_PREFIX)
         now = self.clock.now()
