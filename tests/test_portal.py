@@ -261,6 +261,9 @@ async def test_a_weak_password_is_refused_next_to_its_field(browser):
     assert re.search(r'<p class="error" id="password-error">.*The password', answer.text)
     assert 'aria-describedby="password-hint password-error"' in answer.text
     assert "Password123!" not in answer.text  # never sent back
+    own = await post(browser, "/portal/sign-up", {"name": "Ana", "email": "ana@partner.example",
+                                                  "password": "ana long enough words"})
+    assert "must not contain your email address" in own.text and "login id" not in own.text
 
 
 async def test_another_organisation_sees_nothing_of_mine(portal_services):

@@ -465,5 +465,6 @@ class Accounts(PortalCore):
             password, login_id=email.split("@")[0], current_hash=None, min_length=MIN_PASSWORD,
             context=[email, *name.split(), "portal", "developer"],
         )
-        if reasons:
+        if reasons:  # (the policy speaks of a customer's login id; a developer signs in with an email)
+            reasons = [r.replace("the login id", "your email address") for r in reasons]
             raise Refused("The password " + "; ".join(reasons) + ".", field="password")
