@@ -216,13 +216,6 @@ class Apps(PortalCore):
             "accountId": (row[1] or "") if row else "", "passcode": "", "resetTicket": "",
         }
 
-    async def institution_user_id(self, session: AsyncSession, signed: Signed, customer_id: str) -> str:
-        """A demo customer's ``institutionUserId`` in the organisation's sandbox (it derives from the row)."""
-        organisation = self._organisation(signed)
-        pk = await session.scalar(select(Customer.id).where(
-            Customer.institution_id == organisation.sandbox_institution_id, Customer.customer_id == customer_id))
-        return institution_user_id(pk) if pk else ""
-
     async def inbox(self, session: AsyncSession, signed: Signed, *, limit: int = 50) -> list[InboxEntry]:
         """What the organisation's sandbox sent its demo customers, newest first, as they would read it."""
         organisation = self._organisation(signed)

@@ -213,10 +213,6 @@ def operations(document: dict[str, Any], slug: str) -> list[Operation]:
     return ordered
 
 
-def find(document: dict[str, Any], slug: str, anchor: str) -> Operation | None:
-    return next((op for op in operations(document, slug) if op.anchor == anchor), None)
-
-
 def _schema_name(schema: dict[str, Any] | None) -> str | None:
     if not schema:
         return None

@@ -127,6 +127,9 @@ class Pages:
         self.portal = services.portal
         self.session_cookie, self.csrf_cookie = cookie_names(self.settings.sandbox)
         self.csrf_key = services.hasher.derive("portal-csrf").encode()
+        self._catalogue: dict[str, list[catalogue.Operation]] = {}
+        self._documents: dict[str, dict[str, Any]] = {}
+        self._meanings = catalogue.error_meanings()
 
     # -- plumbing
 
@@ -202,6 +205,18 @@ class Pages:
         async with self.services.db.transaction() as session:
             return await self.portal.signed_in(session, token)
 
+    async def submitted(self, request: Request, cls: type[PortalForm], template: str) -> tuple[Any, Response | None]:
+        """The POSTed form, and the page that shows its errors when it does not validate (else None)."""
+        form = self.form(cls, request, await self.body(request))
+        if not form.validate():
+            return form, self.render(request, template, 400, form=form)
+        return form, None
+
+    def expired(self, request: Request, signed: Signed | None) -> HTMLResponse:
+        """A button whose form no longer checks (its CSRF token expired, or came from another browser)."""
+        return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
+                           message="Reload the page and try again.")
+
     async def keeping(
         self, work: Callable[[AsyncSession], Awaitable[T]]
     ) -> tuple[T | None, PortalError | None]:
@@ -272,9 +287,9 @@ class Pages:
     async def sign_up(self, request: Request) -> Response:
         if request.method == "GET":
             return self.render(request, "sign_up.html", form=self.form(SignUpForm, request))
-        form = self.form(SignUpForm, request, await self.body(request))
-        if not form.validate():
-            return self.render(request, "sign_up.html", 400, form=form)
+        form, invalid = await self.submitted(request, SignUpForm, "sign_up.html")
+        if invalid is not None:
+            return invalid
         try:
             async with self.services.db.transaction() as session:
                 await self.portal.sign_up(session, name=form.name.data, email=form.email.data,
@@ -289,9 +304,9 @@ class Pages:
         if request.method == "GET":  # a page with a button: mail scanners that follow links spend nothing
             token = request.query_params.get("token", "")[:100]
             return self.render(request, "verify.html", form=self.form(VerifyForm, request, token=token))
-        form = self.form(VerifyForm, request, await self.body(request))
-        if not form.validate():
-            return self.render(request, "verify.html", 400, form=form)
+        form, invalid = await self.submitted(request, VerifyForm, "verify.html")
+        if invalid is not None:
+            return invalid
         try:
             async with self.services.db.transaction() as session:
                 sandbox = await self.portal.verify_email(session, token=form.token.data, address=self.address(request))
@@ -305,9 +320,9 @@ class Pages:
         if request.method == "GET":
             return self.render(request, "sign_in.html", form=self.form(
                 SignInForm, request, next=local_page(request.query_params.get("next", ""))))
-        form = self.form(SignInForm, request, await self.body(request))
-        if not form.validate():
-            return self.render(request, "sign_in.html", 400, form=form)
+        form, invalid = await self.submitted(request, SignInForm, "sign_in.html")
+        if invalid is not None:
+            return invalid
         result, error = await self.keeping(lambda session: self.portal.sign_in(
             session, email=form.email.data, password=form.password.data, address=self.address(request)))
         if error is not None:
@@ -326,9 +341,9 @@ class Pages:
         return response
 
     async def sign_in_code(self, request: Request) -> Response:
-        form = self.form(CodeForm, request, await self.body(request))
-        if not form.validate():
-            return self.render(request, "sign_in_code.html", 400, form=form)
+        form, invalid = await self.submitted(request, CodeForm, "sign_in_code.html")
+        if invalid is not None:
+            return invalid
         token, error = await self.keeping(lambda session: self.portal.second_factor(
             session, challenge=form.challenge.data, code=form.code.data, address=self.address(request)))
         if error is not None:
@@ -352,9 +367,9 @@ class Pages:
     async def forgot(self, request: Request) -> Response:
         if request.method == "GET":
             return self.render(request, "forgot.html", form=self.form(ForgotForm, request))
-        form = self.form(ForgotForm, request, await self.body(request))
-        if not form.validate():
-            return self.render(request, "forgot.html", 400, form=form)
+        form, invalid = await self.submitted(request, ForgotForm, "forgot.html")
+        if invalid is not None:
+            return invalid
         try:
             async with self.services.db.transaction() as session:
                 await self.portal.forgot(session, email=form.email.data, address=self.address(request))
@@ -449,8 +464,7 @@ class Pages:
         signed: Signed = request.state.signed
         form = self.form(ActionForm, request, await self.body(request))
         if not form.validate():
-            return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
-                               message="Reload the page and try again.")
+            return self.expired(request, signed)
         async with self.services.db.transaction() as session:
             await self.portal.spend_form(session, signed, form.once.data)
             created = await self.portal.add_key(session, signed, path_id(request, "app_id"))
@@ -460,8 +474,7 @@ class Pages:
         signed: Signed = request.state.signed
         form = self.form(ActionForm, request, await self.body(request))
         if not form.validate():
-            return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
-                               message="Reload the page and try again.")
+            return self.expired(request, signed)
         async with self.services.db.transaction() as session:
             await self.portal.spend_form(session, signed, form.once.data)
             rotated = await self.portal.rotate_key(session, signed, app_id=path_id(request, "app_id"),
@@ -473,8 +486,7 @@ class Pages:
         app_id, client_id = path_id(request, "app_id"), path_id(request, "client_id")
         form = self.form(RevokeForm, request, await self.body(request))
         if not form.validate():
-            return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
-                               message="Reload the page and try again.")
+            return self.expired(request, signed)
         async with self.services.db.transaction() as session:
             done = await self.portal.revoke_key(session, signed, app_id=app_id, client_id=client_id,
                                                 confirmed=bool(form.confirmed.data))
@@ -545,8 +557,7 @@ class Pages:
         signed: Signed = request.state.signed
         form = self.form(DecisionForm, request, await self.body(request))
         if not form.validate():
-            return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
-                               message="Reload the page and try again.")
+            return self.expired(request, signed)
         decision = request.path_params["decision"]
         if decision not in ("approve", "deny"):
             raise NotFound("There is no such decision.")
@@ -616,32 +627,35 @@ class Pages:
             raise NotFound("There is no such API.")
         signed = await self.signed(request)
         watched: set[str] = set()
+        defaults: dict[str, str] = {}
         if signed is not None and signed.organisation is not None:
             async with self.services.db.transaction() as session:
                 watched = await self.portal.watched(session, signed)
-        document = self._document(request)
-        user_id = ""
-        if signed is not None and signed.organisation is not None:
-            async with self.services.db.transaction() as session:
-                user_id = await self.portal.institution_user_id(session, signed, demo.DEMO_CUSTOMERS[0].customer_id)
+                defaults = await self.portal.sandbox_ids(session, signed)
         return self.render(request, "api.html", signed=signed, api=catalogue.BY_SLUG[slug],
-                           defaults=self._try_defaults(signed, user_id), try_example=self._try_example,
-                           meanings=catalogue.error_meanings(),
-                           operations=catalogue.operations(document, slug), watching=slug in watched,
+                           defaults=defaults, try_example=self._try_example, meanings=self._meanings,
+                           operations=self._operations(request, slug), watching=slug in watched,
                            watch=self.form(ActionForm, request), example_json=catalogue.example_json,
-                           schemas=catalogue.document_for(document, slug)["components"]["schemas"],
+                           schemas=self._document_of(request, slug)["components"]["schemas"],
                            noted=request.query_params.get("watch") == "noted")
 
-    def _try_defaults(self, signed: Signed | None, user_id: str = "") -> dict[str, str]:
-        first = demo.DEMO_CUSTOMERS[0]
-        return {"customerId": first.customer_id, "accountId": "chk-1", "institutionUserId": user_id,
-                "contactMethodId": first.method_id, "loginId": first.login_id}
+    def _operations(self, request: Request, slug: str) -> list[catalogue.Operation]:
+        """An API's operations as its page shows them (the document is fixed for the process: made once)."""
+        if slug not in self._catalogue:
+            self._catalogue[slug] = catalogue.operations(self._document(request), slug)
+        return self._catalogue[slug]
+
+    def _document_of(self, request: Request, slug: str) -> dict[str, Any]:
+        if slug not in self._documents:
+            self._documents[slug] = catalogue.document_for(self._document(request), slug)
+        return self._documents[slug]
 
     async def try_operation(self, request: Request) -> Response:
         """The test drive: call one operation against the organisation's sandbox, with a token issued here."""
         signed: Signed = request.state.signed
         slug, anchor = request.path_params["slug"], request.path_params["anchor"]
-        operation = catalogue.find(self._document(request), slug, anchor) if slug in catalogue.BY_SLUG else None
+        operation = next((op for op in self._operations(request, slug) if op.anchor == anchor), None) \
+            if slug in catalogue.BY_SLUG else None
         if operation is None or not operation.tryable or signed.organisation is None:
             raise NotFound("There is no such operation to try.")
         data = await self.body(request)
@@ -675,8 +689,7 @@ class Pages:
         signed: Signed = request.state.signed
         form = self.form(ActionForm, request, await self.body(request))
         if not form.validate() or signed.organisation is None:
-            return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
-                               message="Reload the page and try again.")
+            return self.expired(request, signed)
         customer = next(e.customer for e in demo.EDGE_CUSTOMERS if e.send_limited)
         async with self.services.db.transaction() as session:
             client = await self.portal.test_drive_client(session, signed, operation="reset_password_put",
@@ -708,8 +721,7 @@ class Pages:
             return self.redirect(f"/portal/sign-in?next=/portal/apis/{slug}")
         form = self.form(ActionForm, request, await self.body(request))
         if not form.validate():
-            return self.render(request, "message.html", 400, signed=signed, title="That form has expired",
-                               message="Reload the page and try again.")
+            return self.expired(request, signed)
         try:
             async with self.services.db.transaction() as session:
                 await self.portal.watch(session, signed, api=slug, title=catalogue.BY_SLUG[slug].title)
