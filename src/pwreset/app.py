@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from pwreset.accounts.routes import OPERATIONS as ACCOUNT_OPERATIONS
 from pwreset.api.openapi import build_openapi
@@ -97,7 +99,11 @@ def create_app(
         headers=security_headers(hsts=not settings.sandbox),  # (the sandbox is served over plain HTTP)
     )
     app.state.asgi = wrapped  # the whole application, for the portal's test drive to call in process
-    return wrapped
+    # The client's address through the trusted proxies (X-Forwarded-For), for limits and the audit trail;
+    # uvicorn's own middleware, in the app so every way of serving it (serve, the factory, the sandbox)
+    # believes the same proxies.
+    proxied = ProxyHeadersMiddleware(wrapped, trusted_hosts=settings.trusted_proxies)  # type: ignore[arg-type]
+    return cast(ASGIApp, proxied)
 
 
 def create_app_from_env() -> ASGIApp:

@@ -129,6 +129,31 @@ class Settings(BaseSettings):
     #: Polling interval when no database notification wakes the worker (SQLite).
     worker_poll_interval: float = Field(default=0.05, gt=0, le=60)
 
+    # Issue 14: audit evidence, contact changes, SIM swaps (docs/operations.md, "Meeting the standards").
+    #: Proxies whose X-Forwarded-For is believed, comma-separated addresses or networks (``10.0.0.0/8``);
+    #: the client address every audit event records is the first one to the left that is not one of them.
+    trusted_proxies: str = "127.0.0.1"
+    #: Seconds between seals of the audit chain (by every worker; audit/chain.py).
+    audit_seal_interval: float = Field(default=2.0, gt=0, le=3600)
+    #: Days audit events are kept at least: ``pwreset audit purge`` deletes nothing younger (PCI DSS 10.5.1
+    #: asks for a year).
+    audit_retention_days: int = Field(default=400, ge=365)
+    #: Seconds after a change of destination (``:contact-info``, an import) during which it receives no
+    #: reset passcode, unless the institution sets its own.
+    contact_cooloff: int = Field(default=7 * 86_400, ge=0, le=90 * 86_400)
+    #: The carrier's CAMARA SIM Swap API (``/check``), and its OAuth2 client credentials. Without a URL
+    #: no institution can turn the check on.
+    sim_swap_url: str | None = None
+    sim_swap_token_url: str | None = None
+    sim_swap_client_id: str | None = None
+    sim_swap_client_secret: SecretStr | None = None
+    sim_swap_timeout: float = Field(default=2.0, gt=0, le=30)
+    #: When the check fails or times out: ``closed`` refuses phone channels (email stays open), ``open``
+    #: sends anyway (audited and counted).
+    sim_swap_failure: Literal["closed", "open"] = "closed"
+    #: Seconds a security-event webhook may take to answer.
+    security_webhook_timeout: float = Field(default=5.0, gt=0, le=60)
+
     #: Serve /docs and the OpenAPI documents (turn off in production if partners get them elsewhere).
     docs: bool = True
 

@@ -8,6 +8,7 @@ from typing import cast
 from redis.asyncio import Redis
 from sqlalchemy import Table
 
+from pwreset.audit.chain import AuditChain
 from pwreset.config import Settings
 from pwreset.customers.service import Directory
 from pwreset.db import Database, GroupCommitter
@@ -56,6 +57,7 @@ class Container:
     resets: ResetService
     institutions: InstitutionCache
     portal: PortalService
+    audit_chain: AuditChain
 
     async def close(self) -> None:
         await self.worker.close()
@@ -109,6 +111,7 @@ def build_container(
     )
     sink = ConsoleProvider(reveal=settings.sandbox)
     institutions = InstitutionCache(db=db, clock=clock)
+    audit_chain = AuditChain(db=db, hasher=hasher, clock=clock)
     resets = ResetService(
         settings=settings, db=db, clock=clock, hasher=hasher, limiter=limiter, outbox=outbox, oauth=oauth,
         hashing=hashing, policy=PasswordPolicy(hashing=hashing), institutions=institutions,
@@ -118,7 +121,7 @@ def build_container(
         limiter=limiter, auth_failures=auth_failures, hashing=hashing, outbox=outbox, sink=sink,
         worker=Worker(
             settings=settings, db=db, outbox=outbox, renderer=Renderer(db=db, clock=clock), institutions=institutions,
-            providers=build_providers(settings, sink), clock=clock,
+            providers=build_providers(settings, sink), clock=clock, audit_chain=audit_chain,
         ),
         resets=resets, institutions=institutions,
         portal=PortalService(
@@ -126,4 +129,5 @@ def build_container(
             outbox=outbox, oauth=oauth, limiter=limiter,
             sealer=Sealer(settings.secret_key_bytes, purpose="portal-totp", old=settings.old_secret_keys_bytes),
         ),
+        audit_chain=audit_chain,
     )

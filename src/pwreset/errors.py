@@ -72,6 +72,7 @@ WIRE: dict[str, dict[Family, tuple[int, str]]] = {
     # Tracing headers, contract section 5.
     "request.missing_correlation_id": {UXU: (400, "UXU_10006")},
     "request.invalid_correlation_id": {UXU: (400, "UXU_10007")},
+    "request.invalid_originating_ip": {UXU: (400, "UXU_10008")},
     "request.missing_transaction_id": {ACC: (400, "ACC_99998"), DBU: (400, "ISR_11005")},
     "request.transaction_id_too_long": {ACC: (400, "ACC_99997"), DBU: (400, "ISR_11006")},
     "request.invalid_path": {UXU: (400, "UXU_10012"), ACC: (400, "ACC_00011"), DBU: (400, "ISR_11007")},
@@ -91,6 +92,13 @@ WIRE: dict[str, dict[Family, tuple[int, str]]] = {
     "reset.disclosure_not_accepted": {UXU: (400, "UXU_20004")},
     "reset.cooling_off": {UXU: (400, "UXU_20005")},
     "reset.customer_inactive": {UXU: (400, "UXU_20006")},
+    # Issue 14: recovery a bank's fraud team can sign (docs/decisions/0012-bank-grade-recovery.md).
+    "reset.destination_changed": {UXU: (400, "UXU_20007")},
+    "reset.sim_swapped": {UXU: (400, "UXU_20008")},
+    "reset.sim_swap_unavailable": {UXU: (503, "UXU_30002")},
+    "reset.second_channel_unavailable": {UXU: (400, "UXU_20031")},
+    "reset.same_channel": {UXU: (400, "UXU_20032")},
+    "contact.not_found": {UXU: (400, "UXU_88891")},
     "passcode.wrong": {UXU: (400, "UXU_20011")},
     "passcode.expired": {UXU: (400, "UXU_20012")},
     "passcode.used": {UXU: (400, "UXU_20013")},

@@ -53,6 +53,8 @@ class Principal:
     customer_id: str | None
     scopes: frozenset[str]
     token_id: str
+    #: The partner may pass the end customer's address (``originating_ip``) for the audit trail.
+    trusted_origin: bool = False
 
     def require(self, needed: frozenset[str]) -> None:
         if not needed <= self.scopes:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pwreset.cli.audit import audit_app
 from pwreset.cli.portal import portal_app
 from pwreset.config import ConfigurationError, Settings
 from pwreset.container import Container, build_container
@@ -51,6 +52,7 @@ app.add_typer(templates_app, name="templates")
 keys_app = typer.Typer(help="The server's secret key.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(portal_app, name="portal")
+app.add_typer(audit_app, name="audit")
 
 
 class CommandError(Exception):
@@ -615,7 +617,8 @@ def serve(
 
     uvicorn.run(
         "pwreset.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-        log_config=None, access_log=False, server_header=False, proxy_headers=True,
+        # The app looks through PWRESET_TRUSTED_PROXIES itself (app.py), however it is served.
+        log_config=None, access_log=False, server_header=False, proxy_headers=False,
         http=GuardedHttpToolsProtocol,
     )
 

@@ -76,5 +76,21 @@ class ContactMethod(Base):
     validated: Mapped[bool] = mapped_column(Boolean, default=False)
     primary: Mapped[bool] = mapped_column(Boolean, default=False)
     enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: When the destination last changed (``:contact-info`` or an import): a destination changed within
+    #: the institution's cool-off receives no reset passcode (issue 14; a SIM-swap or account-takeover
+    #: fraudster changes the number, then resets at once).
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     customer: Mapped[Customer] = relationship(back_populates="contact_methods")
+
+
+class PasswordHistory(Base):
+    """Hashes of a customer's last passwords, kept only to refuse their reuse (PCI DSS 8.3.7)."""
+
+    __tablename__ = "password_history"
+    __table_args__ = (Index("ix_password_history_customer", "customer_pk", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_pk: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

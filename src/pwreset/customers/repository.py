@@ -60,7 +60,7 @@ def _entry_statement(by: Any) -> Any:
             _customers.id.label("customer_pk"), _customers.customer_id, _customers.language, _customers.registered,
             _customers.accepted_disclosure, _customers.active, _customers.reset_blocked_until,
             _methods.id.label("method_pk"), _methods.method_id, _methods.protocol, _methods.country_code,
-            _methods.contact_info, _methods.destination, _methods.activated, _methods.enrolled_at,
+            _methods.contact_info, _methods.destination, _methods.activated, _methods.enrolled_at, _methods.changed_at,
         )
         .select_from(Customer.__table__.outerjoin(ContactMethod.__table__, _methods.customer_pk == _customers.id))
         .where(_customers.institution_id == bindparam("institution_id"), by == bindparam("value"))

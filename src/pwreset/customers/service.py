@@ -53,6 +53,8 @@ class MethodEntry:
     destination: str
     activated: bool
     enrolled_at: datetime | None
+    #: When the destination last changed (:contact-info or an import): inside the cool-off it gets no passcode.
+    changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ async def directory_entry(db: Database, *, institution_id: str, user_id: str, id
             MethodEntry(
                 pk=row["method_pk"], method_id=row["method_id"], protocol=row["protocol"],
                 country_code=row["country_code"], contact_info=row["contact_info"], destination=row["destination"],
-                activated=row["activated"], enrolled_at=row["enrolled_at"],
+                activated=row["activated"], enrolled_at=row["enrolled_at"], changed_at=row["changed_at"],
             )
             for row in rows
             if row["method_pk"] is not None

@@ -37,6 +37,7 @@ import asyncpg
 from sqlalchemy import Table, bindparam, func, select, update
 
 from pwreset.audit import service as audit
+from pwreset.audit.chain import AuditChain
 from pwreset.audit.models import AuditEvent
 from pwreset.config import Settings
 from pwreset.db import Database, GroupCommit, copy_rows
@@ -128,7 +129,9 @@ class Worker:
         institutions: InstitutionCache,
         providers: dict[str, Provider],
         clock: Clock,
+        audit_chain: AuditChain | None = None,
     ) -> None:
+        self.audit_chain = audit_chain
         self.settings = settings
         self.db = db
         self.outbox = outbox
@@ -167,6 +170,7 @@ class Worker:
         await self._listen()
         self.listening.set()
         depth_task = asyncio.create_task(self._report_depth(), name="outbox-depth")
+        seal_task = asyncio.create_task(self._seal_audit(), name="audit-seal")
         try:
             while not self._stopping.is_set():
                 free = self.settings.worker_concurrency - len(self._inflight)
@@ -187,9 +191,10 @@ class Worker:
                     continue
                 await self._idle(wait_for_slot=free <= 0)
         finally:
-            depth_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await depth_task
+            for task in (depth_task, seal_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if self._inflight:
                 log.info("finishing %d sends in flight", len(self._inflight))
                 await asyncio.gather(*self._inflight, return_exceptions=True)
@@ -249,6 +254,17 @@ class Worker:
                     rows = (await conn.execute(stmt)).all()
                 metrics.set_depth({(channel, status): int(count) for channel, status, count in rows})
             await asyncio.sleep(5)
+
+    async def _seal_audit(self) -> None:
+        """Seal the audit chain's new events every few seconds (audit/chain.py): off the requests' path."""
+        if self.audit_chain is None:
+            return
+        while True:
+            try:
+                await self.audit_chain.seal()
+            except Exception as error:  # database away, or another node's sealer holds the chain
+                log.warning("sealing the audit chain failed: %s", type(error).__name__)
+            await asyncio.sleep(self.settings.audit_seal_interval)
 
     # claiming and delivering
 

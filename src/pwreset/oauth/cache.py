@@ -27,6 +27,8 @@ class CachedToken:
     #: The token's hash as stored (its revocation's tombstone key): the current key's, or an old key's
     #: for a token issued before a key rotation (kit/crypto.KeyedHasher).
     stored_hash: str = ""
+    #: The client may name the end customer's address (``originating_ip``) for the audit trail.
+    trusted_origin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,7 @@ class CachedClient:
     #: The secret a rotation replaced, accepted until ``previous_expires_at`` (a timestamp).
     previous_secret_hash: str | None = None
     previous_expires_at: float = 0.0
+    trusted_origin: bool = False
 
 
 class TokenCache:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import Boolean, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pwreset.audit.models import BigId
@@ -28,6 +28,9 @@ class ApiClient(Base):
     #: can switch without a moment of refused tokens (``pwreset clients rotate --grace 24h``).
     previous_secret_hash: Mapped[str | None] = mapped_column(String(64))
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Trusted to name the end customer's address in the ``originating_ip`` header, which the audit
+    #: trail then records (``pwreset clients set --trust-originating-ip``); anyone else's is ignored.
+    trusted_origin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Token(Base):

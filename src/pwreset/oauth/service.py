@@ -181,6 +181,7 @@ class OAuthService:
                 previous_expires_at=(
                     row.previous_secret_expires_at.timestamp() if row.previous_secret_expires_at else 0.0
                 ),
+                trusted_origin=row.trusted_origin,
             )
             self.cache.put_client(client)
         current = self.hasher.verify(H_CLIENT_SECRET, secret, client.secret_hash)
@@ -308,6 +309,7 @@ class OAuthService:
             token_id=row["id"], client_id=client.client_id, institution_id=client.institution_id,
             customer_id=customer_id, family_id=family_id, scopes=granted, issued_at=now.timestamp(),
             expires_at=now.timestamp() + ttl, cached_at=now.timestamp(), stored_hash=row["token_hash"],
+            trusted_origin=client.trusted_origin,
         )
         return IssuedTokens(access_token=access, expires_in=ttl, scope=scope), row, entry
 
@@ -428,7 +430,7 @@ class OAuthService:
             raise BearerExpired()
         return Principal(
             client_id=entry.client_id, institution_id=entry.institution_id, customer_id=entry.customer_id,
-            scopes=entry.scopes, token_id=entry.token_id,
+            scopes=entry.scopes, token_id=entry.token_id, trusted_origin=entry.trusted_origin,
         )
 
     async def _load_access_token(self, presented: str, token_hash: str, started: float) -> CachedToken:
@@ -447,7 +449,7 @@ class OAuthService:
             token_id=token.id, client_id=token.client_id, institution_id=token.institution_id,
             customer_id=token.customer_id, family_id=token.family_id, scopes=scopes.parse(token.scope),
             issued_at=token.issued_at.timestamp(), expires_at=token.expires_at.timestamp(), cached_at=started,
-            stored_hash=token.token_hash,
+            stored_hash=token.token_hash, trusted_origin=client.trusted_origin,
         )
         if entry.expires_at > started:
             self.cache.put_token(token_hash, entry)

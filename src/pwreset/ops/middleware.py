@@ -18,6 +18,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pwreset.api.operations import ROUTE_TEMPLATE
+from pwreset.audit import origin
 from pwreset.kit.tracing import trace_id
 from pwreset.ops.access import AccessLog
 from pwreset.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -50,11 +51,14 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         trace = None
+        agent = None
         for name, value in scope["headers"]:
-            if name in _TRACE_HEADERS:
+            if name in _TRACE_HEADERS and trace is None:
                 trace = value.decode("latin-1")[:64]
-                break
+            elif name == b"user-agent":
+                agent = value
         token = trace_id.set(trace or uuid.uuid4().hex)
+        where = origin.current.set(origin.from_scope(scope.get("client"), agent))
         started = time.perf_counter()
         status = 500
 
@@ -97,3 +101,4 @@ class RequestContextMiddleware:
             if self.access_log is not None:
                 self.access_log.write(scope["method"], template, status, elapsed, trace_id.get())
             trace_id.reset(token)
+            origin.current.reset(where)

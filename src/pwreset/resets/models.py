@@ -42,6 +42,10 @@ class ResetTicket(Base):
     institution_id: Mapped[str] = mapped_column(String(64))
     customer_pk: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     passcode_id: Mapped[str] = mapped_column(ForeignKey("passcodes.id", ondelete="CASCADE"), unique=True)
+    #: With two-channel assurance: the passcode verified on the other channel before this one.
+    first_passcode_id: Mapped[str | None] = mapped_column(
+        ForeignKey("passcodes.id", ondelete="CASCADE"), unique=True
+    )
     ticket_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
