@@ -160,6 +160,19 @@ def institutions_set(
     mask_contact_info: Annotated[
         bool | None, typer.Option("--mask-contact-info/--show-contact-info", help="mask contactInfo in the API")
     ] = None,
+    recovery_assurance: Annotated[str | None, typer.Option(
+        "--recovery-assurance", help="single (one passcode) or two_channel (two, on different channels)")] = None,
+    password_factor: Annotated[str | None, typer.Option(
+        "--password-factor", help="single (the password alone: 15 characters at least) or multi (8)")] = None,
+    contact_line: Annotated[str | None, typer.Option(
+        "--contact-line", help="the number a customer calls when a notice was not them ('' removes it)")] = None,
+    contact_cooloff: Annotated[str | None, typer.Option(
+        "--contact-cooloff", help="how long a changed destination gets no reset passcode, like 7d or 48h")] = None,
+    sim_swap_check: Annotated[bool | None, typer.Option(
+        "--sim-swap-check/--no-sim-swap-check", help="ask the carrier (CAMARA) before a passcode goes to a phone")
+    ] = None,
+    sim_swap_max_age: Annotated[int | None, typer.Option(
+        "--sim-swap-max-age", help="hours: a SIM swapped more recently refuses phone channels (1 to 2400)")] = None,
 ) -> None:
     """Change an institution's settings."""
     from pwreset.kit.clock import Clock
@@ -170,6 +183,12 @@ def institutions_set(
         await institutions.configure_institution(
             session, institution_id=institution_id, clock=Clock(), name=name,
             min_password_length=min_password_length, mask_contact_info=mask_contact_info,
+            recovery_assurance=recovery_assurance, password_factor=password_factor, contact_line=contact_line,
+            contact_cooloff=(
+                None if contact_cooloff is None
+                else int(_duration(contact_cooloff, option="--contact-cooloff", zero=True).total_seconds())
+            ),
+            sim_swap_check=sim_swap_check, sim_swap_max_age=sim_swap_max_age,
         )
 
     _run(_in_transaction(settings, work))
@@ -756,8 +775,10 @@ def worker(
     _run(_with_services(settings, work))
 
 
-def _duration(value: str, *, option: str = "--older-than") -> timedelta:
+def _duration(value: str, *, option: str = "--older-than", zero: bool = False) -> timedelta:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if zero and value == "0":
+        return timedelta(0)
     number, unit = value[:-1], value[-1:]
     if unit not in units or not (number.isascii() and number.isdigit()) or len(number) > 6:
         raise CommandError(f"{option} {value!r}: use a number and a unit, like 30d, 12h or 90m")

@@ -6,7 +6,8 @@ The package ships English and Spanish (``delivery/templates/<language>/<kind>.<c
 worker renders when it sends, so a changed template applies to messages already queued.
 
 Variables: ``institution`` (its name, cut to 40 characters), ``code``, ``spoken`` (the code digit
-by digit, for voice), ``minutes`` (the passcode's lifetime).
+by digit, for voice), ``minutes`` (the passcode's lifetime), ``contact_line`` (the institution's number
+for "not you?", may be empty), ``changed`` (``phone`` or ``email``: what a contact change changed).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from pwreset.delivery.models import MessageTemplate
 from pwreset.kit.clock import Clock
 
 LANGUAGES = ("en", "es")
-KINDS = ("passcode", "password_changed")
+KINDS = ("passcode", "password_changed", "contact_changed")
 CHANNELS = ("SMS", "VOICE", "EMAIL")
 SMS_SEGMENT = 160  # GSM-7 characters in one SMS segment
 NAME_LIMIT = 40
+#: The institution's "not you?" line (``pwreset institutions set --contact-line``), in every notice.
+CONTACT_LINE_LIMIT = 32
 
 # GSM 03.38 basic character set: a text only of these fits 160 characters in one segment.
 _GSM7 = frozenset(
@@ -59,8 +62,10 @@ def sms_segments(text: str) -> int:
     return 1 if len(text) <= 70 else -(-len(text) // 67)
 
 
-def variables_for(*, institution: str, code: str = "", minutes: int = 0) -> dict[str, Any]:
-    return {"institution": institution[:NAME_LIMIT], "code": code, "spoken": ", ".join(code), "minutes": minutes}
+def variables_for(*, institution: str, code: str = "", minutes: int = 0, contact_line: str | None = None,
+                  changed: str = "phone") -> dict[str, Any]:
+    return {"institution": institution[:NAME_LIMIT], "code": code, "spoken": ", ".join(code), "minutes": minutes,
+            "contact_line": (contact_line or "")[:CONTACT_LINE_LIMIT], "changed": changed}
 
 
 _files = Environment(
@@ -104,7 +109,8 @@ def render_override(override: Override, channel: str, variables: dict[str, Any])
 
 def check_override(override: Override, kind: str, channel: str) -> Rendered:
     """Render with the longest values a real message can carry; refuse what would not do."""
-    sample = variables_for(institution="W" * NAME_LIMIT, code="9" * 12 if kind == "passcode" else "", minutes=15)
+    sample = variables_for(institution="W" * NAME_LIMIT, code="9" * 12 if kind == "passcode" else "", minutes=15,
+                           contact_line="9" * CONTACT_LINE_LIMIT, changed="email")
     rendered = render_override(override, channel, sample)
     if not rendered.text:
         raise TemplateInvalid("the template renders to an empty text")

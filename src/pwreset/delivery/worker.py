@@ -315,7 +315,8 @@ class Worker:
             else:
                 variables = {**opened.variables, **variables_for(
                     institution=institution.name, code=str(opened.variables.get("code", "")),
-                    minutes=int(opened.variables.get("minutes", 0)),
+                    minutes=int(opened.variables.get("minutes", 0)), contact_line=institution.contact_line,
+                    changed=str(opened.variables.get("changed", "phone")),
                 )}
                 rendered = await self.renderer.render(
                     institution_id=row.institution_id, kind=row.kind, channel=row.channel, language=row.language,

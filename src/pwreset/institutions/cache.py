@@ -18,6 +18,14 @@ class InstitutionSettings:
     mask_contact_info: bool
     #: A portal organisation's sandbox: its messages are kept for the portal's inbox, never sent.
     sandbox: bool = False
+    #: Issue 14 (institutions/models.py says what each means).
+    recovery_assurance: str = "single"
+    password_factor: str = "multi"  # noqa: S105 - the kind of factor, not a password
+    contact_line: str | None = None
+    contact_cooloff: int | None = None
+    sim_swap_check: bool = False
+    sim_swap_max_age: int = 240
+    webhook_url: str | None = None
 
 
 class InstitutionCache:
@@ -37,7 +45,10 @@ class InstitutionCache:
         if row is None:
             raise InstitutionNotFound(f"no institution {institution_id}")
         settings = InstitutionSettings(
-            row.id, row.name, row.min_password_length, row.mask_contact_info, sandbox=row.sandbox
+            row.id, row.name, row.min_password_length, row.mask_contact_info, sandbox=row.sandbox,
+            recovery_assurance=row.recovery_assurance, password_factor=row.password_factor,
+            contact_line=row.contact_line, contact_cooloff=row.contact_cooloff, sim_swap_check=row.sim_swap_check,
+            sim_swap_max_age=row.sim_swap_max_age, webhook_url=row.webhook_url,
         )
         self._entries[institution_id] = (now, settings)
         return settings

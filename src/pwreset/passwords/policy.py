@@ -86,7 +86,7 @@ class PasswordPolicy:
 
     def reasons(
         self, password: str, *, login_id: str, current_hash: str | None, min_length: int,
-        context: Iterable[str] = (),
+        context: Iterable[str] = (), previous_hashes: Iterable[str] = (),
     ) -> list[str]:
         """Why ``password`` is refused; empty when it is acceptable. ``context``: words of the institution
         and the customer (:func:`context_words`)."""
@@ -105,7 +105,15 @@ class PasswordPolicy:
             found += guessable(password, [*context_words(login_id), *context])
         if not found and current_hash and self.hashing.verify(current_hash, password).ok:
             found.append("must differ from the current password")
+        if not found and any(self.hashing.verify(old, password).ok for old in previous_hashes if old != current_hash):
+            found.append(f"must not be one of your last {HISTORY} passwords")
         return found
+
+
+#: How many of a customer's passwords a new one may not repeat (PCI DSS v4.0.1 8.3.7).
+HISTORY = 4
+#: The shortest password by what it guards (NIST SP 800-63B-4 section 3.1.1.2): alone, or with MFA.
+FACTOR_MIN_LENGTH = {"single": 15, "multi": 8}
 
 
 def guessable(password: str, context: list[str]) -> list[str]:

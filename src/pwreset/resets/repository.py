@@ -8,14 +8,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, String, Table, any_, bindparam, case, literal, literal_column, select, union_all, update
+from sqlalchemy import (
+    ARRAY,
+    String,
+    Table,
+    any_,
+    bindparam,
+    case,
+    delete,
+    literal,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pwreset.audit.models import AuditEvent
 from pwreset.customers.errors import CustomerNotFound
-from pwreset.customers.models import Customer
+from pwreset.customers.models import Customer, PasswordHistory
 from pwreset.db import Database, UTCDateTime, copy_rows
 from pwreset.delivery.models import OutboxMessage
+from pwreset.kit.crypto import new_id
 from pwreset.resets.errors import CustomerInactive
 from pwreset.resets.models import Passcode, ResetTicket
 
@@ -88,6 +102,29 @@ async def void_tickets(session: AsyncSession, *, customer_pk: str, at: datetime)
         update(ResetTicket)
         .where(ResetTicket.customer_pk == customer_pk, ResetTicket.used_at.is_(None))
         .values(used_at=at)
+    )
+
+
+async def password_history(session: AsyncSession, *, customer_pk: str, limit: int) -> Sequence[str]:
+    """The customer's last ``limit`` password hashes, newest first."""
+    rows = await session.scalars(
+        select(PasswordHistory.password_hash).where(PasswordHistory.customer_pk == customer_pk)
+        .order_by(PasswordHistory.created_at.desc(), PasswordHistory.id.desc()).limit(limit)
+    )
+    return rows.all()
+
+
+async def remember_password(session: AsyncSession, *, customer_pk: str, password_hash: str, at: datetime,
+                            keep: int) -> None:
+    """Add the new password's hash to the history and forget all but the newest ``keep``."""
+    session.add(PasswordHistory(id=new_id(), customer_pk=customer_pk, password_hash=password_hash, created_at=at))
+    await session.flush()
+    kept = (
+        select(PasswordHistory.id).where(PasswordHistory.customer_pk == customer_pk)
+        .order_by(PasswordHistory.created_at.desc(), PasswordHistory.id.desc()).limit(keep)
+    )
+    await session.execute(
+        delete(PasswordHistory).where(PasswordHistory.customer_pk == customer_pk, PasswordHistory.id.not_in(kept))
     )
 
 

@@ -37,7 +37,7 @@ from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import KeyedHasher, new_id, new_secret
 from pwreset.oauth.service import OAuthService
 from pwreset.passwords.hashing import PasswordHashing
-from pwreset.passwords.policy import PasswordPolicy, context_words
+from pwreset.passwords.policy import FACTOR_MIN_LENGTH, HISTORY, PasswordPolicy, context_words
 from pwreset.ratelimit.limiter import RateLimiter, Rule
 from pwreset.resets import repository
 from pwreset.resets.errors import (
@@ -84,6 +84,18 @@ class _Guess:
 class Ticket:
     value: str
     expires_in: int
+
+
+def every_destination(methods: list[ContactMethod]) -> list[ContactMethod]:
+    """One activated method per destination: a number on file for SMS and VOICE gets the text once."""
+    chosen: dict[str, ContactMethod] = {}
+    for method in methods:
+        if not method.activated:
+            continue
+        held = chosen.get(method.destination)
+        if held is None or (held.protocol == "VOICE" and method.protocol == "SMS"):
+            chosen[method.destination] = method
+    return list(chosen.values())
 
 
 class ResetService:
@@ -330,8 +342,9 @@ class ResetService:
             raise InvalidTicket()
         reasons = self.policy.reasons(
             new_password, login_id=customer.login_id, current_hash=customer.password_hash,
-            min_length=institution.min_password_length or self.settings.min_password_length,
+            min_length=self.min_password_length(institution),
             context=context_words(institution.name, institution.id, customer.first_name, customer.last_name),
+            previous_hashes=await repository.password_history(session, customer_pk=customer.id, limit=HISTORY),
         )
         if reasons:
             await self._audit(
@@ -342,6 +355,9 @@ class ResetService:
             raise InvalidTicket()
         await repository.void_tickets(session, customer_pk=customer.id, at=now)  # any older ones too
         customer.password_hash = self.hashing.hash(new_password)
+        await repository.remember_password(
+            session, customer_pk=customer.id, password_hash=customer.password_hash, at=now, keep=HISTORY
+        )
         customer.password_changed_at = now
         customer.locked = False
         customer.failed_login_count = 0
@@ -355,10 +371,17 @@ class ResetService:
         passcode = await session.get(Passcode, found.passcode_id)
         method = next(
             (m for m in customer.contact_methods if passcode is not None and m.id == passcode.contact_method_pk), None
-        ) or next((m for m in customer.contact_methods if m.activated), None)
-        if method is not None:
-            await self._queue(session, "password_changed", customer, method, actor)
-        await self._audit(session, "reset.completed", "password_changed", customer, actor, method)
+        )
+        notified = every_destination(customer.contact_methods)
+        for notice in notified:  # NIST SP 800-63B-4 section 4.6: every address on file hears of it
+            await self._queue(session, "password_changed", customer, notice, actor)
+        await self._audit(session, "reset.completed", "password_changed", customer, actor, method,
+                          details={"notified": len(notified)})
+
+    def min_password_length(self, institution: Institution) -> int:
+        """The institution's own minimum, or what its password guards alone or with another factor."""
+        return max(institution.min_password_length or self.settings.min_password_length,
+                   FACTOR_MIN_LENGTH.get(institution.password_factor, FACTOR_MIN_LENGTH["single"]))
 
     # helpers
 
