@@ -10,6 +10,7 @@ honouring the key would, and counts them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -154,3 +155,56 @@ async def smtp_server(**controller_options: Any) -> AsyncIterator[tuple[Mailbox,
         yield mailbox, port
     finally:
         await asyncio.to_thread(controller.stop)
+
+
+@dataclass
+class FakeCamara:
+    """A carrier's CAMARA SIM Swap API: ``POST /token`` (client credentials) and ``POST /check``."""
+
+    url: str = ""
+    swapped: set[str] = field(default_factory=set)
+    #: An HTTP status (or "timeout") to answer ``/check`` with instead of a verdict.
+    failure: int | str | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    tokens_issued: int = 0
+    client: tuple[str, str] = ("camara-client", "camara-secret")
+    _never: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = dict(parse_qsl((await request.read()).decode()))
+        expected = "Basic " + base64.b64encode(f"{self.client[0]}:{self.client[1]}".encode()).decode()
+        if request.headers.get("Authorization") != expected or form.get("grant_type") != "client_credentials":
+            return web.json_response({"error": "invalid_client"}, status=401)
+        self.tokens_issued += 1
+        return web.json_response({"access_token": f"carrier-token-{self.tokens_issued}", "token_type": "Bearer",
+                                  "expires_in": 3600})
+
+    async def check(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer carrier-token-{self.tokens_issued}":
+            return web.json_response({"status": 401, "code": "UNAUTHENTICATED"}, status=401)
+        body = await request.json()
+        self.checks.append(body)
+        if self.failure == "timeout":
+            await self._never.wait()
+        if isinstance(self.failure, int):
+            return web.json_response({"status": self.failure, "code": "ERROR"}, status=self.failure)
+        return web.json_response({"swapped": body["phoneNumber"] in self.swapped})
+
+
+@asynccontextmanager
+async def camara_server() -> AsyncIterator[FakeCamara]:
+    fake = FakeCamara()
+    app = web.Application()
+    app.router.add_post("/token", fake.token)
+    app.router.add_post("/sim-swap/v2/check", fake.check)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    fake.url = f"http://127.0.0.1:{port}"
+    try:
+        yield fake
+    finally:
+        fake._never.set()
+        await runner.cleanup()

@@ -180,3 +180,113 @@ async def test_the_last_four_passwords_are_refused_the_fifth_is_not(api, world: 
         pk = (await session.scalars(select(Customer.id).where(Customer.customer_id == C1))).one()
         kept = (await session.scalars(select(PasswordHistory).where(PasswordHistory.customer_pk == pk))).all()
     assert len(kept) == 4 and all(row.password_hash.startswith("$argon2id$") for row in kept)
+
+
+# contact info (item 3)
+
+
+async def change_contact(api, world: World, customer: str = C1, token: str | None = None, **body) -> httpx.Response:
+    return await api.put(f"/v1/customers/{customer}:contact-info", headers=world.headers(token), json=body)
+
+
+async def test_a_changed_number_is_told_and_gets_no_passcode_during_the_cool_off(settings, clock, make_partner):
+    async with real_delivery(settings, clock) as delivery:
+        world = await partner_world(delivery, make_partner)
+        api, services = delivery.api, delivery.services
+        changed = await change_contact(api, world, phoneNumber={
+            "oldPhoneNumber": "2025550143", "oldCountryCode": "1", "newPhoneNumber": 2025550199, "newCountryCode": "1",
+        })
+        assert changed.status_code == 204 and changed.content == b""
+        await services.worker.run_once()
+        assert [(to, "phone number on your profile was changed" in body) for to, body in delivery.texts()] == [
+            ("+12025550143", True)]  # the old number is told, once
+        methods = (await api.get(f"/v1/customers/{C1}/contact-methods", headers=world.headers())).json()
+        assert [m["contactInfo"] for m in methods["contactMethods"]] == ["2025550199", "2025550199", "pat@example.com"]
+        services.clock.advance(86_400)  # a day later
+        world.token = (await get_token(api, world.partner.auth)).json()["access_token"]
+        for method in ("101", "102"):
+            refused = await api.put(f"/v1/customers/{C1}:reset-password", headers=world.headers(),
+                                    json={"contactMethodId": method})
+            ux_error(refused, 400, "UXU_20007")
+        email_ok = await api.put(f"/v1/customers/{C1}:reset-password", headers=world.headers(),
+                                 json={"contactMethodId": "103"})
+        assert email_ok.status_code == 204  # another method stays open
+        services.clock.advance(6 * 86_400 + 1)  # the default cool-off, 7 days, is over
+        world.token = (await get_token(api, world.partner.auth)).json()["access_token"]
+        again = await api.put(f"/v1/customers/{C1}:reset-password", headers=world.headers(),
+                              json={"contactMethodId": "101"})
+        assert again.status_code == 204
+        async with services.db.reading() as session:
+            events = (await session.scalars(select(AuditEvent).where(AuditEvent.event_type.in_(
+                ("contact.changed", "reset.refused"))).order_by(AuditEvent.id))).all()
+        assert [(e.event_type, e.outcome) for e in events] == [
+            ("contact.changed", "success"), ("reset.refused", "destination_changed"),
+            ("reset.refused", "destination_changed")]
+        assert events[0].details == {"changed": "phone", "contactMethodIds": ["101", "102"], "protocols": ["SMS", "VOICE"]}
+        assert "2025550" not in str([e.details for e in events])
+
+
+async def test_an_email_change_tells_the_old_address(api, world: World, services):
+    assert (await change_contact(api, world, email={"emailAddress": "Pat.New@Example.COM"})).status_code == 204
+    await services.worker.run_once()
+    told = services.sink.sent[-1]
+    assert told.kind == "contact_changed" and told.destination == "pat@example.com" and "email address" in told.text
+    methods = (await api.get(f"/v1/customers/{C1}/contact-methods", headers=world.headers())).json()
+    assert methods["contactMethods"][2]["contactInfo"] == "Pat.New@example.com"
+    assert (await change_contact(api, world, email={"emailAddress": "Pat.New@example.com"})).status_code == 204
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({"postalAddress": {"city": "Austin", "postalCode": 78701}}, 400, "UXU_88891"),
+    ({"phoneNumber": {"oldPhoneNumber": "2025550100", "newPhoneNumber": "2025550199"}}, 400, "UXU_88891"),
+    ({"phoneNumber": {"newPhoneNumber": "12"}}, 400, "UXU_99999"),
+    ({"phoneNumber": {"oldPhoneNumber": "2025550143"}}, 400, "UXU_99999"),
+    ({"email": {"emailAddress": "not an address"}}, 400, "UXU_99999"),
+    ({}, 400, "UXU_99999"),
+    ({"userIdType": "HOST_USER_ID", "email": {"emailAddress": "a@b.example"}}, 400, "UXU_99999"),
+    ({"email": {"emailAddress": "x@example.com"}, "postalAddress": {"address1": "1 Main St"}}, 400, "UXU_88891"),
+])
+async def test_contact_changes_that_cannot_be_made_are_refused_whole(api, world: World, services, body, status, code):
+    ux_error(await change_contact(api, world, **body), status, code)
+    methods = (await api.get(f"/v1/customers/{C1}/contact-methods", headers=world.headers())).json()
+    assert [m["contactInfo"] for m in methods["contactMethods"]] == ["2025550143", "2025550143", "pat@example.com"]
+    await services.worker.run_once()
+    assert list(services.sink.sent) == []
+
+
+async def test_contact_changes_find_the_customer_by_login_and_refuse_strangers(api, world: World, make_partner):
+    by_login = await change_contact(api, world, customer="pat.doe", userIdType="LOGIN_ID",
+                                    email={"emailAddress": "pat2@example.com"})
+    assert by_login.status_code == 204
+    ux_error(await change_contact(api, world, customer=cid("nobody"), email={"emailAddress": "a@b.example"}),
+             404, "UXU_88888")
+    reader = await make_partner("07675", scopes="institution-users:read")
+    token = (await get_token(api, reader.auth)).json()["access_token"]
+    ux_error(await change_contact(api, world, token=token, email={"emailAddress": "a@b.example"}), 403, "UXU_10002")
+
+
+async def test_a_customers_contact_changes_are_limited(api, world: World):
+    for n in range(5):
+        assert (await change_contact(api, world, email={"emailAddress": f"pat{n}@example.com"})).status_code == 204
+    limited = await change_contact(api, world, email={"emailAddress": "pat9@example.com"})
+    ux_error(limited, 429, "UXU_40029")
+    assert int(limited.headers["Retry-After"]) > 0
+
+
+async def test_a_number_changed_by_an_import_waits_out_the_cool_off_too(api, world: World, services):
+    from tests.directory_support import DIRECTORY
+
+    pat = dict(DIRECTORY["07675"][0])
+    pat["contactMethods"] = [sms("101", "2025550177"), voice("102"), email("103")]
+    report = await load(services, "07675", [pat])
+    assert not report.refused
+    refused = await api.put(f"/v1/customers/{C1}:reset-password", headers=world.headers(),
+                            json={"contactMethodId": "101"})
+    ux_error(refused, 400, "UXU_20007")
+    unchanged = await api.put(f"/v1/customers/{C1}:reset-password", headers=world.headers(),
+                              json={"contactMethodId": "102"})
+    assert unchanged.status_code == 204  # the voice number did not change
+    await configure(services, contact_cooloff=0)
+    services.clock.advance(61)
+    assert (await api.put(f"/v1/customers/{C1}:reset-password", headers=world.headers(),
+                          json={"contactMethodId": "101"})).status_code == 204

@@ -151,6 +151,8 @@ class Settings(BaseSettings):
     #: When the check fails or times out: ``closed`` refuses phone channels (email stays open), ``open``
     #: sends anyway (audited and counted).
     sim_swap_failure: Literal["closed", "open"] = "closed"
+    #: With two-channel assurance: seconds a verified first channel waits for its second.
+    two_channel_window: int = Field(default=900, ge=60, le=3600)
     #: Seconds a security-event webhook may take to answer.
     security_webhook_timeout: float = Field(default=5.0, gt=0, le=60)
 
@@ -235,6 +237,11 @@ class Settings(BaseSettings):
             ]
         if "webhook" in (self.email_provider, self.sms_provider, self.voice_provider):
             missing += [name for name in ("webhook_url", "webhook_secret") if getattr(self, name) is None]
+        if self.sim_swap_url:
+            missing += [
+                name for name in ("sim_swap_token_url", "sim_swap_client_id", "sim_swap_client_secret")
+                if getattr(self, name) is None
+            ]
         if missing:
             names = ", ".join(f"PWRESET_{name.upper()}" for name in dict.fromkeys(missing))
             raise ConfigurationError(f"the chosen delivery providers need {names}")

@@ -10,12 +10,15 @@ from sqlalchemy import Table
 
 from pwreset.audit.chain import AuditChain
 from pwreset.config import Settings
+from pwreset.customers.changes import ContactChanges
 from pwreset.customers.service import Directory
 from pwreset.db import Database, GroupCommitter
 from pwreset.delivery.outbox import Outbox
 from pwreset.delivery.providers import ConsoleProvider, build_providers
 from pwreset.delivery.rendering import Renderer
 from pwreset.delivery.worker import Worker
+from pwreset.events.sender import SecurityWebhookSender
+from pwreset.events.service import CHANNEL, SecurityEvents
 from pwreset.institutions.cache import InstitutionCache
 from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import KeyedHasher, Sealer
@@ -36,6 +39,7 @@ from pwreset.ratelimit.limiter import (
     Rule,
 )
 from pwreset.resets.service import ResetService
+from pwreset.resets.simswap import build_checker
 
 
 @dataclass
@@ -58,9 +62,13 @@ class Container:
     institutions: InstitutionCache
     portal: PortalService
     audit_chain: AuditChain
+    contacts: ContactChanges
+    events: SecurityEvents
+    webhook_sealer: Sealer
 
     async def close(self) -> None:
         await self.worker.close()
+        await self.resets.simswap.close()
         if self.redis is not None:
             await self.redis.aclose()
         if self.feed.subscriber is not None:
@@ -112,16 +120,25 @@ def build_container(
     sink = ConsoleProvider(reveal=settings.sandbox)
     institutions = InstitutionCache(db=db, clock=clock)
     audit_chain = AuditChain(db=db, hasher=hasher, clock=clock)
+    events = SecurityEvents(outbox=outbox, institutions=institutions, clock=clock)
+    webhook_sealer = Sealer(
+        settings.secret_key_bytes, purpose="institution-webhook", old=settings.old_secret_keys_bytes
+    )
+    providers = {
+        **build_providers(settings, sink),
+        CHANNEL: SecurityWebhookSender(db=db, sealer=webhook_sealer, timeout=settings.security_webhook_timeout),
+    }
     resets = ResetService(
         settings=settings, db=db, clock=clock, hasher=hasher, limiter=limiter, outbox=outbox, oauth=oauth,
-        hashing=hashing, policy=PasswordPolicy(hashing=hashing), institutions=institutions,
+        hashing=hashing, policy=PasswordPolicy(hashing=hashing), institutions=institutions, events=events,
+        simswap=build_checker(settings),
     )
     return Container(
         settings=settings, db=db, clock=clock, hasher=hasher, redis=redis, cache=cache, feed=feed, oauth=oauth,
         limiter=limiter, auth_failures=auth_failures, hashing=hashing, outbox=outbox, sink=sink,
         worker=Worker(
             settings=settings, db=db, outbox=outbox, renderer=Renderer(db=db, clock=clock), institutions=institutions,
-            providers=build_providers(settings, sink), clock=clock, audit_chain=audit_chain,
+            providers=providers, clock=clock, audit_chain=audit_chain, events=events,
         ),
         resets=resets, institutions=institutions,
         portal=PortalService(
@@ -129,5 +146,6 @@ def build_container(
             outbox=outbox, oauth=oauth, limiter=limiter,
             sealer=Sealer(settings.secret_key_bytes, purpose="portal-totp", old=settings.old_secret_keys_bytes),
         ),
-        audit_chain=audit_chain,
+        audit_chain=audit_chain, events=events, webhook_sealer=webhook_sealer,
+        contacts=ContactChanges(outbox=outbox, events=events, limiter=limiter, clock=clock),
     )

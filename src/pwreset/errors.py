@@ -99,6 +99,7 @@ WIRE: dict[str, dict[Family, tuple[int, str]]] = {
     "reset.second_channel_unavailable": {UXU: (400, "UXU_20031")},
     "reset.same_channel": {UXU: (400, "UXU_20032")},
     "contact.not_found": {UXU: (400, "UXU_88891")},
+    "contact.customer_not_found": {UXU: (404, "UXU_88888")},
     "passcode.wrong": {UXU: (400, "UXU_20011")},
     "passcode.expired": {UXU: (400, "UXU_20012")},
     "passcode.used": {UXU: (400, "UXU_20013")},

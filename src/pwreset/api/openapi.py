@@ -105,6 +105,10 @@ def _responses(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
         }
     else:
         responses[str(op.status)] = {"description": "success, no body"}
+    for status, model, when in op.other_responses:
+        responses[str(status)] = {
+            "description": when, "content": {"application/json": {"schema": _schema(model, components)}},
+        }
     by_status: dict[int, set[str]] = {}
     for key in (*op.errors, *op.implied_errors):
         mapped = WIRE.get(key, {}).get(op.family)

@@ -229,6 +229,8 @@ class Operation:
     extension: bool = False
     #: Other paths the spec writes for this operation (served through ``ALIASES``), documented too.
     aliases: tuple[str, ...] = ()
+    #: Other successful answers: (status, body, when).
+    other_responses: tuple[tuple[int, type[BaseModel], str], ...] = ()
 
     @property
     def paths(self) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.cli.audit import audit_app
 from pwreset.cli.portal import portal_app
+from pwreset.cli.webhooks import webhooks_app
 from pwreset.config import ConfigurationError, Settings
 from pwreset.container import Container, build_container
 from pwreset.db import Database, redacted_url
@@ -53,6 +54,7 @@ keys_app = typer.Typer(help="The server's secret key.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(portal_app, name="portal")
 app.add_typer(audit_app, name="audit")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 class CommandError(Exception):

@@ -95,12 +95,15 @@ RETURNING m.customer_pk
 # Unchanged rows are left out before the upsert, not only by its WHERE: ON CONFLICT DO UPDATE locks
 # every conflicting row, a write each, even where its WHERE then updates nothing.
 _UPSERT_METHODS = f"""
-INSERT INTO contact_methods AS m (id, customer_pk, institution_id, method_id, {_list(_METHOD_VALUES)})
-SELECT id, customer_pk, :institution, method_id, {_list(_METHOD_VALUES)} FROM stage_methods s
+INSERT INTO contact_methods AS m (id, customer_pk, institution_id, method_id, {_list(_METHOD_VALUES)}, changed_at)
+SELECT id, customer_pk, :institution, method_id, {_list(_METHOD_VALUES)}, CAST(:now AS timestamptz)
+FROM stage_methods s
 WHERE NOT EXISTS (SELECT 1 FROM contact_methods o WHERE o.customer_pk = s.customer_pk AND o.method_id = s.method_id
   AND ({_list(_METHOD_VALUES, "o.")}) IS NOT DISTINCT FROM ({_list(_METHOD_VALUES, "s.")}))
 ON CONFLICT (customer_pk, method_id) DO UPDATE SET
-  {", ".join(f'"{c}" = EXCLUDED."{c}"' for c in _METHOD_VALUES)}
+  {", ".join(f'"{c}" = EXCLUDED."{c}"' for c in _METHOD_VALUES)},
+  changed_at = CASE WHEN m.destination IS DISTINCT FROM EXCLUDED.destination THEN EXCLUDED.changed_at
+                    ELSE m.changed_at END
 WHERE ({_list(_METHOD_VALUES, "m.")}) IS DISTINCT FROM ({_list(_METHOD_VALUES, "EXCLUDED.")})
 RETURNING m.customer_pk
 """

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from pwreset.access import subjects
 from pwreset.api.operations import Call, Operation
-from pwreset.api.subjects import institution_of, resolve_customer, resolve_entry
+from pwreset.api.subjects import id_type, institution_of, path_value, resolve_customer, resolve_entry
 from pwreset.customers import service, views
+from pwreset.customers.changes import ContactChange, InvalidContactChange, PhoneChange
+from pwreset.customers.errors import CustomerNotFound, NoEntitledCustomer
 from pwreset.customers.expand import parse_expand
-from pwreset.customers.schemas import ContactMethodResponse, CustomerInformation, InstitutionUser
+from pwreset.customers.schemas import ContactInfo, ContactMethodResponse, CustomerInformation, InstitutionUser
 from pwreset.errors import Family, json_response
 from pwreset.oauth.scopes import USERS_READ, USERS_WRITE
 
@@ -23,6 +27,43 @@ async def contact_methods(call: Call) -> Response:
             "contactMethods": [views.destination_view(m, masked=masked) for m in entry.methods],
         }
     )
+
+
+async def contact_info(call: Call) -> Response:
+    """Candescent's updateContactInfo (customers/changes.py): 204, or its codes."""
+    body: ContactInfo = await call.json(ContactInfo)
+    phone = body.phoneNumber
+    change = ContactChange(
+        phone=None if phone is None or not any(phone.model_dump().values()) else PhoneChange(
+            new_number=_required(phone.newPhoneNumber, "phoneNumber.newPhoneNumber"),
+            new_country_code=phone.newCountryCode, old_number=phone.oldPhoneNumber,
+            old_country_code=phone.oldCountryCode,
+        ),
+        email=None if body.email is None or body.email.emailAddress is None else body.email.emailAddress,
+        postal_address=body.postalAddress is not None and any(body.postalAddress.model_dump().values()),
+    )
+
+    async def work(session: AsyncSession) -> None:
+        try:
+            customer = await subjects.customer(
+                session, call.caller, user_id=path_value(call, "customerId"),
+                id_type=body.userIdType or id_type(call, service.CUSTOMER_ID_TYPES), allowed=service.CUSTOMER_ID_TYPES,
+            )
+        except CustomerNotFound:
+            raise NoEntitledCustomer() from None
+        await call.services.contacts.change(
+            session, customer=customer, change=change, client_id=call.caller.client_id, correlation_id=call.trace,
+        )
+
+    async with call.services.db.transaction() as session:
+        await work(session)
+    return Response(status_code=204)
+
+
+def _required(value: str | None, name: str) -> str:
+    if value is None:
+        raise InvalidContactChange(f"{name} is required to change a phone number")
+    return value
 
 
 async def profile(call: Call) -> Response:
@@ -66,6 +107,19 @@ OPERATIONS = [
         "A customer's contact methods (wire contract 6.1)", scopes=frozenset({USERS_READ}),
         response=ContactMethodResponse, errors=_LOOKUP_ERRORS, params=_USER_TYPE, tags=("Reset Password",),
         aliases=("/ux-users/v1/customers/{customerId}/contact-methods",),
+    ),
+    Operation(
+        "PUT", "/v1/customers/{customerId}:contact-info", Family.UX_USERS, contact_info,
+        "Update a customer's phone number or email address (Candescent's updateContactInfo); the old one is "
+        "told, and the new one gets no reset passcode during the institution's cool-off",
+        scopes=frozenset({USERS_WRITE}), body=ContactInfo, status=204, tags=("Contact Info",),
+        params={"userIdType": "query: CUSTOMER_ID (default) or LOGIN_ID; the body's userIdType wins"},
+        errors=(
+            "auth.missing_token", "auth.invalid_token", "auth.expired_token", "auth.insufficient_scope",
+            "auth.wrong_customer", "request.missing_correlation_id", "request.invalid_correlation_id",
+            "request.invalid_path", "request.invalid_query", "request.invalid_body", "contact.customer_not_found",
+            "contact.not_found", "request.rate_limited", "unavailable", "internal",
+        ),
     ),
     Operation(
         "PUT", "/v1/customers/{customerId}:unlock-user", Family.UX_USERS, unlock_user,

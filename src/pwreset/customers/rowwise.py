@@ -120,7 +120,8 @@ class RowWriter:
                 customer.password_hash = new_hash
                 changed = True
             outcome = "updated" if changed else "unchanged"
-        if self._sync_methods(customer, line, institution_id) and outcome == "unchanged":
+        if self._sync_methods(customer, line, institution_id, None if outcome == "created" else now) \
+                and outcome == "unchanged":
             outcome = "updated"
         if outcome == "created" and line.accounts:
             await session.flush()  # Account has no relationship to order it: the customer's row goes first
@@ -131,8 +132,9 @@ class RowWriter:
         await session.flush()
         return customer, outcome
 
-    def _sync_methods(self, customer: Customer, line: Line, institution_id: str) -> bool:
-        """Make the customer's methods those of the file; whether anything changed."""
+    def _sync_methods(self, customer: Customer, line: Line, institution_id: str, now: Any) -> bool:
+        """Make the customer's methods those of the file; whether anything changed. A destination that is
+        new to a customer already on file is marked changed at ``now`` (the reset cool-off, issue 14)."""
         existing = {m.method_id: m for m in customer.contact_methods}
         wanted = {method[0] for method in line.methods}
         changed = False
@@ -143,9 +145,13 @@ class RowWriter:
             values = {**dict(zip(METHOD_FIELDS, method, strict=True)), "position": position}
             current = existing.get(values["method_id"])
             if current is None:
-                customer.contact_methods.append(ContactMethod(id=ordered_id(), institution_id=institution_id, **values))
+                customer.contact_methods.append(
+                    ContactMethod(id=ordered_id(), institution_id=institution_id, changed_at=now, **values)
+                )
                 changed = True
                 continue
+            if now is not None and current.destination != values["destination"]:
+                current.changed_at = now
             for key, value in values.items():
                 if getattr(current, key) != value:
                     setattr(current, key, value)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from pwreset.accounts.schemas import AccountIn
 
@@ -196,3 +196,42 @@ class InstitutionUser(BaseModel):
     postalAddresses: list[PostalAddress1] | None = Field(default=None, description="with $expand=postalAddresses")
     contactMethods: list[ContactMethod1] | None = Field(default=None, description="with $expand=contactMethods")
     additionalInfo: AdditionalInfo
+
+
+# PUT /v1/customers/{customerId}:contact-info (Candescent's ContactInfo): every field optional, and the
+# spec's own examples write numbers where strings are meant, so a number is taken as its digits.
+def _digits(value: object) -> object:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Digits = Annotated[str, BeforeValidator(_digits), Field(min_length=1, max_length=20)]
+
+
+class ContactInfoPhone(BaseModel):
+    oldPhoneNumber: Digits | None = None
+    oldCountryCode: Digits | None = None
+    newPhoneNumber: Digits | None = None
+    newCountryCode: Digits | None = None
+
+
+class ContactInfoEmail(BaseModel):
+    emailAddress: str | None = Field(default=None, max_length=320)
+
+
+class ContactInfoPostalAddress(BaseModel):
+    address1: str | None = Field(default=None, max_length=200)
+    address2: str | None = Field(default=None, max_length=200)
+    city: str | None = Field(default=None, max_length=100)
+    state: str | None = Field(default=None, max_length=100)
+    postalCode: Annotated[str, BeforeValidator(_digits), Field(max_length=20)] | None = None
+    country: str | None = Field(default=None, max_length=100)
+
+
+class ContactInfo(BaseModel):
+    """Candescent's ``ContactInfo``: a new phone number, email address (or postal address, which pwreset
+    does not hold)."""
+
+    userIdType: Literal["CUSTOMER_ID", "LOGIN_ID"] | None = None
+    phoneNumber: ContactInfoPhone | None = None
+    email: ContactInfoEmail | None = None
+    postalAddress: ContactInfoPostalAddress | None = None

@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy import text
@@ -89,7 +90,10 @@ class Outbox:
             "customer_id": message.customer_id, "contact_method_id": message.contact_method_id,
             "client_id": message.client_id, "correlation_id": message.correlation_id, "kind": message.kind,
             "channel": message.channel, "language": message.language,
-            "destination_masked": mask(message.destination), "sealed": self.sealer.seal(payload),
+            "destination_masked": (
+                urlsplit(message.destination).netloc[:64] if message.channel == "WEBHOOK" else mask(message.destination)
+            ),
+            "sealed": self.sealer.seal(payload),
             "status": "pending", "attempts": 0, "created_at": now, "available_at": now, "not_after": message.not_after,
         }
 

@@ -29,12 +29,13 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import Table, bindparam, func, select, update
+import orjson
+from sqlalchemy import Table, bindparam, func, insert, select, update
 
 from pwreset.audit import service as audit
 from pwreset.audit.chain import AuditChain
@@ -43,10 +44,11 @@ from pwreset.config import Settings
 from pwreset.db import Database, GroupCommit, copy_rows
 from pwreset.delivery import metrics
 from pwreset.delivery.models import OutboxMessage
-from pwreset.delivery.outbox import CHANNEL, Outbox
+from pwreset.delivery.outbox import CHANNEL, Outbox, notify
 from pwreset.delivery.providers.base import Accepted, DeliveryFailure, Outgoing, PermanentFailure, Provider
 from pwreset.delivery.providers.inbox import SANDBOX_INBOX
 from pwreset.delivery.rendering import Rendered, Renderer, TemplateInvalid, variables_for
+from pwreset.events.service import SecurityEvents
 from pwreset.institutions.cache import InstitutionCache
 from pwreset.institutions.errors import InstitutionNotFound
 from pwreset.kit.clock import Clock
@@ -109,6 +111,8 @@ class Outcome:
     event: dict[str, Any] | None = None
     #: Attempts given back (a worker that could not open the message did not attempt it).
     refund: int = 0
+    #: A message the outcome itself queues (the institution's ``passcode.sent`` security event).
+    follow_up: dict[str, Any] | None = None
 
 
 def backoff(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
@@ -130,8 +134,10 @@ class Worker:
         providers: dict[str, Provider],
         clock: Clock,
         audit_chain: AuditChain | None = None,
+        events: SecurityEvents | None = None,
     ) -> None:
         self.audit_chain = audit_chain
+        self.events = events
         self.settings = settings
         self.db = db
         self.outbox = outbox
@@ -306,9 +312,11 @@ class Worker:
             return self._unreadable(row, claim, error)
         try:
             institution = await self.institutions.get(row.institution_id)
-            if institution.sandbox:  # a portal organisation's sandbox: the message stays in its inbox
+            if institution.sandbox and row.channel != "WEBHOOK":  # a sandbox's messages stay in its inbox
                 provider = SANDBOX_INBOX
-            if "text" in opened.legacy:  # queued by a version that rendered at request time
+            if row.channel == "WEBHOOK":  # a security event (events/): its body is the event itself
+                rendered = Rendered(None, orjson.dumps(opened.variables.get("event", {})).decode())
+            elif "text" in opened.legacy:  # queued by a version that rendered at request time
                 rendered = Rendered(opened.legacy.get("subject"), opened.legacy["text"])
             elif row.kind == "passcode" and not opened.variables.get("code"):
                 raise TemplateInvalid("a passcode message without its passcode")
@@ -335,7 +343,15 @@ class Worker:
             return self._failed(row, claim, failure)
         except TimeoutError:
             return self._failed(row, claim, DeliveryFailure("timeout"))
-        return self._sent(row, claim, accepted, provider.name)
+        outcome = self._sent(row, claim, accepted, provider.name)
+        if row.kind == "passcode" and self.events is not None:
+            follow_up = await self.events.row(
+                row.institution_id, "passcode.sent", customer_id=row.customer_id, client_id=row.client_id,
+                correlation_id=row.correlation_id,
+                data={"contactMethodId": row.contact_method_id, "channel": row.channel},
+            )
+            outcome = replace(outcome, follow_up=follow_up)
+        return outcome
 
     def _sent(self, row: Any, claim: str, accepted: Accepted, provider: str) -> Outcome:
         now = self.clock.now()
@@ -424,6 +440,12 @@ class Worker:
             # A worker that lost its claim (the lease ran out mid-send) records nothing, not even
             # in the audit trail: the new holder's outcome is the one that counts.
             await copy_rows(conn, _AUDIT, [o.event for o in batch if o.event is not None and o.id in settled])
+            follow_ups = [o.follow_up for o in batch if o.follow_up is not None and o.id in settled]
+            if follow_ups:
+                await conn.execute(insert(OutboxMessage), follow_ups)
+                await notify(conn)
+        if follow_ups:
+            self.outbox.committed([row["channel"] for row in follow_ups])
 
     async def close(self) -> None:
         for provider in {id(p): p for p in self.providers.values()}.values():

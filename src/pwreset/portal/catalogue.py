@@ -35,7 +35,8 @@ APIS = (
         "Look a customer's contact methods up, send a one-time passcode, check it and set the new password.",
         tags=("Reset Password",)),
     Api("institution-users", "Institution users",
-        "A customer's profile, the institution user behind it, and unlocking a locked user.", tags=("Customers",)),
+        "A customer's profile, the institution user behind it, unlocking a locked user, and changing a customer's "
+        "phone number or email address.", tags=("Customers", "Contact Info")),
     Api("accounts", "Accounts", "A customer's deposit and loan accounts, with balances and allowed actions.",
         tags=("Accounts",)),
     Api("extensions", "pwreset extensions",

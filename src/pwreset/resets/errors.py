@@ -81,3 +81,28 @@ class PasswordRefused(PwresetError):
 
     def __init__(self, reasons: list[str]) -> None:
         super().__init__(extra={"reasons": reasons})
+
+
+class DestinationChanged(PwresetError):
+    key = "reset.destination_changed"
+    message = "this contact method changed recently and cannot receive a passcode yet; offer another method"
+
+
+class SimSwapped(PwresetError):
+    key = "reset.sim_swapped"
+    message = "the SIM behind this number was swapped recently; offer an email method instead"
+
+
+class SimSwapCheckUnavailable(PwresetError):
+    key = "reset.sim_swap_unavailable"
+    message = "the SIM swap check is unavailable; offer an email method, or try again later"
+
+
+class SecondChannelUnavailable(PwresetError):
+    key = "reset.second_channel_unavailable"
+    message = "this institution needs passcodes on two different channels and the customer has only one"
+
+
+class SameChannel(PwresetError):
+    key = "reset.same_channel"
+    message = "a passcode to this destination was already verified; the second must go to another channel"

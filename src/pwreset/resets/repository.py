@@ -105,6 +105,22 @@ async def void_tickets(session: AsyncSession, *, customer_pk: str, at: datetime)
     )
 
 
+async def pending_first(
+    session: AsyncSession, *, customer_pk: str, since: datetime, exclude: str | None = None
+) -> Sequence[Passcode]:
+    """With two-channel assurance: the customer's passcodes verified since ``since`` that no reset ticket
+    holds yet (a first channel waiting for its second), newest first."""
+    held = select(ResetTicket.id).where(
+        (ResetTicket.passcode_id == Passcode.id) | (ResetTicket.first_passcode_id == Passcode.id)
+    )
+    statement = select(Passcode).where(
+        Passcode.customer_pk == customer_pk, Passcode.status == "used", Passcode.used_at >= since, ~held.exists(),
+    )
+    if exclude is not None:
+        statement = statement.where(Passcode.id != exclude)
+    return (await session.scalars(statement.order_by(Passcode.used_at.desc()))).all()
+
+
 async def password_history(session: AsyncSession, *, customer_pk: str, limit: int) -> Sequence[str]:
     """The customer's last ``limit`` password hashes, newest first."""
     rows = await session.scalars(

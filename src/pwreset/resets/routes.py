@@ -9,8 +9,14 @@ from pwreset.api.operations import Call, Operation
 from pwreset.api.subjects import institution_of, resolve_customer, resolve_entry
 from pwreset.errors import Family, json_response
 from pwreset.oauth.scopes import USERS_WRITE
-from pwreset.resets.schemas import ResetPasswordRequest, ResetTicket, SetPasswordRequest, VerifyPasscodeRequest
-from pwreset.resets.service import Actor, Ticket
+from pwreset.resets.schemas import (
+    ResetPasswordRequest,
+    ResetTicket,
+    SecondChannelRequired,
+    SetPasswordRequest,
+    VerifyPasscodeRequest,
+)
+from pwreset.resets.service import Actor, SecondChannelNeeded, Ticket
 
 
 def _actor(call: Call) -> Actor:
@@ -29,13 +35,19 @@ async def reset_password(call: Call) -> Response:
 async def verify_passcode(call: Call) -> Response:
     body: VerifyPasscodeRequest = await call.json(VerifyPasscodeRequest)
 
-    async def work(session: AsyncSession) -> Ticket:
+    async def work(session: AsyncSession) -> Ticket | SecondChannelNeeded:
         customer = await resolve_customer(call, session)
         return await call.services.resets.verify_passcode(
             session, customer=customer, code=body.passcode, actor=_actor(call)
         )
 
     ticket = await call.unit_of_work(work)
+    if isinstance(ticket, SecondChannelNeeded):  # two-channel assurance: the first of two
+        return json_response(
+            {"secondChannelRequired": True, "verifiedContactMethodId": ticket.verified_method_id,
+             "contactMethodIds": ticket.other_method_ids, "expiresIn": ticket.expires_in},
+            202, {"Cache-Control": "no-store"},
+        )
     body_out = {"resetTicket": ticket.value, "expiresIn": ticket.expires_in}
     return json_response(body_out, 200, {"Cache-Control": "no-store"})
 
@@ -70,13 +82,16 @@ OPERATIONS = [
         errors=(
             *_COMMON, "reset.unknown_contact_method", "reset.protocol_mismatch", "reset.method_not_activated",
             "reset.not_registered", "reset.disclosure_not_accepted", "reset.customer_inactive",
-            "request.rate_limited",
+            "request.rate_limited", "reset.destination_changed", "reset.sim_swapped", "reset.sim_swap_unavailable",
+            "reset.second_channel_unavailable", "reset.same_channel",
         ),
     ),
     Operation(
         "POST", "/v1/customers/{customerId}:verify-passcode", Family.UX_USERS, verify_passcode,
         "Exchange the passcode for a reset ticket (wire contract 6.3) [ext]", scopes=frozenset({USERS_WRITE}),
         body=VerifyPasscodeRequest, response=ResetTicket, params=_USER_TYPE, tags=("Reset Password",), extension=True,
+        other_responses=((202, SecondChannelRequired, "the first of two channels, where the institution needs two "
+                          "(recovery assurance two_channel): verify a passcode sent to another of contactMethodIds"),),
         errors=(
             *_COMMON, "passcode.wrong", "passcode.expired", "passcode.used", "passcode.superseded",
             "passcode.exhausted", "passcode.none", "reset.customer_inactive",

@@ -21,6 +21,16 @@ class ResetTicket(BaseModel):
     expiresIn: int
 
 
+class SecondChannelRequired(BaseModel):
+    """Two-channel assurance [ext]: the passcode was right; a second one, verified on another channel
+    (a phone and email, or two different numbers), earns the reset ticket."""
+
+    secondChannelRequired: Literal[True] = True
+    verifiedContactMethodId: str | None = Field(description="the contact method whose passcode was verified")
+    contactMethodIds: list[str] = Field(description="activated methods on another destination, for the second")
+    expiresIn: int = Field(description="seconds the verified first channel waits for the second")
+
+
 class SetPasswordRequest(BaseModel):
     resetTicket: str = Field(min_length=1, max_length=128)
     newPassword: str = Field(min_length=1, max_length=1024)

@@ -26,12 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.audit import service as audit
 from pwreset.config import Settings
+from pwreset.customers.contact import PHONE_PROTOCOLS
 from pwreset.customers.models import ContactMethod, Customer
-from pwreset.customers.service import DirectoryEntry
+from pwreset.customers.service import DirectoryEntry, MethodEntry
 from pwreset.db import Database, GroupCommit
 from pwreset.delivery.outbox import Message, Outbox, notify
 from pwreset.errors import RateLimited
-from pwreset.institutions.cache import InstitutionCache
+from pwreset.events.service import SecurityEvents
+from pwreset.institutions.cache import InstitutionCache, InstitutionSettings
 from pwreset.institutions.models import Institution
 from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import KeyedHasher, new_id, new_secret
@@ -43,6 +45,7 @@ from pwreset.resets import repository
 from pwreset.resets.errors import (
     CoolingOff,
     CustomerInactive,
+    DestinationChanged,
     DisclosureNotAccepted,
     InvalidTicket,
     MethodNotActivated,
@@ -55,9 +58,14 @@ from pwreset.resets.errors import (
     PasscodeWrong,
     PasswordRefused,
     ProtocolMismatch,
+    SameChannel,
+    SecondChannelUnavailable,
+    SimSwapCheckUnavailable,
+    SimSwapped,
     UnknownContactMethod,
 )
 from pwreset.resets.models import Passcode, ResetTicket
+from pwreset.resets.simswap import CHECKS, NullSimSwap, SimSwapChecker, SimSwapUnavailable
 from pwreset.resets.velocity import Velocity
 
 TICKET_PREFIX = "pwr_rst_"
@@ -83,6 +91,15 @@ class _Guess:
 @dataclass(frozen=True)
 class Ticket:
     value: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class SecondChannelNeeded:
+    """Two-channel assurance: this passcode was right, and a second, on another channel, is needed."""
+
+    verified_method_id: str | None
+    other_method_ids: list[str]
     expires_in: int
 
 
@@ -112,9 +129,13 @@ class ResetService:
         hashing: PasswordHashing,
         policy: PasswordPolicy,
         institutions: InstitutionCache | None = None,
+        events: SecurityEvents | None = None,
+        simswap: SimSwapChecker | None = None,
     ) -> None:
         self.settings = settings
         self.institutions = institutions
+        self.events = events
+        self.simswap = simswap or NullSimSwap()
         self.clock = clock
         self.hasher = hasher
         self.limiter = limiter
@@ -158,9 +179,12 @@ class ResetService:
         now = self.clock.now()
         if entry.reset_blocked_until is not None and entry.reset_blocked_until > now:
             raise CoolingOff()
-        consumed = await self.velocity.consume_send(client_id=actor.client_id, institution_id=entry.institution_id)
+        institution = await self.institutions.get(entry.institution_id) if self.institutions is not None else None
         destination_hash = self.hasher.digest("destination", await self._destination_key(entry.institution_id,
                                                                                       method.destination))
+        if institution is not None:
+            await self._recovery_rules(entry, method, institution, destination_hash, actor, now)
+        consumed = await self.velocity.consume_send(client_id=actor.client_id, institution_id=entry.institution_id)
         subjects = (f"customer:{entry.pk}", f"destination:{destination_hash}")
         try:
             for rule in self.send_rules:
@@ -170,6 +194,10 @@ class ResetService:
         except BaseException:  # refused, or the durable read failed: nothing was sent, the counts go back
             await self.velocity.release(consumed)
             raise
+        checked: dict[str, Any] = {}
+        if institution is not None and institution.sim_swap_check and method.protocol in PHONE_PROTOCOLS:
+            # After the limits (each check is a paid call to the carrier), before anything is written.
+            checked = await self._check_sim(entry, method, institution, actor)
 
         ttl = self.settings.passcode_ttl(method.protocol)
         code = "".join(secrets.choice(self.settings.passcode_alphabet) for _ in range(self.settings.passcode_length))
@@ -198,7 +226,7 @@ class ResetService:
                         clock=self.clock, event_type="reset.requested", outcome="passcode_queued",
                         institution_id=entry.institution_id, client_id=actor.client_id, customer_id=entry.customer_id,
                         correlation_id=actor.correlation_id,
-                        details={"contactMethodId": method.method_id, "protocol": method.protocol},
+                        details={"contactMethodId": method.method_id, "protocol": method.protocol, **checked},
                     ),
                 )
             )
@@ -207,6 +235,68 @@ class ResetService:
             # back. Not on cancellation (the caller hung up): the group commit may still write it.
             await self.velocity.release(consumed)
             raise
+
+    async def _recovery_rules(
+        self, entry: DirectoryEntry, method: MethodEntry, institution: InstitutionSettings, destination_hash: str,
+        actor: Actor, now: datetime,
+    ) -> None:
+        """Issue 14's refusals before a passcode: a destination inside its cool-off after a change, and,
+        with two-channel assurance, a customer with one destination or a second passcode to the first's."""
+        cooloff = institution.contact_cooloff if institution.contact_cooloff is not None else \
+            self.settings.contact_cooloff
+        if method.changed_at is not None and now - method.changed_at < timedelta(seconds=cooloff):
+            await self._refused(entry, method, actor, "destination_changed")
+            raise DestinationChanged()
+        if institution.recovery_assurance != "two_channel":
+            return
+        if len({m.destination for m in entry.methods if m.activated}) < 2:
+            raise SecondChannelUnavailable()
+        async with self.db.reading() as session:
+            waiting = await repository.pending_first(
+                session, customer_pk=entry.pk, since=now - timedelta(seconds=self.settings.two_channel_window)
+            )
+        if any(p.destination_hash == destination_hash for p in waiting):
+            raise SameChannel()
+
+    async def _check_sim(
+        self, entry: DirectoryEntry, method: MethodEntry, institution: InstitutionSettings, actor: Actor
+    ) -> dict[str, Any]:
+        """Ask the carrier whether the number's SIM was swapped within the institution's max age."""
+        checker = self.simswap.name
+        try:
+            swapped = await self.simswap.swapped(method.destination, max_age_hours=institution.sim_swap_max_age)
+        except SimSwapUnavailable as error:
+            CHECKS.labels("unavailable").inc()
+            if self.settings.sim_swap_failure == "closed":
+                await self._refused(entry, method, actor, "sim_swap_unavailable",
+                                    details={"checker": checker, "reason": str(error)[:200]})
+                raise SimSwapCheckUnavailable() from None
+            return {"simSwap": "unchecked_failed_open", "checker": checker}
+        if swapped:
+            CHECKS.labels("swapped").inc()
+            await self._refused(entry, method, actor, "sim_swapped", security_event="sim_swap.refused",
+                                details={"checker": checker, "maxAgeHours": institution.sim_swap_max_age})
+            raise SimSwapped()
+        CHECKS.labels("not_swapped").inc()
+        return {"simSwap": "not_swapped", "checker": checker}
+
+    async def _refused(
+        self, entry: DirectoryEntry, method: MethodEntry, actor: Actor, outcome: str, *,
+        security_event: str | None = None, details: dict[str, Any] | None = None,
+    ) -> None:
+        """A refusal a fraud team wants to see: audited (and told to the institution) in its own transaction."""
+        info = {"contactMethodId": method.method_id, "protocol": method.protocol, **(details or {})}
+        async with self.db.transaction() as session:
+            await audit.record_event(
+                session, clock=self.clock, event_type="reset.refused", outcome=outcome,
+                institution_id=entry.institution_id, client_id=actor.client_id, customer_id=entry.customer_id,
+                correlation_id=actor.correlation_id, details=info,
+            )
+            if security_event is not None and self.events is not None:
+                await self.events.emit(
+                    session, entry.institution_id, security_event, customer_id=entry.customer_id,
+                    client_id=actor.client_id, correlation_id=actor.correlation_id, data=info,
+                )
 
     async def _destination_key(self, institution_id: str, destination: str) -> str:
         """What the per-destination limit counts by: the destination, across institutions (one phone is one
@@ -247,7 +337,9 @@ class ResetService:
 
     # 6.3
 
-    async def verify_passcode(self, session: AsyncSession, *, customer: Customer, code: str, actor: Actor) -> Ticket:
+    async def verify_passcode(
+        self, session: AsyncSession, *, customer: Customer, code: str, actor: Actor
+    ) -> Ticket | SecondChannelNeeded:
         now = self.clock.now()
         if not customer.active:  # deactivated since the passcode was sent
             raise CustomerInactive()
@@ -265,7 +357,7 @@ class ResetService:
 
     async def _verify(
         self, session: AsyncSession, *, customer: Customer, code: str, actor: Actor, now: datetime, guess: _Guess
-    ) -> Ticket:
+    ) -> Ticket | SecondChannelNeeded:
         recent = await repository.latest_passcodes(session, customer_pk=customer.id)
         if not recent:
             raise NoPasscode()
@@ -284,16 +376,34 @@ class ResetService:
                 raise PasscodeUsed()  # a concurrent request won it
             customer.failed_reset_count = 0
             customer.reset_failures_since = None
+            first: Passcode | None = None
+            if await self._two_channel(customer.institution_id):
+                window = self.settings.two_channel_window
+                waiting = await repository.pending_first(
+                    session, customer_pk=customer.id, since=now - timedelta(seconds=window), exclude=latest.id
+                )
+                first = next((p for p in waiting if p.destination_hash != latest.destination_hash), None)
+                if first is None:  # the first channel of two: no ticket yet
+                    await session.flush()
+                    await self._audit(session, "passcode.verified", "first_channel", customer, actor, passcode=latest)
+                    verified = next((m for m in customer.contact_methods if m.id == latest.contact_method_pk), None)
+                    others = [
+                        m.method_id for m in customer.contact_methods
+                        if m.activated and (verified is None or m.destination != verified.destination)
+                    ]
+                    return SecondChannelNeeded(verified.method_id if verified else None, others, window)
             ticket = new_secret(TICKET_PREFIX)
             session.add(
                 ResetTicket(
                     id=new_id(), institution_id=customer.institution_id, customer_pk=customer.id,
-                    passcode_id=latest.id, ticket_hash=self.hasher.digest(H_TICKET, ticket), created_at=now,
+                    passcode_id=latest.id, first_passcode_id=first.id if first is not None else None,
+                    ticket_hash=self.hasher.digest(H_TICKET, ticket), created_at=now,
                     expires_at=now + timedelta(seconds=self.settings.reset_ticket_ttl),
                 )
             )
             await session.flush()
-            await self._audit(session, "passcode.verified", "success", customer, actor, passcode=latest)
+            await self._audit(session, "passcode.verified", "success", customer, actor, passcode=latest,
+                              details={"channels": 2} if first is not None else None)
             return Ticket(ticket, self.settings.reset_ticket_ttl)
         guess.wrong = True
         tries = await repository.count_wrong_try(
@@ -309,6 +419,8 @@ class ResetService:
             session, "passcode.failed", "wrong", customer, actor, passcode=latest,
             details={"tries": tries, "consecutiveFailures": failures},
         )
+        await self._event(session, customer, actor, "passcode.failed",
+                          {"tries": tries, "consecutiveFailures": failures})
         if failures >= self.settings.reset_failure_limit and not (
             customer.reset_blocked_until is not None and customer.reset_blocked_until > now
         ):
@@ -316,6 +428,8 @@ class ResetService:
             await repository.supersede_active(session, customer_pk=customer.id)
             await session.flush()
             await self._audit(session, "reset.locked", "cooling_off", customer, actor, passcode=latest)
+            await self._event(session, customer, actor, "reset.suspended",
+                              {"until": customer.reset_blocked_until.isoformat()})
             raise CoolingOff()
         if tries >= self.settings.passcode_max_attempts:
             raise PasscodeExhausted()
@@ -377,6 +491,7 @@ class ResetService:
             await self._queue(session, "password_changed", customer, notice, actor)
         await self._audit(session, "reset.completed", "password_changed", customer, actor, method,
                           details={"notified": len(notified)})
+        await self._event(session, customer, actor, "reset.completed", {"notified": len(notified)})
 
     def min_password_length(self, institution: Institution) -> int:
         """The institution's own minimum, or what its password guards alone or with another factor."""
@@ -404,6 +519,20 @@ class ResetService:
                 correlation_id=actor.correlation_id, not_after=not_after,
             ),
         )
+
+    async def _two_channel(self, institution_id: str) -> bool:
+        if self.institutions is None:
+            return False
+        return (await self.institutions.get(institution_id)).recovery_assurance == "two_channel"
+
+    async def _event(
+        self, session: AsyncSession, customer: Customer, actor: Actor, event_type: str, data: dict[str, Any]
+    ) -> None:
+        if self.events is not None:
+            await self.events.emit(
+                session, customer.institution_id, event_type, customer_id=customer.customer_id,
+                client_id=actor.client_id, correlation_id=actor.correlation_id, data=data,
+            )
 
     def _code_hash(self, passcode_id: str, code: str) -> str:
         return self.hasher.digest(H_PASSCODE, f"{passcode_id}:{code}")
