@@ -222,7 +222,8 @@ async def test_a_changed_number_is_told_and_gets_no_passcode_during_the_cool_off
         assert [(e.event_type, e.outcome) for e in events] == [
             ("contact.changed", "success"), ("reset.refused", "destination_changed"),
             ("reset.refused", "destination_changed")]
-        assert events[0].details == {"changed": "phone", "contactMethodIds": ["101", "102"], "protocols": ["SMS", "VOICE"]}
+        assert events[0].details == {"changed": "phone", "contactMethodIds": ["101", "102"],
+                                     "protocols": ["SMS", "VOICE"]}
         assert "2025550" not in str([e.details for e in events])
 
 
