@@ -18,7 +18,7 @@ from pwreset.audit.models import AuditEvent
 from pwreset.container import Container, build_container
 from pwreset.institutions.service import configure_institution
 from tests.directory_support import C1, World, cid, email, load, sms, voice
-from tests.provider_server import FakeProvider, Mailbox, fake_provider, smtp_server
+from tests.provider_server import FakeCamara, FakeProvider, Mailbox, camara_server, fake_provider, smtp_server
 from tests.support import get_token, ux_error
 
 
@@ -291,3 +291,243 @@ async def test_a_number_changed_by_an_import_waits_out_the_cool_off_too(api, wor
     services.clock.advance(61)
     assert (await api.put(f"/v1/customers/{C1}:reset-password", headers=world.headers(),
                           json={"contactMethodId": "101"})).status_code == 204
+
+
+# SIM swap (item 4)
+
+
+@asynccontextmanager
+async def with_carrier(settings, clock, make_partner, **extra) -> AsyncIterator[tuple[Delivery, World, FakeCamara]]:
+    async with camara_server() as carrier:
+        options = {"sim_swap_url": f"{carrier.url}/sim-swap/v2", "sim_swap_token_url": f"{carrier.url}/token",
+                   "sim_swap_client_id": "camara-client", "sim_swap_client_secret": SecretStr("camara-secret"),
+                   "sim_swap_timeout": 0.5, **extra}
+        async with real_delivery(settings, clock, **options) as delivery:
+            world = await partner_world(delivery, make_partner)
+            await configure(delivery.services, sim_swap_check=True, sim_swap_max_age=72)
+            yield delivery, world, carrier
+
+
+async def send_to(delivery: Delivery, world: World, method: str, customer: str = C1) -> httpx.Response:
+    return await delivery.api.put(f"/v1/customers/{customer}:reset-password", headers=world.headers(),
+                                  json={"contactMethodId": method})
+
+
+async def refusals(services) -> list[tuple[str, dict]]:
+    async with services.db.reading() as session:
+        rows = (await session.scalars(select(AuditEvent).where(AuditEvent.event_type == "reset.refused")
+                                      .order_by(AuditEvent.id))).all()
+    return [(row.outcome, row.details) for row in rows]
+
+
+async def test_a_swapped_sim_refuses_sms_and_voice_but_lets_email_through(settings, clock, make_partner):
+    from pwreset.resets.simswap import CHECKS
+
+    swapped_before = CHECKS.labels("swapped")._value.get()
+    async with with_carrier(settings, clock, make_partner) as (delivery, world, carrier):
+        carrier.swapped.add("+12025550143")
+        ux_error(await send_to(delivery, world, "101"), 400, "UXU_20008")
+        ux_error(await send_to(delivery, world, "102"), 400, "UXU_20008")
+        assert (await send_to(delivery, world, "103")).status_code == 204
+        assert carrier.checks == [{"phoneNumber": "+12025550143", "maxAge": 72}] * 2  # email needs no check
+        assert carrier.tokens_issued == 1  # the carrier's token is kept
+        await delivery.services.worker.run_once()
+        assert delivery.texts() == []  # nothing reached the phone
+        assert [m["To"] for m in delivery.mailbox.messages] == ["pat@example.com"]
+        assert [outcome for outcome, _ in await refusals(delivery.services)] == ["sim_swapped", "sim_swapped"]
+    assert CHECKS.labels("swapped")._value.get() == swapped_before + 2
+
+
+async def test_a_sim_not_swapped_is_sent_to_and_the_check_is_on_the_record(settings, clock, make_partner):
+    async with with_carrier(settings, clock, make_partner) as (delivery, world, carrier):
+        assert (await send_to(delivery, world, "101")).status_code == 204
+        async with delivery.services.db.reading() as session:
+            event = (await session.scalars(select(AuditEvent).where(AuditEvent.event_type == "reset.requested"))).one()
+        assert event.details["simSwap"] == "not_swapped" and event.details["checker"] == "camara"
+        await configure(delivery.services, sim_swap_check=False)
+        delivery.services.clock.advance(61)
+        assert (await send_to(delivery, world, "101")).status_code == 204
+        assert len(carrier.checks) == 1  # off: the carrier is not asked
+
+
+@pytest.mark.parametrize("failure", [500, 404, "timeout"])
+async def test_a_checker_that_fails_closes_phone_channels_by_default(settings, clock, make_partner, failure):
+    async with with_carrier(settings, clock, make_partner) as (delivery, world, carrier):
+        carrier.failure = failure
+        ux_error(await send_to(delivery, world, "101"), 503, "UXU_30002")
+        assert (await send_to(delivery, world, "103")).status_code == 204
+        [(outcome, details)] = await refusals(delivery.services)
+        assert outcome == "sim_swap_unavailable" and details["checker"] == "camara"
+
+
+async def test_a_checker_that_fails_open_sends_and_says_so(settings, clock, make_partner):
+    async with with_carrier(settings, clock, make_partner, sim_swap_failure="open") as (delivery, world, carrier):
+        carrier.failure = 503
+        assert (await send_to(delivery, world, "101")).status_code == 204
+        async with delivery.services.db.reading() as session:
+            event = (await session.scalars(select(AuditEvent).where(AuditEvent.event_type == "reset.requested"))).one()
+        assert event.details["simSwap"] == "unchecked_failed_open"
+
+
+# two-channel assurance (item 1)
+
+
+async def test_two_channels_earn_the_ticket_one_does_not(api, world: World, services):
+    from tests.test_resets import delivered_code, request_reset, set_password, verify
+
+    await configure(services, recovery_assurance="two_channel")
+    assert (await request_reset(api, world, method="101")).status_code == 204
+    first = await verify(api, world, await delivered_code(services))
+    assert first.status_code == 202 and "resetTicket" not in first.json()
+    assert first.json() == {"secondChannelRequired": True, "verifiedContactMethodId": "101",
+                            "contactMethodIds": ["103"], "expiresIn": 900}
+    services.clock.advance(61)
+    ux_error(await request_reset(api, world, method="102"), 400, "UXU_20032")  # the same number, by voice
+    assert (await request_reset(api, world, method="103")).status_code == 204
+    second = await verify(api, world, await delivered_code(services))
+    assert second.status_code == 200
+    assert (await set_password(api, world, second.json()["resetTicket"], "a second channel garden")).status_code == 204
+    from pwreset.resets.models import ResetTicket
+
+    async with services.db.reading() as session:
+        ticket = (await session.scalars(select(ResetTicket))).one()
+    assert ticket.first_passcode_id is not None and ticket.first_passcode_id != ticket.passcode_id
+
+
+async def test_a_first_channel_waits_only_so_long_and_one_destination_is_not_enough(api, world: World, services):
+    from tests.test_resets import delivered_code, request_reset, verify
+
+    await configure(services, recovery_assurance="two_channel")
+    assert (await request_reset(api, world, method="103")).status_code == 204
+    assert (await verify(api, world, await delivered_code(services))).status_code == 202
+    services.clock.advance(901)  # the first channel's window is over
+    world.token = (await get_token(api, world.partner.auth)).json()["access_token"]
+    assert (await request_reset(api, world, method="101")).status_code == 204
+    assert (await verify(api, world, await delivered_code(services))).status_code == 202  # a new first
+    from tests.directory_support import C2
+
+    ux_error(await request_reset(api, world, customer=C2, method="201"), 400, "UXU_20031")
+
+
+async def test_single_channel_institutions_keep_the_contract(api, world: World, services):
+    from tests.test_resets import delivered_code, request_reset, verify
+
+    assert (await request_reset(api, world, method="101")).status_code == 204
+    verified = await verify(api, world, await delivered_code(services))
+    assert verified.status_code == 200 and set(verified.json()) == {"resetTicket", "expiresIn"}
+
+
+# security events (item 6)
+
+
+def signed_by(secret: str, request) -> bool:
+    import hashlib
+    import hmac
+
+    stamp, mac = dict(part.split("=", 1) for part in request.headers["X-Pwreset-Signature"].split(",")).values()
+    expected = hmac.new(secret.encode(), f"{stamp}.".encode() + request.raw, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, mac)
+
+
+async def set_hook(services: Container, url: str) -> str:
+    from pwreset.events.admin import set_webhook
+
+    async with services.db.transaction() as session:
+        secret = await set_webhook(session, institution_id="07675", url=url, sealer=services.webhook_sealer,
+                                   clock=services.clock, sandbox=False)
+    services.institutions._entries.clear()
+    assert secret is not None and secret.startswith("pwr_whsec_")
+    return secret
+
+
+async def test_security_events_reach_the_institution_signed(settings, clock, make_partner):
+    async with real_delivery(settings, clock) as delivery, fake_provider() as hook:
+        world = await partner_world(delivery, make_partner)
+        services, api = delivery.services, delivery.api
+        secret = await set_hook(services, f"{hook.url}/security")
+        sent = await api.put(f"/v1/customers/{C1}:reset-password", headers=world.headers(),
+                             json={"contactMethodId": "103"})
+        assert sent.status_code == 204
+        await services.worker.run_once()  # the passcode; its passcode.sent event is queued as it settles
+        code = code_in(delivery.mailbox.messages[-1].get_body(("plain",)).get_content())
+        wrong = "000000" if code != "000000" else "111111"
+        ux_error(await api.post(f"/v1/customers/{C1}:verify-passcode", headers=world.headers(),
+                                json={"passcode": wrong}), 400, "UXU_20011")
+        ticket = (await api.post(f"/v1/customers/{C1}:verify-passcode", headers=world.headers(),
+                                 json={"passcode": code})).json()["resetTicket"]
+        done = await api.put(f"/v1/customers/{C1}:set-password", headers=world.headers(),
+                             json={"resetTicket": ticket, "newPassword": "a signed harbour lantern"})
+        assert done.status_code == 204
+        moved = await change_contact(api, world, email={"emailAddress": "pat.moved@example.com"})
+        assert moved.status_code == 204
+        await services.worker.run_once()
+        await services.worker.run_once()
+        events = [request.json for request in hook.requests]
+        assert sorted(e["type"] for e in events) == ["contact.changed", "passcode.failed", "passcode.sent",
+                                                     "reset.completed"]  # (the worker sends them concurrently)
+        for request, event in zip(hook.requests, events, strict=True):
+            assert request.path == "/security" and signed_by(secret, request)
+            assert request.headers["X-Pwreset-Event"] == event["type"]
+            assert request.headers["Idempotency-Key"] == event["id"]
+            assert event["institutionId"] == "07675" and event["customerId"] == C1
+        assert not signed_by("pwr_whsec_not-the-secret", hook.requests[0])
+        failed = next(e for e in events if e["type"] == "passcode.failed")
+        assert failed["data"] == {"tries": 1, "consecutiveFailures": 1}
+        assert "pat@example.com" not in str(events) and "pat.moved" not in str(events)
+
+
+async def test_a_refused_webhook_is_retried_and_logged(settings, clock, make_partner):
+    from pwreset.events.admin import delivery_log, send_test
+
+    async with real_delivery(settings, clock) as delivery, fake_provider() as hook:
+        await partner_world(delivery, make_partner)
+        services = delivery.services
+        await set_hook(services, f"{hook.url}/security")
+        hook.answer(500)
+        async with services.db.transaction() as session:
+            await send_test(session, institution_id="07675", events=services.events)
+        await services.worker.run_once()
+        async with services.db.reading() as session:
+            [row] = await delivery_log(session, institution_id="07675", limit=10)
+        assert (row.status, row.attempts, row.destination_masked) == ("pending", 1, hook.url.split("//")[1])
+        assert "500" in row.last_error
+        services.clock.advance(600)
+        await services.worker.run_once()
+        async with services.db.reading() as session:
+            [row] = await delivery_log(session, institution_id="07675", limit=10)
+        assert (row.status, row.attempts) == ("sent", 2)
+        assert [r.json["type"] for r in hook.requests] == ["webhook.test", "webhook.test"]
+        assert hook.requests[0].headers["Idempotency-Key"] == hook.requests[1].headers["Idempotency-Key"]
+
+
+async def test_a_swapped_sim_and_a_suspension_are_told_to_the_institution(settings, clock, make_partner):
+    async with with_carrier(settings, clock, make_partner) as (delivery, world, carrier), fake_provider() as hook:
+        services = delivery.services
+        await set_hook(services, f"{hook.url}/security")
+        carrier.swapped.add("+12025550143")
+        ux_error(await send_to(delivery, world, "101"), 400, "UXU_20008")
+        await services.worker.run_once()
+        assert [r.json["type"] for r in hook.requests] == ["sim_swap.refused"]
+        assert hook.requests[0].json["data"]["checker"] == "camara"
+
+
+def test_the_webhook_commands(database_url, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pwreset.cli.main import app
+    from tests.conftest import TEST_SECRET_KEY
+
+    monkeypatch.setenv("PWRESET_DATABASE_URL", database_url)
+    monkeypatch.setenv("PWRESET_SECRET_KEY", TEST_SECRET_KEY)
+    runner = CliRunner()
+    assert runner.invoke(app, ["institutions", "create", "07675", "--name", "Demo CU"]).exit_code == 0
+    refused = runner.invoke(app, ["webhooks", "set", "07675", "--url", "http://hooks.example/x"])
+    assert refused.exit_code != 0 and "https" in str(refused.exception)  # (`pwreset` prints it as "error: ...")
+    made = runner.invoke(app, ["webhooks", "set", "07675", "--url", "https://hooks.example/pwreset"])
+    assert made.exit_code == 0 and "pwr_whsec_" in made.output
+    again = runner.invoke(app, ["webhooks", "set", "07675", "--url", "https://hooks.example/v2"])
+    assert again.exit_code == 0 and "pwr_whsec_" not in again.output  # the secret stays
+    queued = runner.invoke(app, ["webhooks", "test", "07675", "--wait", "0"])
+    assert queued.exit_code == 2 and "no worker" in queued.output
+    log = runner.invoke(app, ["webhooks", "log", "07675", "--json"])
+    assert log.exit_code == 0 and '"event": "webhook.test"' in log.output and '"host": "hooks.example"' in log.output

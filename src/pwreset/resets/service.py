@@ -150,6 +150,8 @@ class ResetService:
             Rule("send-long", settings.send_limit_long, 3600),
         )
         self.velocity = Velocity(settings=settings, limiter=limiter, db=db, clock=clock)
+        #: Carrier SIM-swap checks per number (each a paid call): a retry loop cannot run up the bill.
+        self.sim_check_rule = Rule("sim-check", 10, 3600)
 
     # 6.2
 
@@ -196,8 +198,14 @@ class ResetService:
             raise
         checked: dict[str, Any] = {}
         if institution is not None and institution.sim_swap_check and method.protocol in PHONE_PROTOCOLS:
-            # After the limits (each check is a paid call to the carrier), before anything is written.
-            checked = await self._check_sim(entry, method, institution, actor)
+            # After the limits, before anything is written. A refusal sent nothing: the send counts go back
+            # (email stays open at once), and the carrier's checks have a limit of their own.
+            try:
+                await self.limiter.consume(self.sim_check_rule, f"destination:{destination_hash}")
+                checked = await self._check_sim(entry, method, institution, actor)
+            except BaseException:
+                await self.velocity.release(consumed)
+                raise
 
         ttl = self.settings.passcode_ttl(method.protocol)
         code = "".join(secrets.choice(self.settings.passcode_alphabet) for _ in range(self.settings.passcode_length))
