@@ -13,7 +13,6 @@ from pwreset.app import create_app
 from pwreset.audit.chain import BLOCK, cef, jsonl
 from pwreset.audit.models import AuditEvent, AuditExport, AuditSeal
 from pwreset.container import build_container
-from pwreset.oauth.models import ApiClient
 from tests.directory_support import C1, World
 from tests.support import get_token, ux_error
 
@@ -60,9 +59,7 @@ async def test_only_a_trusted_partner_names_the_customers_address(api, world, se
     assert (await reset(api, world, originating_ip="192.0.2.44")).status_code == 204
     assert (await requested(services)).originating_ip is None  # not trusted: ignored
     async with services.db.transaction() as session:
-        await session.execute(update(ApiClient).where(ApiClient.id == world.partner.client_id)
-                              .values(trusted_origin=True))
-    services.cache.clear()
+        await services.oauth.set_trusted_origin(session, shared_key=world.partner.shared_key, trusted=True)
     token = (await get_token(api, world.partner.auth)).json()["access_token"]
     services.clock.advance(61)  # (the send limit: one a minute)
     response = await api.put(f"/v1/customers/{C1}:reset-password",

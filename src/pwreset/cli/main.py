@@ -305,6 +305,25 @@ def clients_rotate(
                else "the previous secret key is refused from now on")
 
 
+@clients_app.command("set")
+def clients_set(
+    shared_key: Annotated[str, typer.Argument()],
+    trust_originating_ip: Annotated[bool, typer.Option(
+        "--trust-originating-ip/--no-trust-originating-ip",
+        help="record the end customer's address the partner names in the originating_ip header")],
+) -> None:
+    """Change what a partner application is trusted with (from its next token on)."""
+    settings = _settings()
+
+    async def work(services: Container) -> None:
+        async with services.db.transaction() as session:
+            await services.oauth.set_trusted_origin(session, shared_key=shared_key, trusted=trust_originating_ip)
+
+    _run(_with_services(settings, work))
+    typer.echo(f"client {shared_key}: originating_ip {'trusted' if trust_originating_ip else 'ignored'} "
+               "on tokens issued from now on")
+
+
 @clients_app.command("revoke")
 def clients_revoke(shared_key: Annotated[str, typer.Argument()]) -> None:
     """Revoke a client and every token issued to it."""

@@ -550,6 +550,22 @@ class OAuthService:
         )
         return client
 
+    async def set_trusted_origin(
+        self, session: AsyncSession, *, shared_key: str, trusted: bool, actor: str = "cli"
+    ) -> ApiClient:
+        """Whether the client may name the end customer's address (``originating_ip``) for the audit
+        trail. Tokens carry it from their issue: the change applies to tokens issued from now on."""
+        client = await self._client_for_admin(session, shared_key)
+        client.trusted_origin = trusted
+        await session.flush()
+        self.cache.clear()  # (this node's cached client; other nodes' within their client cache's life)
+        await audit.record_event(
+            session, clock=self.clock, event_type="client.updated", outcome="success", actor=actor,
+            institution_id=client.institution_id, client_id=client.id,
+            details={"sharedKey": client.shared_key, "trustedOrigin": trusted},
+        )
+        return client
+
     async def list_clients(self, session: AsyncSession, *, institution_id: str | None = None) -> Sequence[ApiClient]:
         return await repository.list_clients(session, institution_id=institution_id)
 
