@@ -162,6 +162,10 @@ def demo_accounts(number: int, holder: str) -> list[dict[str, object]]:
     ]
 
 
+#: A fictional number (555-01xx is reserved for fiction) for the demo institution's notices.
+DEMO_CONTACT_LINE = "1-800-555-0100"
+
+
 async def seed(services: Container) -> SandboxCredentials:
     """Create the demo institution and client unless they exist (idempotent)."""
     shared_key = SHARED_KEY_PREFIX + "demo" + services.hasher.derive("sandbox-shared-key")[:24]
@@ -169,9 +173,10 @@ async def seed(services: Container) -> SandboxCredentials:
     all_scopes = render(KNOWN_SCOPES)
     async with services.db.transaction() as session:
         if await institutions.get(session, INSTITUTION_ID) is None:
-            await create_institution(
+            demo = await create_institution(
                 session, institution_id=INSTITUTION_ID, name=INSTITUTION_NAME, clock=services.clock
             )
+            demo.contact_line = DEMO_CONTACT_LINE  # the notices' "not you? call ..." line
         if await clients.client_by_shared_key(session, shared_key) is None:
             await services.oauth.create_client(
                 session, institution_id=INSTITUTION_ID, scope=all_scopes, name="Sandbox demo app",

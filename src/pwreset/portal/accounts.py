@@ -139,7 +139,7 @@ class Accounts(PortalCore):
         organisation_id = new_id()
         institution_id = "sbx-" + organisation_id[:20]
         session.add(Institution(id=institution_id, name=f"Sandbox CU ({developer.name[:60]})", created_at=now,
-                                sandbox=True, mask_contact_info=False))
+                                sandbox=True, mask_contact_info=False, contact_line="1-800-555-0100"))
         await session.flush()
         organisation = Organisation(id=organisation_id, name=f"{developer.name[:80]}'s organisation",
                                     sandbox_institution_id=institution_id, created_at=now)
