@@ -273,3 +273,22 @@ def test_the_commands_seal_verify_export_and_refuse_a_tampered_chain(tmp_path, d
     asyncio.run(tamper())
     refused = runner.invoke(app, ["audit", "verify", "--institution", "07675"])
     assert refused.exit_code == 1 and "TAMPERED edited" in refused.output
+
+
+async def test_a_running_worker_seals_what_is_written(services, make_partner):
+    import asyncio
+
+    await make_partner("07675")
+    await write_events(services, 7)
+    runner = asyncio.create_task(services.worker.run())
+    try:
+        async def sealed() -> None:
+            while (await services.audit_chain.verify("07675")).unsealed:
+                await asyncio.sleep(0.02)  # polling the database for the worker's progress
+
+        await asyncio.wait_for(sealed(), timeout=20)
+    finally:
+        services.worker.stop()
+        await runner
+    report = await services.audit_chain.verify("07675")
+    assert report.intact and report.events >= 7 and report.seals >= 1

@@ -97,3 +97,12 @@ INSTITUTION_USER = obj(
     postalAddresses={"type": "array", "items": obj(["streetAddress1", "city", "state", "postalCode"])},
     additionalInfo=obj(entry={"type": "array", "items": obj(["key", "value"], key=S, value=S)}),
 )
+
+#: ``ContactInfo``, the body of ``updateContactInfo`` (PUT /v1/customers/{customerId}:contact-info): every
+#: field optional; 204 without a body; 404 ``UXU_88888`` for no entitled customer.
+CONTACT_INFO = obj(
+    userIdType=enum("CUSTOMER_ID", "LOGIN_ID"),
+    phoneNumber=obj(oldPhoneNumber=S, oldCountryCode=S, newPhoneNumber=S, newCountryCode=S),
+    email=obj(emailAddress=S),
+    postalAddress=obj(address1=S, address2=S, city=S, state=S, postalCode=S, country=S),
+)

@@ -91,6 +91,27 @@ async def test_contact_methods(api, partner_world, path):
     conforms(missing.json(), spec.UX_ERROR)
 
 
+@pytest.mark.parametrize("path", ["/v1", "/digitalbanking/ux-users/v1"])
+async def test_update_contact_info(api, partner_world, path):
+    _, token = partner_world
+    body = {"userIdType": "CUSTOMER_ID", "phoneNumber": {"oldPhoneNumber": "2025550143", "oldCountryCode": "1",
+                                                         "newPhoneNumber": "2025550166", "newCountryCode": "1"},
+            "email": {"emailAddress": "pat.doe@example.com"}}
+    conforms(body, spec.CONTACT_INFO)
+    response = await api.put(f"{path}/customers/{C1}:contact-info", headers=ux(token), json=body)
+    assert response.status_code == 204 and response.content == b"", response.text
+    login = await api.put(f"{path}/customers/pat.doe:contact-info", headers=ux(token),
+                          json={"userIdType": "LOGIN_ID", "email": {"emailAddress": "pat.d@example.com"}})
+    assert login.status_code == 204
+    missing = await api.put(f"{path}/customers/{'0' * 32}:contact-info", headers=ux(token),
+                            json={"email": {"emailAddress": "x@example.com"}})
+    assert missing.status_code == 404 and missing.json()["code"] == "UXU_88888"
+    conforms(missing.json(), spec.UX_ERROR)
+    no_header = await api.put(f"{path}/customers/{C1}:contact-info", json=body,
+                              headers={"Authorization": f"Bearer {token}"})
+    assert no_header.status_code == 400 and no_header.json()["code"] == "UXU_10006"
+
+
 async def test_customer_information(api, partner_world):
     _, token = partner_world
     for path in (f"/v1/customers/{C1}", "/v1/customers/pat.doe?userIdType=LOGIN_ID"):
