@@ -223,7 +223,7 @@ async def test_purge_keeps_the_retention_and_what_was_not_exported(services, mak
     sealed = await first_seal_count(services)  # the 4, and the institution's and its client's creation
     assert sealed >= 4
     await services.audit_chain.record_export("07675", since=old_start.replace(year=2000), until=services.clock.now(),
-                                             fmt="jsonl", events=0)
+                                             fmt="jsonl", events=0, started_at=services.clock.now())
     purged = await services.audit_chain.purge("07675", retention_days=400)
     assert (purged.seals, purged.events, purged.uncovered) == (1, sealed, 0)
     report = await services.audit_chain.verify("07675")
@@ -297,3 +297,45 @@ async def test_a_running_worker_seals_what_is_written(services, make_partner):
         await runner
     report = await services.audit_chain.verify("07675")
     assert report.intact and report.unsealed == 0 and report.events >= 7 and report.seals >= 1
+
+
+# the security review's attacks on the chain (each passed unnoticed before its fix)
+
+
+async def test_a_seal_marked_purged_without_the_key_hides_nothing(services, make_partner):
+    await make_partner("07675")
+    ids = await sealed_chain(services)
+    async with services.db.transaction() as session:
+        await session.execute(update(AuditEvent).where(AuditEvent.id == ids[4]).values(outcome="denied"))
+        await session.execute(update(AuditSeal).where(AuditSeal.chain == "07675", AuditSeal.seq == 1)
+                              .values(purged_at=services.clock.now()))
+    assert await findings(services) == {"forged_purge", "inserted"}
+
+
+async def test_purge_cannot_be_steered_by_backdated_seals_or_forged_exports(services, make_partner):
+    await make_partner("07675")
+    await sealed_chain(services, 8)
+    long_ago = services.clock.now().replace(year=2020)
+    async with services.db.transaction() as session:
+        await session.execute(update(AuditSeal).where(AuditSeal.chain == "07675")
+                              .values(first_at=long_ago, last_at=long_ago))
+        await session.execute(insert(AuditExport).values(
+            chain="07675", since=long_ago.replace(year=2019), until=services.clock.now(), format="jsonl", events=8,
+            exported_at=services.clock.now(), started_at=services.clock.now(), mac="0" * 64,
+        ))
+    purged = await services.audit_chain.purge("07675", retention_days=400)
+    assert (purged.seals, purged.events, purged.tampered) == (0, 0, 1)
+    assert "reordered" in await findings(services)  # the seal's own fields are not the sealed ones
+
+
+async def test_an_event_backdated_into_a_later_seal_is_caught(services, make_partner):
+    await make_partner("07675")
+    await sealed_chain(services, 3)
+    services.clock.advance(3 * 3600)
+    async with services.db.transaction() as session:
+        await session.execute(insert(AuditEvent).values(
+            occurred_at=services.clock.now().replace(year=2025), event_type="reset.completed",
+            outcome="password_changed", actor="api", institution_id="07675", details={},
+        ))
+    await services.audit_chain.seal()
+    assert await findings(services) == {"backdated"}

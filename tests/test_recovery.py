@@ -531,3 +531,98 @@ def test_the_webhook_commands(database_url, monkeypatch):
     assert queued.exit_code == 2 and "no worker" in queued.output
     log = runner.invoke(app, ["webhooks", "log", "07675", "--json"])
     assert log.exit_code == 0 and '"event": "webhook.test"' in log.output and '"host": "hooks.example"' in log.output
+
+
+# the security review's findings (each passed before its fix)
+
+
+async def failed_count(services) -> int:
+    from pwreset.customers.models import Customer
+
+    async with services.db.reading() as session:
+        return (await session.scalars(select(Customer.failed_reset_count).where(Customer.customer_id == C1))).one()
+
+
+async def test_a_first_channel_alone_does_not_wipe_wrong_guesses_at_the_second(api, world: World, services):
+    from tests.test_resets import delivered_code, request_reset, verify
+
+    await configure(services, recovery_assurance="two_channel")
+    assert (await request_reset(api, world, method="101")).status_code == 204
+    assert (await verify(api, world, await delivered_code(services))).status_code == 202
+    services.clock.advance(61)
+    assert (await request_reset(api, world, method="103")).status_code == 204
+    code = await delivered_code(services)
+    ux_error(await verify(api, world, "000000" if code != "000000" else "111111"), 400, "UXU_20011")
+    assert await failed_count(services) == 1
+    services.clock.advance(901)  # the first channel's window over, the attacker verifies the channel they hold
+    world.token = (await get_token(api, world.partner.auth)).json()["access_token"]
+    assert (await request_reset(api, world, method="101")).status_code == 204
+    assert (await verify(api, world, await delivered_code(services))).status_code == 202
+    assert await failed_count(services) == 1
+
+
+async def test_a_one_channel_ticket_stops_working_when_the_institution_asks_for_two(api, world: World, services):
+    from tests.test_resets import delivered_code, request_reset, set_password, verify
+
+    assert (await request_reset(api, world, method="101")).status_code == 204
+    ticket = (await verify(api, world, await delivered_code(services))).json()["resetTicket"]
+    await configure(services, recovery_assurance="two_channel")
+    ux_error(await set_password(api, world, ticket, "a ticket from before the change"), 400, "UXU_20021")
+
+
+async def test_the_check_on_without_a_carrier_fails_closed_not_silently(api, world: World, services):
+    await configure(services, sim_swap_check=True)
+    ux_error(await api.put(f"/v1/customers/{C1}:reset-password", headers=world.headers(),
+                           json={"contactMethodId": "101"}), 503, "UXU_30002")
+    assert (await api.put(f"/v1/customers/{C1}:reset-password", headers=world.headers(),
+                          json={"contactMethodId": "103"})).status_code == 204
+
+
+async def test_a_contact_change_ends_what_was_under_way(api, world: World, services):
+    from tests.test_resets import delivered_code, request_reset, verify
+
+    assert (await request_reset(api, world, method="101")).status_code == 204
+    code = await delivered_code(services)
+    assert (await change_contact(api, world, phoneNumber={"newPhoneNumber": "2025550177"})).status_code == 204
+    await services.worker.run_once()  # (the old number is told first)
+    ux_error(await verify(api, world, code), 400, "UXU_20012")  # the passcode to the old number is void
+    await configure(services, recovery_assurance="two_channel", contact_cooloff=0)
+    services.clock.advance(61)
+    assert (await request_reset(api, world, method="103")).status_code == 204
+    assert (await verify(api, world, await delivered_code(services))).status_code == 202
+    assert (await change_contact(api, world, email={"emailAddress": "pat.elsewhere@example.com"})).status_code == 204
+    await services.worker.run_once()  # (the old address is told first)
+    services.clock.advance(61)
+    assert (await request_reset(api, world, method="101")).status_code == 204
+    assert (await verify(api, world, await delivered_code(services))).status_code == 202  # a first again
+
+
+async def test_contact_changes_are_limited_per_partner_application(api, world: World, services):
+    from pwreset.ratelimit.limiter import Rule
+    from tests.directory_support import C2, C6
+
+    services.contacts.client_rule = Rule("contact-change-client", 2, 3600)
+    assert (await change_contact(api, world, customer=C1, email={"emailAddress": "a1@example.com"})).status_code == 204
+    assert (await change_contact(api, world, customer=C6, phoneNumber={"newPhoneNumber": "2025550188"})).status_code \
+        == 204
+    ux_error(await change_contact(api, world, customer=C2, phoneNumber={"oldPhoneNumber": "2025550178",
+                                                                        "newPhoneNumber": "2025550189"}),
+             429, "UXU_40029")
+
+
+async def test_no_institution_may_take_the_name_of_the_chain_of_none(services):
+    from pwreset.institutions.errors import InvalidInstitutionId
+    from pwreset.institutions.service import create_institution
+
+    async with services.db.transaction() as session:
+        with pytest.raises(InvalidInstitutionId):
+            await create_institution(session, institution_id="-", name="Dash CU", clock=services.clock)
+
+
+def test_the_trusted_proxies_default_to_uvicorns_variable(monkeypatch):
+    from pwreset.config import Settings
+
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.0/8")
+    assert Settings().trusted_proxies == "10.0.0.0/8"
+    monkeypatch.setenv("PWRESET_TRUSTED_PROXIES", "192.0.2.1")
+    assert Settings().trusted_proxies == "192.0.2.1"

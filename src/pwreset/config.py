@@ -5,6 +5,7 @@ Tests and the sandbox build their own :class:`Settings`; nothing reads a global.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Literal
 
@@ -132,7 +133,8 @@ class Settings(BaseSettings):
     # Issue 14: audit evidence, contact changes, SIM swaps (docs/operations.md, "Meeting the standards").
     #: Proxies whose X-Forwarded-For is believed, comma-separated addresses or networks (``10.0.0.0/8``);
     #: the client address every audit event records is the first one to the left that is not one of them.
-    trusted_proxies: str = "127.0.0.1"
+    #: Unset, uvicorn's FORWARDED_ALLOW_IPS (what earlier versions read), else this machine.
+    trusted_proxies: str = Field(default_factory=lambda: os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))
     #: Seconds between seals of the audit chain (by every worker; audit/chain.py).
     audit_seal_interval: float = Field(default=2.0, gt=0, le=3600)
     #: Days audit events are kept at least: ``pwreset audit purge`` deletes nothing younger (PCI DSS 10.5.1

@@ -39,6 +39,13 @@ from pwreset.kit.crypto import KeyedHasher
 
 H_EVENT = "audit-event"
 H_SEAL = "audit-seal"
+H_PURGE = "audit-purge"
+H_EXPORT = "audit-export"
+#: An event sealed after a seal made this long after the event's own time is reported as back-dated
+#: (a transaction can commit late; an hour is far beyond any).
+LATE_TOLERANCE = timedelta(hours=1)
+#: What no purge may reach, whatever the setting (PCI DSS 10.5.1's year).
+MIN_RETENTION = timedelta(days=365)
 GENESIS = "0" * 64
 NO_INSTITUTION = "-"
 BLOCK = 2_000
@@ -72,13 +79,30 @@ def content(row: Any) -> str:
     ).decode()
 
 
-def _seal_message(chain: str, seq: int, prev: str, entries: Sequence[tuple[int, str]]) -> str:
-    return "\x00".join([chain, str(seq), prev, *(f"{event_id}:{mac}" for event_id, mac in entries)])
+def _when(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _seal_message(seal: AuditSeal, entries: Sequence[tuple[int, str]]) -> str:
+    """What a seal's digest covers: every field of the seal but the digest and the purge, and the block."""
+    head = [seal.chain, str(seal.seq), seal.prev_digest, str(seal.count), str(seal.first_event_id),
+            str(seal.last_event_id), _when(seal.first_at), _when(seal.last_at), _when(seal.sealed_at)]
+    return "\x00".join([*head, *(f"{event_id}:{mac}" for event_id, mac in entries)])
+
+
+def _purge_message(seal: AuditSeal) -> str:
+    assert seal.purged_at is not None
+    return "\x00".join([seal.chain, str(seal.seq), seal.digest, _when(seal.last_at), _when(seal.purged_at)])
+
+
+def _export_message(row: AuditExport) -> str:
+    return "\x00".join([row.chain, _when(row.since), _when(row.until), row.format, str(row.events),
+                         _when(row.started_at)])
 
 
 @dataclass
 class Finding:
-    kind: str  # edited | deleted | inserted | reordered | missing_seal | broken_link
+    kind: str  # edited | deleted | inserted | reordered | backdated | missing_seal | broken_link | forged_purge
     seal: int | None = None
     event_id: int | None = None
     detail: str = ""
@@ -112,6 +136,7 @@ class Purged:
     seals: int
     events: int
     uncovered: int  # seals past retention that no export covered (kept, unless forced)
+    tampered: int = 0  # seals past retention that do not verify (kept: their dates cannot be trusted)
 
 
 class NothingToDo(Exception):
@@ -169,9 +194,9 @@ class AuditChain:
             seal = AuditSeal(
                 chain=chain, seq=seq, count=len(rows), first_event_id=rows[0].id, last_event_id=rows[-1].id,
                 first_at=min(row.occurred_at for row in rows), last_at=max(row.occurred_at for row in rows),
-                prev_digest=prev, digest=self.hasher.digest(H_SEAL, _seal_message(chain, seq, prev, entries)),
-                sealed_at=self.clock.now(),
+                prev_digest=prev, sealed_at=self.clock.now(),
             )
+            seal.digest = self.hasher.digest(H_SEAL, _seal_message(seal, entries))
             session.add(seal)
             await session.flush()
             await session.execute(
@@ -188,7 +213,7 @@ class AuditChain:
             seals = (
                 await session.scalars(select(AuditSeal).where(AuditSeal.chain == chain).order_by(AuditSeal.seq))
             ).all()
-            prev, expected = GENESIS, 1
+            prev, expected, previous = GENESIS, 1, None
             for seal in seals:
                 if seal.seq != expected:
                     report.findings.append(Finding("missing_seal", seal.seq, detail=f"seals {expected} to "
@@ -197,10 +222,11 @@ class AuditChain:
                     report.findings.append(Finding("broken_link", seal.seq, detail="does not follow the seal before"))
                 if seal.purged_at is not None:
                     report.purged_seals += 1
+                    await self._verify_purge(session, seal, report)
                 else:
-                    await self._verify_block(session, seal, report)
+                    await self._verify_block(session, seal, report, previous)
                 report.seals += 1
-                prev, expected = seal.digest, seal.seq + 1
+                prev, expected, previous = seal.digest, seal.seq + 1, seal
             report.head_seq, report.head_digest = (seals[-1].seq, seals[-1].digest) if seals else (0, GENESIS)
             waiting = (
                 await session.execute(
@@ -210,7 +236,19 @@ class AuditChain:
             report.unsealed, report.oldest_unsealed = int(waiting[0]), waiting[1]
         return report
 
-    async def _verify_block(self, session: AsyncSession, seal: AuditSeal, report: Report) -> None:
+    async def _verify_purge(self, session: AsyncSession, seal: AuditSeal, report: Report) -> None:
+        """A purged seal: its purge made with the key, past the least retention, and nothing left under it."""
+        if seal.purge_mac is None or not self.hasher.verify(H_PURGE, _purge_message(seal), seal.purge_mac):
+            report.findings.append(Finding("forged_purge", seal.seq, detail="marked purged without the key"))
+        elif seal.purged_at is not None and seal.last_at > seal.purged_at - MIN_RETENTION:
+            report.findings.append(Finding("forged_purge", seal.seq, detail="purged inside the retention"))
+        left = await session.scalar(select(func.count()).where(_e.seal_id == seal.id))
+        if left:
+            report.findings.append(Finding("inserted", seal.seq, detail=f"{left} events under a purged seal"))
+
+    async def _verify_block(
+        self, session: AsyncSession, seal: AuditSeal, report: Report, previous: AuditSeal | None = None
+    ) -> None:
         rows = (await session.execute(select(*_COLUMNS).where(_e.seal_id == seal.id).order_by(_e.id))).all()
         report.events += len(rows)
         edited = False
@@ -221,6 +259,9 @@ class AuditChain:
                     chain_of(row.institution_id) != seal.chain:
                 report.findings.append(Finding("edited", seal.seq, row.id, "its content does not give its mac"))
                 edited = True
+            elif previous is not None and row.occurred_at < previous.sealed_at - LATE_TOLERANCE:
+                report.findings.append(Finding("backdated", seal.seq, row.id, "dated long before the seal that came "
+                                               "before it: written afterwards"))
             entries.append((row.id, row.mac or mac))
         if len(rows) < seal.count:
             report.findings.append(Finding("deleted", seal.seq, detail=f"{seal.count - len(rows)} of {seal.count} "
@@ -228,11 +269,9 @@ class AuditChain:
         elif len(rows) > seal.count:
             report.findings.append(Finding("inserted", seal.seq, detail=f"{len(rows) - seal.count} events more "
                                            f"than the {seal.count} sealed"))
-        elif not edited and not self.hasher.verify(
-            H_SEAL, _seal_message(seal.chain, seal.seq, seal.prev_digest, entries), seal.digest
-        ):
-            report.findings.append(Finding("reordered", seal.seq, detail="every event is intact, their order or "
-                                           "ids are not the sealed ones"))
+        elif not edited and not self.hasher.verify(H_SEAL, _seal_message(seal, entries), seal.digest):
+            report.findings.append(Finding("reordered", seal.seq, detail="every event is intact; their order or "
+                                           "ids, or the seal's own fields, are not the sealed ones"))
 
     # export
 
@@ -254,10 +293,14 @@ class AuditChain:
                 for row in partition:
                     yield row
 
-    async def record_export(self, chain: str, *, since: datetime, until: datetime, fmt: str, events: int) -> None:
+    async def record_export(
+        self, chain: str, *, since: datetime, until: datetime, fmt: str, events: int, started_at: datetime
+    ) -> None:
         async with self.db.transaction() as session:
-            session.add(AuditExport(chain=chain, since=since, until=until, format=fmt, events=events,
-                                    exported_at=self.clock.now()))
+            row = AuditExport(chain=chain, since=since, until=until, format=fmt, events=events,
+                              exported_at=self.clock.now(), started_at=started_at)
+            row.mac = self.hasher.digest(H_EXPORT, _export_message(row))
+            session.add(row)
             await audit.record_event(
                 session, clock=self.clock, event_type="audit.exported", outcome="success", actor="cli",
                 institution_id=None if chain == NO_INSTITUTION else chain,
@@ -268,9 +311,10 @@ class AuditChain:
 
     async def purge(self, chain: str, *, retention_days: int, force: bool = False) -> Purged:
         """Delete the events of whole seals older than the retention, never one inside it; only what an
-        export covered unless ``force``. The seals stay (marked purged), so the chain still verifies."""
+        export made after the seal covered, unless ``force``; never a seal that does not verify (its dates
+        could be forged). The seals stay, marked purged with the key, so the chain still verifies."""
         await self.seal(chain=chain)
-        cutoff = self.clock.now() - timedelta(days=retention_days)
+        cutoff = self.clock.now() - max(timedelta(days=retention_days), MIN_RETENTION)
         async with self.db.transaction() as session:
             seals = (
                 await session.scalars(
@@ -279,39 +323,34 @@ class AuditChain:
                     ).order_by(AuditSeal.seq)
                 )
             ).all()
-            covered = _merge(
-                (row.since, row.until)
-                for row in (await session.scalars(select(AuditExport).where(AuditExport.chain == chain))).all()
-            )
-            chosen = [s for s in seals if force or _inside(covered, s.first_at, s.last_at)]
+            exports = [
+                row for row in (await session.scalars(select(AuditExport).where(AuditExport.chain == chain))).all()
+                if self.hasher.verify(H_EXPORT, _export_message(row), row.mac)
+            ]
+            intact = []
+            for seal in seals:
+                check = Report(chain)
+                await self._verify_block(session, seal, check)
+                if check.intact:
+                    intact.append(seal)
+            chosen = [s for s in intact if force or any(
+                e.since <= s.first_at and s.last_at < e.until and s.sealed_at <= e.started_at for e in exports
+            )]
             deleted = 0
             now = self.clock.now()
             for seal in chosen:
                 result = await session.execute(delete(AuditEvent).where(_e.seal_id == seal.id))
                 deleted += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
                 seal.purged_at = now
-            uncovered = len(seals) - len(chosen)
+                seal.purge_mac = self.hasher.digest(H_PURGE, _purge_message(seal))
+            uncovered = len(intact) - len(chosen)
             await audit.record_event(
                 session, clock=self.clock, event_type="audit.purged", outcome="forced" if force else "success",
                 actor="cli", institution_id=None if chain == NO_INSTITUTION else chain,
                 details={"seals": len(chosen), "events": deleted, "retentionDays": retention_days,
-                         "keptUnexported": uncovered},
+                         "keptUnexported": uncovered, "keptTampered": len(seals) - len(intact)},
             )
-        return Purged(len(chosen), deleted, uncovered)
-
-
-def _merge(intervals: Any) -> list[tuple[datetime, datetime]]:
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in sorted(intervals):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def _inside(covered: list[tuple[datetime, datetime]], first: datetime, last: datetime) -> bool:
-    return any(start <= first and last < end for start, end in covered)
+        return Purged(len(chosen), deleted, uncovered, len(seals) - len(intact))
 
 
 # export formats

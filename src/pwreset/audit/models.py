@@ -55,6 +55,9 @@ class AuditSeal(Base):
     digest: Mapped[str] = mapped_column(String(64))
     sealed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Keyed hash of the purge (chain, number, digest, last event's time, purge time): a seal marked
+    #: purged by anyone without the key does not verify.
+    purge_mac: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditExport(Base):
@@ -70,3 +73,7 @@ class AuditExport(Base):
     format: Mapped[str] = mapped_column(String(8))
     events: Mapped[int] = mapped_column(Integer)
     exported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: When the export began: only seals made before it are known to be in it.
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Keyed hash of the record: a forged export row does not let ``purge`` delete anything.
+    mac: Mapped[str] = mapped_column(String(64))

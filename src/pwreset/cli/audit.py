@@ -96,12 +96,14 @@ def audit_export(
         raise main.CommandError("--until must come after --since")
 
     async def work(services: Container, sink: BinaryIO) -> int:
+        started = services.clock.now()
         events = 0
         async for row in services.audit_chain.export(institution, since=start, until=end):
             sink.write(jsonl(row) if fmt == "jsonl" else cef(row, version=__version__))
             events += 1
         sink.flush()
-        await services.audit_chain.record_export(institution, since=start, until=end, fmt=fmt, events=events)
+        await services.audit_chain.record_export(institution, since=start, until=end, fmt=fmt, events=events,
+                                                 started_at=started)
         return events
 
     async def run(services: Container) -> int:
@@ -129,6 +131,9 @@ def audit_purge(
 
     purged = main._run(main._with_services(settings, work))
     typer.echo(f"{purged.events} events purged ({purged.seals} seals)")
+    if purged.tampered:
+        typer.echo(f"{purged.tampered} seals past retention were kept: they do not verify (run audit verify)",
+                   err=True)
     if purged.uncovered:
         typer.echo(f"{purged.uncovered} seals past retention were kept: no export covers them "
                    "(export them, or --force)", err=True)

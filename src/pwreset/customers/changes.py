@@ -28,8 +28,13 @@ from pwreset.errors import PwresetError
 from pwreset.events.service import SecurityEvents
 from pwreset.kit.clock import Clock
 from pwreset.ratelimit.limiter import RateLimiter, Rule
+from pwreset.resets import repository as resets
 
 CHANGES_PER_DAY = 5
+#: What one partner application, and all of an institution's, may change in an hour: a stolen key
+#: cannot move a directory's numbers (each change also starts a cool-off, a lockout in bulk).
+CLIENT_CHANGES_PER_HOUR = 100
+INSTITUTION_CHANGES_PER_HOUR = 300
 
 
 class ContactNotFound(PwresetError):
@@ -64,6 +69,8 @@ class ContactChanges:
         self.limiter = limiter
         self.clock = clock
         self.rule = Rule("contact-change", CHANGES_PER_DAY, 86_400)
+        self.client_rule = Rule("contact-change-client", CLIENT_CHANGES_PER_HOUR, 3600)
+        self.institution_rule = Rule("contact-change-institution", INSTITUTION_CHANGES_PER_HOUR, 3600)
 
     async def change(
         self, session: Any, *, customer: Customer, change: ContactChange, client_id: str | None,
@@ -79,7 +86,15 @@ class ContactChanges:
             plans.append(("phone", *self._phone_plan(customer, change.phone)))
         if change.email is not None:
             plans.append(("email", *self._email_plan(customer, change.email)))
-        await self.limiter.consume(self.rule, f"customer:{customer.id}")
+        consumed = []
+        try:
+            for rule, subject in ((self.institution_rule, f"institution:{customer.institution_id}"),
+                                  (self.client_rule, f"client:{client_id}"), (self.rule, f"customer:{customer.id}")):
+                consumed.append((rule, subject, await self.limiter.consume(rule, subject)))
+        except BaseException:
+            for rule, subject, stamp in consumed:
+                await self.limiter.release(rule, subject, stamp)
+            raise
         # Resets of this customer wait for the change (and a change for a reset under way).
         await session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update())
         now = self.clock.now()
@@ -114,6 +129,10 @@ class ContactChanges:
                                    correlation_id=correlation_id, data=details)
         if changed:
             customer.updated_at = now
+            # What was under way for the old destinations ends: passcodes, tickets, a first channel verified.
+            await resets.supersede_active(session, customer_pk=customer.id)
+            await resets.void_tickets(session, customer_pk=customer.id, at=now)
+            await resets.void_pending_first(session, customer_pk=customer.id)
         await session.flush()
         return changed
 

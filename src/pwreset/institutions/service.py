@@ -12,6 +12,8 @@ from pwreset.institutions.models import Institution
 from pwreset.kit.clock import Clock
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: The audit chain of events that belong to no institution (audit/chain.py): no institution may be called so.
+NO_INSTITUTION = "-"
 RECOVERY_ASSURANCE = ("single", "two_channel")
 PASSWORD_FACTORS = ("single", "multi")
 CONTACT_LINE_LIMIT = 32  # (delivery/rendering.py: the SMS notices keep one segment with it)
@@ -20,7 +22,7 @@ CONTACT_LINE_LIMIT = 32  # (delivery/rendering.py: the SMS notices keep one segm
 async def create_institution(
     session: AsyncSession, *, institution_id: str, name: str, clock: Clock
 ) -> Institution:
-    if not _ID.fullmatch(institution_id):
+    if not _ID.fullmatch(institution_id) or institution_id == NO_INSTITUTION:
         raise InvalidInstitutionId()
     if not name.strip():
         raise InvalidInstitutionId("an institution needs a name")

@@ -49,6 +49,17 @@ async def supersede_active(session: AsyncSession, *, customer_pk: str) -> None:
     )
 
 
+async def void_pending_first(session: AsyncSession, *, customer_pk: str) -> None:
+    """Two-channel assurance: first channels verified and waiting for their second no longer count."""
+    held = select(ResetTicket.id).where(
+        (ResetTicket.passcode_id == Passcode.id) | (ResetTicket.first_passcode_id == Passcode.id)
+    )
+    await session.execute(
+        update(Passcode).where(Passcode.customer_pk == customer_pk, Passcode.status == "used", ~held.exists())
+        .values(status="voided").execution_options(synchronize_session=False)
+    )
+
+
 async def claim(session: AsyncSession, *, passcode_id: str, at: datetime) -> bool:
     """Spend an active passcode; ``False`` if someone else already did."""
     result = await session.execute(

@@ -185,7 +185,7 @@ class ResetService:
         destination_hash = self.hasher.digest("destination", await self._destination_key(entry.institution_id,
                                                                                       method.destination))
         if institution is not None:
-            await self._recovery_rules(entry, method, institution, destination_hash, actor, now)
+            await self._recovery_rules(entry, method, institution, actor, now)
         consumed = await self.velocity.consume_send(client_id=actor.client_id, institution_id=entry.institution_id)
         subjects = (f"customer:{entry.pk}", f"destination:{destination_hash}")
         try:
@@ -245,8 +245,8 @@ class ResetService:
             raise
 
     async def _recovery_rules(
-        self, entry: DirectoryEntry, method: MethodEntry, institution: InstitutionSettings, destination_hash: str,
-        actor: Actor, now: datetime,
+        self, entry: DirectoryEntry, method: MethodEntry, institution: InstitutionSettings, actor: Actor,
+        now: datetime,
     ) -> None:
         """Issue 14's refusals before a passcode: a destination inside its cool-off after a change, and,
         with two-channel assurance, a customer with one destination or a second passcode to the first's."""
@@ -263,7 +263,8 @@ class ResetService:
             waiting = await repository.pending_first(
                 session, customer_pk=entry.pk, since=now - timedelta(seconds=self.settings.two_channel_window)
             )
-        if any(p.destination_hash == destination_hash for p in waiting):
+        where = {m.pk: m.destination for m in entry.methods}
+        if any(where.get(p.contact_method_pk) == method.destination for p in waiting):
             raise SameChannel()
 
     async def _check_sim(
@@ -377,29 +378,35 @@ class ResetService:
             raise PasscodeUsed()
         if latest.status == "exhausted":
             raise PasscodeExhausted()
-        if latest.expires_at <= now:
-            raise PasscodeExpired()
+        if latest.expires_at <= now or latest.status in ("superseded", "voided"):
+            raise PasscodeExpired()  # (or ended with nothing newer: a contact change, a lock)
         if right:
             if not await repository.claim(session, passcode_id=latest.id, at=now):
                 raise PasscodeUsed()  # a concurrent request won it
-            customer.failed_reset_count = 0
-            customer.reset_failures_since = None
             first: Passcode | None = None
             if await self._two_channel(customer.institution_id):
                 window = self.settings.two_channel_window
                 waiting = await repository.pending_first(
                     session, customer_pk=customer.id, since=now - timedelta(seconds=window), exclude=latest.id
                 )
-                first = next((p for p in waiting if p.destination_hash != latest.destination_hash), None)
-                if first is None:  # the first channel of two: no ticket yet
+                # Two channels are two destinations (SMS and VOICE to one number are one), compared as the
+                # customer's methods hold them: a hash would differ across a key rotation.
+                where = {m.id: m.destination for m in customer.contact_methods}
+                here = where.get(latest.contact_method_pk)
+                first = next((p for p in waiting if where.get(p.contact_method_pk) not in (None, here)), None)
+                if first is None:  # the first channel of two: no ticket yet, and the run of failures stays:
+                    # one channel alone must not wipe the wrong guesses made at the other
                     await session.flush()
                     await self._audit(session, "passcode.verified", "first_channel", customer, actor, passcode=latest)
-                    verified = next((m for m in customer.contact_methods if m.id == latest.contact_method_pk), None)
                     others = [
                         m.method_id for m in customer.contact_methods
-                        if m.activated and (verified is None or m.destination != verified.destination)
+                        if m.activated and (here is None or m.destination != here)
                     ]
-                    return SecondChannelNeeded(verified.method_id if verified else None, others, window)
+                    verified = next((m.method_id for m in customer.contact_methods
+                                     if m.id == latest.contact_method_pk), None)
+                    return SecondChannelNeeded(verified, others, window)
+            customer.failed_reset_count = 0
+            customer.reset_failures_since = None
             ticket = new_secret(TICKET_PREFIX)
             session.add(
                 ResetTicket(
@@ -462,6 +469,8 @@ class ResetService:
         found = await repository.ticket_by_hash(session, hashes=self.hasher.digests(H_TICKET, ticket))
         if found is None or found.customer_pk != customer.id or found.used_at is not None or found.expires_at <= now:
             raise InvalidTicket()
+        if found.first_passcode_id is None and institution.recovery_assurance == "two_channel":
+            raise InvalidTicket()  # issued on one channel, before the institution asked for two
         reasons = self.policy.reasons(
             new_password, login_id=customer.login_id, current_hash=customer.password_hash,
             min_length=self.min_password_length(institution),

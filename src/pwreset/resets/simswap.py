@@ -4,8 +4,9 @@ Fraudsters take over a victim's number with a SIM swap, then reset the password 
 (FFIEC 2021). The GSMA CAMARA SIM Swap API asks the carrier: ``POST {base}/check`` with
 ``{"phoneNumber": "+E.164", "maxAge": <hours>}`` answers ``{"swapped": true|false}``, under an OAuth2
 client-credentials token (``PWRESET_SIM_SWAP_URL``, ``..._TOKEN_URL``, ``..._CLIENT_ID``,
-``..._CLIENT_SECRET``). Without a URL the null adapter answers "not swapped" to every number; the
-audit trail names the checker that answered.
+``..._CLIENT_SECRET``). Without a URL the null adapter gives no answer: an institution that turns the
+check on without a carrier configured gets its failure mode, never a silent "not swapped". The audit
+trail names the checker that answered.
 
 Anything but a clear answer (a timeout, a refused token, an unknown number, 5xx) is
 :class:`SimSwapUnavailable`; the reset service then fails closed or open by
@@ -39,12 +40,14 @@ class SimSwapChecker(Protocol):
 
 
 class NullSimSwap:
-    """No carrier to ask: every number counts as not swapped."""
+    """No carrier to ask. An institution that turned the check on gets no answer from it, so its
+    ``PWRESET_SIM_SWAP_FAILURE`` decides (closed, the default: phone channels refused) rather than a
+    silent "not swapped"; institutions with the check off never ask it."""
 
     name = "null"
 
     async def swapped(self, phone_number: str, *, max_age_hours: int) -> bool:
-        return False
+        raise SimSwapUnavailable("no SIM-swap checker is configured (PWRESET_SIM_SWAP_URL)")
 
     async def close(self) -> None:
         return None

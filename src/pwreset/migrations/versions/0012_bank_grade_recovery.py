@@ -28,6 +28,8 @@ def upgrade() -> None:
     sa.Column('format', sa.String(length=8), nullable=False),
     sa.Column('events', sa.Integer(), nullable=False),
     sa.Column('exported_at', pwreset.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', pwreset.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('mac', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_exports'))
     )
     with op.batch_alter_table('audit_exports', schema=None) as batch_op:
@@ -46,6 +48,7 @@ def upgrade() -> None:
     sa.Column('digest', sa.String(length=64), nullable=False),
     sa.Column('sealed_at', pwreset.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('purged_at', pwreset.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('purge_mac', sa.String(length=64), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_seals')),
     sa.UniqueConstraint('chain', 'seq', name='uq_audit_seals_chain_seq')
     )
