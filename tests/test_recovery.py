@@ -626,3 +626,15 @@ def test_the_trusted_proxies_default_to_uvicorns_variable(monkeypatch):
     assert Settings().trusted_proxies == "10.0.0.0/8"
     monkeypatch.setenv("PWRESET_TRUSTED_PROXIES", "192.0.2.1")
     assert Settings().trusted_proxies == "192.0.2.1"
+
+
+async def test_verifying_after_the_institution_cache_expired_answers(api, world: World, services):
+    """The two-channel setting is read in verify's own transaction (on SQLite a second connection would
+    wait for its write lock, and the answer was a 503)."""
+    from tests.test_resets import delivered_code, request_reset, verify
+
+    await configure(services, recovery_assurance="two_channel")
+    assert (await request_reset(api, world, method="101")).status_code == 204
+    code = await delivered_code(services)
+    services.institutions._entries.clear()  # as 30 s later
+    assert (await verify(api, world, code)).status_code == 202

@@ -110,8 +110,7 @@ OPERATIONS = [
     ),
     Operation(
         "PUT", "/v1/customers/{customerId}:contact-info", Family.UX_USERS, contact_info,
-        "Update a customer's phone number or email address (Candescent's updateContactInfo); the old one is "
-        "told, and the new one gets no reset passcode during the institution's cool-off",
+        "Change a customer's phone number or email address (Candescent's updateContactInfo)",
         scopes=frozenset({USERS_WRITE}), body=ContactInfo, status=204, tags=("Contact Info",),
         params={"userIdType": "query: CUSTOMER_ID (default) or LOGIN_ID; the body's userIdType wins"},
         errors=(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.audit import service as audit
@@ -384,7 +385,7 @@ class ResetService:
             if not await repository.claim(session, passcode_id=latest.id, at=now):
                 raise PasscodeUsed()  # a concurrent request won it
             first: Passcode | None = None
-            if await self._two_channel(customer.institution_id):
+            if await self._two_channel(session, customer.institution_id):
                 window = self.settings.two_channel_window
                 waiting = await repository.pending_first(
                     session, customer_pk=customer.id, since=now - timedelta(seconds=window), exclude=latest.id
@@ -537,10 +538,11 @@ class ResetService:
             ),
         )
 
-    async def _two_channel(self, institution_id: str) -> bool:
-        if self.institutions is None:
-            return False
-        return (await self.institutions.get(institution_id)).recovery_assurance == "two_channel"
+    async def _two_channel(self, session: AsyncSession, institution_id: str) -> bool:
+        """Read in the caller's transaction, not through the cache: on SQLite a second connection would
+        wait for this one's write lock whenever the cache had to read."""
+        assurance = await session.scalar(select(Institution.recovery_assurance).where(Institution.id == institution_id))
+        return assurance == "two_channel"
 
     async def _event(
         self, session: AsyncSession, customer: Customer, actor: Actor, event_type: str, data: dict[str, Any]
