@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from pwreset.access import subjects
@@ -43,7 +42,7 @@ async def contact_info(call: Call) -> Response:
         postal_address=body.postalAddress is not None and any(body.postalAddress.model_dump().values()),
     )
 
-    async def work(session: AsyncSession) -> None:
+    async with call.services.db.transaction() as session:  # all of it, or nothing
         try:
             customer = await subjects.customer(
                 session, call.caller, user_id=path_value(call, "customerId"),
@@ -54,9 +53,6 @@ async def contact_info(call: Call) -> Response:
         await call.services.contacts.change(
             session, customer=customer, change=change, client_id=call.caller.client_id, correlation_id=call.trace,
         )
-
-    async with call.services.db.transaction() as session:
-        await work(session)
     return Response(status_code=204)
 
 
