@@ -9,8 +9,10 @@ count), and drives with wrk:
 
 Delivery is off (``PWRESET_INPROCESS_WORKER=false``): this measures the API, the delivery issue
 measures the worker. Each round measures the floor before and after; the median ratio is reported.
+``--seal`` runs ``pwreset audit seal --every 2`` beside the service, as a worker would (issue 14: the
+audit chain is sealed off the request path, on the same machine and database).
 
-    python -m bench.directory [--customers 100000] [--workers 2] [--seconds 10] [--rounds 3]
+    python -m bench.directory [--customers 100000] [--workers 2] [--seconds 10] [--rounds 3] [--seal]
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -122,6 +126,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seal", action="store_true", help="seal the audit chain beside the service")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -133,7 +138,16 @@ def main() -> None:
         "PWRESET_INPROCESS_WORKER": "false", "PWRESET_LOG_JSON": "true", **NO_VELOCITY_LIMITS, **PORTAL_ON,
     }
     stride = args.customers // max(1, args.rounds)
-    rounds = [round_trip(args, env, shared, secret, first=r * stride) for r in range(args.rounds)]
+    sealer = subprocess.Popen(
+        [sys.executable, "-m", "pwreset", "audit", "seal", "--every", "2"], env={**os.environ, **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    ) if args.seal else None
+    try:
+        rounds = [round_trip(args, env, shared, secret, first=r * stride) for r in range(args.rounds)]
+    finally:
+        if sealer is not None:
+            sealer.terminate()
+            sealer.wait(timeout=60)
     reads = statistics.median(r["contact_methods_ratio"] for r in rounds)
     writes = statistics.median(r["reset_password_ratio"] for r in rounds)
     out = ROOT / "bench" / "results"

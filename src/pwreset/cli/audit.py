@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,12 +41,29 @@ def _when(value: str | None, option: str) -> datetime | None:
 
 
 @audit_app.command("seal")
-def audit_seal() -> None:
-    """Seal every chain's waiting events now."""
+def audit_seal(
+    every: Annotated[float | None, typer.Option(
+        "--every", help="keep sealing, every this many seconds, until SIGTERM (a sealer without delivery)")] = None,
+) -> None:
+    """Seal every chain's waiting events now (workers also do it every few seconds)."""
+    import asyncio
+    import signal
+
     main = _main()
 
     async def work(services: Container) -> int:
-        return await services.audit_chain.seal()
+        if every is None:
+            return await services.audit_chain.seal()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        sealed = 0
+        while not stop.is_set():
+            sealed += await services.audit_chain.seal()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
+        return sealed
 
     typer.echo(f"{main._run(main._with_services(main._settings(), work))} events sealed")
 
