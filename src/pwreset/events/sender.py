@@ -24,7 +24,14 @@ class SecurityWebhookSender:
     def __init__(self, *, db: Database, sealer: Sealer, timeout: float) -> None:
         self.db = db
         self.sealer = sealer
-        self.client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self.timeout = timeout
+        self._client: httpx.AsyncClient | None = None  # made at the first event (its TLS set-up costs)
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+        return self._client
 
     async def send(self, message: Outgoing) -> Accepted:
         async with self.db.reading() as session:
@@ -54,4 +61,5 @@ class SecurityWebhookSender:
         return Accepted(None)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
