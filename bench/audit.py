@@ -102,10 +102,10 @@ def main() -> None:
     args = parser.parse_args()
     url = prepare_database(DB)
     env = {**os.environ, "PWRESET_DATABASE_URL": url, "PWRESET_SECRET_KEY": SECRET_KEY}
+    start = datetime.now(UTC) - timedelta(days=30)
+    asyncio.run(load_events(url, args.events, start))  # (a month of events, then the institution's creation)
     subprocess.run([sys.executable, "-m", "pwreset", "institutions", "create", INSTITUTION, "--name", "Bench CU"],
                    env=env, check=True, capture_output=True)
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    asyncio.run(load_events(url, args.events, start))
     print(f"{args.events:,} events loaded", flush=True)
     results: dict[str, Any] = {"events": args.events}
     results["floor_seconds"] = base = round(asyncio.run(floor(url)), 2)

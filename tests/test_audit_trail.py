@@ -339,3 +339,25 @@ async def test_an_event_backdated_into_a_later_seal_is_caught(services, make_par
         ))
     await services.audit_chain.seal()
     assert await findings(services) == {"backdated"}
+
+
+async def test_a_backlog_of_old_events_seals_clean(services, make_partner):
+    """The events an upgrade finds unsealed are old, and in order: several blocks of them are not back-dated."""
+    from datetime import timedelta
+
+    start = services.clock.now() - timedelta(days=400)
+    async with services.db.transaction() as session:
+        await session.execute(insert(AuditEvent), [
+            {"occurred_at": start + timedelta(minutes=n), "event_type": "test.event", "outcome": "success",
+             "actor": "api", "institution_id": "07675", "details": {}} for n in range(BLOCK + 10)
+        ])
+    await make_partner("07675")  # (events of today after them)
+    await services.audit_chain.seal()
+    report = await services.audit_chain.verify("07675")
+    assert report.intact and report.seals == 2, report.findings[:3]
+    async with services.db.transaction() as session:  # one of them rewritten to the future's past: caught
+        await session.execute(insert(AuditEvent).values(
+            occurred_at=start, event_type="reset.completed", outcome="password_changed", actor="api",
+            institution_id="07675", details={}))
+    await services.audit_chain.seal()
+    assert await findings(services) == {"backdated"}

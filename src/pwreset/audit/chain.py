@@ -41,8 +41,9 @@ H_EVENT = "audit-event"
 H_SEAL = "audit-seal"
 H_PURGE = "audit-purge"
 H_EXPORT = "audit-export"
-#: An event sealed after a seal made this long after the event's own time is reported as back-dated
-#: (a transaction can commit late; an hour is far beyond any).
+#: An event dated this long before the last event of the seal before its own is reported as back-dated:
+#: events are sealed in id order, so their times only go back by as much as a transaction commits late
+#: (an hour is far beyond any), while an event inserted afterwards with an old date goes back further.
 LATE_TOLERANCE = timedelta(hours=1)
 #: What no purge may reach, whatever the setting (PCI DSS 10.5.1's year).
 MIN_RETENTION = timedelta(days=365)
@@ -269,8 +270,8 @@ class AuditChain:
                     chain_of(row.institution_id) != seal.chain:
                 report.findings.append(Finding("edited", seal.seq, row.id, "its content does not give its mac"))
                 edited = True
-            elif previous is not None and row.occurred_at < previous.sealed_at - LATE_TOLERANCE:
-                report.findings.append(Finding("backdated", seal.seq, row.id, "dated long before the seal that came "
+            elif previous is not None and row.occurred_at < previous.last_at - LATE_TOLERANCE:
+                report.findings.append(Finding("backdated", seal.seq, row.id, "dated long before the events sealed "
                                                "before it: written afterwards"))
             entries.append((row.id, row.mac or mac))
         if len(rows) < seal.count:

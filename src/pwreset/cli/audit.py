@@ -20,6 +20,8 @@ from pwreset.container import Container
 
 audit_app = typer.Typer(help="The audit trail: seal, verify, export, purge.", no_args_is_help=True)
 
+#: Findings ``verify`` prints one by one (a chain rewritten wholesale would otherwise print a line per event).
+SHOWN = 100
 _INSTITUTION = typer.Option("--institution", help=f"the institution's chain ({NO_INSTITUTION!r}: events of none)")
 
 
@@ -87,8 +89,10 @@ def audit_verify(
     typer.echo(f"head: seal {report.head_seq} {report.head_digest}")
     if report.oldest_unsealed is not None:
         typer.echo(f"oldest unsealed event: {report.oldest_unsealed.isoformat()}")
-    for finding in report.findings:
+    for finding in report.findings[:SHOWN]:
         typer.echo(f"TAMPERED {finding}", err=True)
+    if len(report.findings) > SHOWN:
+        typer.echo(f"TAMPERED and {len(report.findings) - SHOWN} findings more", err=True)
     if not report.intact:
         raise typer.Exit(1)
     typer.echo("intact")
