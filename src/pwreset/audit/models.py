@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pwreset.db import Base, UTCDateTime
@@ -13,6 +13,12 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
+    __table_args__ = (
+        # What the sealer reads (audit/chain.py): only the events waiting for a seal, by chain, in id order.
+        # Without it each block would walk the sealed events before the first waiting one.
+        Index("ix_audit_events_unsealed", "institution_id", "id",
+              postgresql_where=text("seal_id IS NULL"), sqlite_where=text("seal_id IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

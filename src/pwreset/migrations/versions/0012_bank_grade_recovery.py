@@ -73,6 +73,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('mac', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('seal_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
         batch_op.create_index(batch_op.f('ix_audit_events_seal_id'), ['seal_id'], unique=False)
+        batch_op.create_index('ix_audit_events_unsealed', ['institution_id', 'id'], unique=False,
+                              postgresql_where=sa.text('seal_id IS NULL'), sqlite_where=sa.text('seal_id IS NULL'))
         batch_op.create_foreign_key(batch_op.f('fk_audit_events_seal_id_audit_seals'), 'audit_seals', ['seal_id'], ['id'])
 
     with op.batch_alter_table('contact_methods', schema=None) as batch_op:
@@ -116,6 +118,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_audit_events_seal_id_audit_seals'), type_='foreignkey')
+        batch_op.drop_index('ix_audit_events_unsealed')
         batch_op.drop_index(batch_op.f('ix_audit_events_seal_id'))
         batch_op.drop_column('seal_id')
         batch_op.drop_column('mac')
