@@ -95,21 +95,29 @@ class FakeProvider:
 
 
 @asynccontextmanager
-async def fake_provider() -> AsyncIterator[FakeProvider]:
-    fake = FakeProvider()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
+async def _serving(app: web.Application) -> AsyncIterator[str]:
+    """``app`` on a free local port, for as long as the block runs; its base URL."""
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    fake.url = f"http://127.0.0.1:{port}"
     try:
-        yield fake
+        yield f"http://127.0.0.1:{port}"
     finally:
-        fake.release()
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def fake_provider() -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    async with _serving(app) as fake.url:
+        try:
+            yield fake
+        finally:
+            fake.release()
 
 
 @dataclass
@@ -197,14 +205,8 @@ async def camara_server() -> AsyncIterator[FakeCamara]:
     app = web.Application()
     app.router.add_post("/token", fake.token)
     app.router.add_post("/sim-swap/v2/check", fake.check)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    fake.url = f"http://127.0.0.1:{port}"
-    try:
-        yield fake
-    finally:
-        fake._never.set()
-        await runner.cleanup()
+    async with _serving(app) as fake.url:
+        try:
+            yield fake
+        finally:
+            fake._never.set()
