@@ -345,12 +345,16 @@ class Worker:
             return self._failed(row, claim, DeliveryFailure("timeout"))
         outcome = self._sent(row, claim, accepted, provider.name)
         if row.kind == "passcode" and self.events is not None:
-            follow_up = await self.events.row(
-                row.institution_id, "passcode.sent", customer_id=row.customer_id, client_id=row.client_id,
-                correlation_id=row.correlation_id,
-                data={"contactMethodId": row.contact_method_id, "channel": row.channel},
-            )
-            outcome = replace(outcome, follow_up=follow_up)
+            try:
+                follow_up = await self.events.row(
+                    row.institution_id, "passcode.sent", customer_id=row.customer_id, client_id=row.client_id,
+                    correlation_id=row.correlation_id,
+                    data={"contactMethodId": row.contact_method_id, "channel": row.channel},
+                )
+            except Exception as error:  # the passcode went: its outcome is recorded whatever the event does
+                log.warning("the passcode.sent event of %s was not queued: %s", row.id, type(error).__name__)
+            else:
+                outcome = replace(outcome, follow_up=follow_up)
         return outcome
 
     def _sent(self, row: Any, claim: str, accepted: Accepted, provider: str) -> Outcome:
