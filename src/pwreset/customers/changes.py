@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.audit import service as audit
 from pwreset.customers.contact import PHONE_PROTOCOLS, InvalidContact, normalise
@@ -73,7 +74,7 @@ class ContactChanges:
         self.institution_rule = Rule("contact-change-institution", INSTITUTION_CHANGES_PER_HOUR, 3600)
 
     async def change(
-        self, session: Any, *, customer: Customer, change: ContactChange, client_id: str | None,
+        self, session: AsyncSession, *, customer: Customer, change: ContactChange, client_id: str | None,
         correlation_id: str | None,
     ) -> int:
         """Apply ``change`` in the caller's unit of work; the number of methods changed."""

@@ -20,7 +20,6 @@ class InstitutionSettings:
     sandbox: bool = False
     #: Issue 14 (institutions/models.py says what each means).
     recovery_assurance: str = "single"
-    password_factor: str = "multi"  # noqa: S105 - the kind of factor, not a password
     contact_line: str | None = None
     contact_cooloff: int | None = None
     sim_swap_check: bool = False
@@ -46,7 +45,7 @@ class InstitutionCache:
             raise InstitutionNotFound(f"no institution {institution_id}")
         settings = InstitutionSettings(
             row.id, row.name, row.min_password_length, row.mask_contact_info, sandbox=row.sandbox,
-            recovery_assurance=row.recovery_assurance, password_factor=row.password_factor,
+            recovery_assurance=row.recovery_assurance,
             contact_line=row.contact_line, contact_cooloff=row.contact_cooloff, sim_swap_check=row.sim_swap_check,
             sim_swap_max_age=row.sim_swap_max_age, webhook_url=row.webhook_url,
         )
