@@ -687,7 +687,7 @@ async def test_sign_out_with_a_bad_token_changes_nothing_and_a_good_one_ends_the
 
 
 def test_ipv6_addresses_are_limited_by_their_64_bit_network():
-    from pwreset.portal.routes import address_key
+    from pwreset.kit.webforms import address_key
 
     assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:ffff::9")
     assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")

@@ -1,26 +1,17 @@
 """The portal's forms (WTForms) and their CSRF protection.
 
 WTForms reads and validates every form and puts each error next to its field. Its CSRF framework carries
-the token: a hidden field in every form, checked before anything else. The token scheme is WTForms'
-documented extension point (``wtforms.csrf.core.CSRF``) rather than its ``SessionCSRF``, which compares
-with ``!=`` and fails with a KeyError when the session lacks its secret: here the token is an
-HMAC-SHA256, under a key derived from the service's secret key, of the browser's CSRF cookie (a random
-value, ``__Host-`` outside the sandbox, replaced at sign-in and sign-out) and an expiry, compared in
-constant time (decision 0011).
+the token: a hidden field in every form, checked before anything else (``kit/webforms.SignedCSRF``, bound to
+the browser's CSRF cookie: ``__Host-`` outside the sandbox, replaced at sign-in and sign-out; decision 0011).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
-import time
-from typing import Any
 
 from wtforms import (
     BooleanField,
     EmailField,
-    Form,
     HiddenField,
     PasswordField,
     RadioField,
@@ -28,42 +19,15 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.csrf.core import CSRF
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
-TOKEN_LIFETIME = 4 * 3600
+from pwreset.kit.webforms import CSRFForm
 
 
-class SignedCSRF(CSRF):  # type: ignore[misc]
-    """``expires.hmac`` bound to the browser's CSRF cookie; ``csrf_context`` is ``(key, cookie)``."""
-
-    def setup_form(self, form: Any) -> Any:
-        self.key, self.binding = form.meta.csrf_context
-        return super().setup_form(form)
-
-    def _mac(self, expires: str) -> str:
-        return hmac.new(self.key, f"portal-csrf\x00{self.binding}\x00{expires}".encode(), hashlib.sha256).hexdigest()
-
-    def generate_csrf_token(self, csrf_token_field: Any) -> str:
-        expires = str(int(time.time()) + TOKEN_LIFETIME)
-        return f"{expires}.{self._mac(expires)}"
-
-    def validate_csrf_token(self, form: Any, field: Any) -> None:
-        expires, _, mac = str(field.data or "").partition(".")
-        if not (self.binding and expires.isdigit() and len(expires) < 12
-                and hmac.compare_digest(mac.encode(), self._mac(expires).encode())):
-            raise ValidationError("This form has expired. Reload the page and try again.")
-        if int(expires) < time.time():
-            raise ValidationError("This form has expired. Reload the page and try again.")
-
-
-class PortalForm(Form):  # type: ignore[misc]
-    class Meta:
-        csrf = True
-        csrf_class = SignedCSRF
-        csrf_field_name = "csrf_token"
+class PortalForm(CSRFForm):
+    """A portal form: WTForms' CSRF field, signed by :class:`pwreset.kit.webforms.SignedCSRF`."""
 
 
 def _once() -> str:

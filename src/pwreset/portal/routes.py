@@ -7,12 +7,10 @@ secret to the clipboard. Every page carries a strict CSP (no inline script or st
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
 
 import orjson
 import segno
@@ -29,7 +27,7 @@ from wtforms.fields.choices import SelectChoice
 from pwreset import sandbox as demo
 from pwreset.container import Container
 from pwreset.institutions.errors import InstitutionNotFound
-from pwreset.kit.text import storable
+from pwreset.kit.webforms import BadForm, address_key, csrf_binding, read_form
 from pwreset.portal import catalogue, postman, testdrive
 from pwreset.portal.errors import AlreadySent, NotFound, PortalError, Refused, Throttled
 from pwreset.portal.forms import (
@@ -54,7 +52,6 @@ from pwreset.portal.service import NewKey, Signed
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
        "base-uri 'none'; frame-ancestors 'none'; connect-src 'self'")
-FORM_LIMIT = 16 * 1024
 NOTICES = {
     "verified": "Your email address is confirmed and your sandbox is ready. Sign in to start.",
     "signed-out": "You are signed out.",
@@ -80,20 +77,6 @@ T = TypeVar("T")
 _ID = re.compile(r"[0-9a-f]{32}")
 
 
-def address_key(host: str) -> str:
-    """What per-address limits count by: an IPv4 address, or an IPv6 address's /64 network (one customer
-    line gets a whole /64, so counting single IPv6 addresses would give it 2^64 allowances)."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return host[:64]
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
-
-
 def local_page(value: str) -> str:
     """A page of the portal to go back to after signing in, or "" (never another site: ``//host``,
     ``/\\host`` and anything outside ``/portal/`` are refused)."""
@@ -108,10 +91,6 @@ def path_id(request: Request, name: str) -> str:
     if not _ID.fullmatch(value):
         raise NotFound("There is no such thing here.")
     return value
-
-
-class BadForm(Exception):
-    """A body that is not a small, well-formed, storable HTML form."""
 
 
 def cookie_names(sandbox: bool) -> tuple[str, str]:
@@ -133,15 +112,8 @@ class Pages:
 
     # -- plumbing
 
-    def _csrf_binding(self, request: Request) -> str:
-        """The browser's CSRF cookie (a random value this service set), or a new one to set."""
-        value = request.cookies.get(self.csrf_cookie, "")
-        if len(value) == 43 and value.replace("-", "").replace("_", "").isalnum():
-            return value
-        return str(getattr(request.state, "csrf_binding", None) or secrets.token_urlsafe(32))
-
     def form(self, cls: type[PortalForm], request: Request, data: FormData | None = None, **kw: Any) -> Any:
-        binding = self._csrf_binding(request)
+        binding = csrf_binding(request, self.csrf_cookie)
         request.state.csrf_binding = binding
         return cls(formdata=data, meta={"csrf_context": (self.csrf_key, binding)}, **kw)
 
@@ -149,29 +121,8 @@ class Pages:
         cached = getattr(request.state, "form_data", None)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
-        request.state.form_data = found = await self._read_body(request)
+        request.state.form_data = found = await read_form(request)
         return found
-
-    async def _read_body(self, request: Request) -> FormData:
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
-            raise BadForm("send the form as application/x-www-form-urlencoded")
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > FORM_LIMIT):
-            raise BadForm("the form is too large")
-        raw = bytearray()
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > FORM_LIMIT:
-                raise BadForm("the form is too large")
-        try:
-            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=64,
-                              errors="strict")
-        except (UnicodeDecodeError, ValueError):
-            raise BadForm("the form could not be read") from None
-        if not all(storable(k) and storable(v) for k, v in pairs):
-            raise BadForm("the form holds characters that cannot be stored")
-        form_pairs: list[tuple[str, str | Any]] = list(pairs)
-        return FormData(form_pairs)
 
     def render(self, request: Request, template: str, status: int = 200, *, signed: Signed | None = None,
                headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
