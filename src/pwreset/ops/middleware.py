@@ -67,7 +67,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", ()))
-                cache = html = csp = False
+                cache = html = csp = framed = False
                 for name, value in headers:
                     lowered = name.lower()
                     if lowered == b"cache-control":
@@ -76,7 +76,10 @@ class RequestContextMiddleware:
                         html = value.startswith(b"text/html")
                     elif lowered == b"content-security-policy":
                         csp = True
-                headers += self.headers
+                        # a page whose own policy lets named sites frame it (the reset page, per
+                        # institution): X-Frame-Options cannot name them, so it is left out
+                        framed = b"frame-ancestors" in value and b"frame-ancestors 'none'" not in value
+                headers += [h for h in self.headers if not (framed and h[0] == b"x-frame-options")]
                 if not cache:
                     headers.append((b"cache-control", b"no-store"))
                 if html and not csp:
