@@ -35,7 +35,10 @@ from tests.openapi_check import checker
 from tests.support import PROBE_OPERATIONS, FakeDirectory, get_token
 
 POSTGRES_ADMIN_URL = os.environ.get("PWRESET_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("PWRESET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+#: pytest-xdist's worker (gw0, gw1, ...): each gets its own PostgreSQL databases (named by process id) and
+#: its own Redis databases (15, 13, ... for the suite; 14, 12, ... for the browser tests' server).
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_URL = os.environ.get("PWRESET_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - 2 * WORKER}")
 REQUIRE_SERVICES = os.environ.get("CI", "").lower() == "true" or os.environ.get(
     "PWRESET_TEST_REQUIRE_SERVICES"
 ) == "1"

@@ -27,14 +27,22 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import POSTGRES_ADMIN_URL, POSTGRES_UP, REDIS_UP, REQUIRE_SERVICES, TEST_SECRET_KEY, _admin
+from tests.conftest import (
+    POSTGRES_ADMIN_URL,
+    POSTGRES_UP,
+    REDIS_UP,
+    REQUIRE_SERVICES,
+    TEST_SECRET_KEY,
+    WORKER,
+    _admin,
+)
 from tests.servers import REPO_ROOT, free_port, server
 
 CHROMIUM = os.environ.get("PWRESET_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("PWRESET_SCREENSHOTS", REPO_ROOT / "test-results" / "screenshots"))
 PORTAL_INSTITUTION = "07675"
 REPRESENTATIVE = "partners@bank.example"
-BROWSER_REDIS = "redis://127.0.0.1:6379/14"
+BROWSER_REDIS = f"redis://127.0.0.1:6379/{14 - 2 * WORKER}"
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 
