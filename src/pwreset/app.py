@@ -30,6 +30,7 @@ from pwreset.ops.middleware import RequestContextMiddleware, security_headers
 from pwreset.ops.routes import routes as ops_routes
 from pwreset.portal.routes import routes as portal_routes
 from pwreset.resets.routes import OPERATIONS as RESET_OPERATIONS
+from pwreset.web.routes import routes as reset_page_routes
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def create_app(
 
     portal = portal_routes(services) if settings.docs or settings.portal_institution_id else []
     app = Starlette(
-        routes=[*ops_routes(settings), *portal, *routes(operations)],
+        routes=[*ops_routes(settings), *portal, *reset_page_routes(services), *routes(operations)],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )

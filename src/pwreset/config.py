@@ -172,6 +172,16 @@ class Settings(BaseSettings):
     #: Portal sessions end after this much idleness, and in any case this long after sign-in (seconds).
     portal_session_idle: int = Field(default=1800, ge=60, le=86_400)
     portal_session_absolute: int = Field(default=43_200, ge=300, le=7 * 86_400)
+    #: The hosted reset page (``/reset/{institutionId}``, web/): served unless turned off.
+    reset_page: bool = True
+    #: A customer's flow through the page ends this long after it started (seconds).
+    reset_page_flow_ttl: int = Field(default=1800, ge=300, le=7200)
+    #: The two steps whose work differs for a login on file and one that is not (the login, the choice of
+    #: destination) answer no sooner than this (seconds), so that their timing tells nothing.
+    reset_page_floor: float = Field(default=0.25, ge=0.0, le=5.0)
+    #: Logins typed per address (IPv6: per /64) and per login id, an hour.
+    reset_page_address_limit: int = Field(default=30, ge=1)
+    reset_page_login_limit: int = Field(default=10, ge=1)
     #: Require ``Authorization: Bearer <token>`` on /metrics.
     metrics_token: SecretStr | None = None
     #: Serve /metrics on this port (on ``metrics_host``) instead of the API's; ``pwreset serve`` starts it.

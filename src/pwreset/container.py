@@ -40,6 +40,7 @@ from pwreset.ratelimit.limiter import (
 )
 from pwreset.resets.service import ResetService
 from pwreset.resets.simswap import build_checker
+from pwreset.web.service import ResetPage
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Container:
     contacts: ContactChanges
     events: SecurityEvents
     webhook_sealer: Sealer
+    reset_page: ResetPage
 
     async def close(self) -> None:
         await self.worker.close()
@@ -148,4 +150,9 @@ def build_container(
         ),
         audit_chain=audit_chain, events=events, webhook_sealer=webhook_sealer,
         contacts=ContactChanges(outbox=outbox, events=events, limiter=limiter, clock=clock),
+        reset_page=ResetPage(
+            settings=settings, db=db, clock=clock, hasher=hasher, limiter=limiter, resets=resets,
+            policy=resets.policy,
+            sealer=Sealer(settings.secret_key_bytes, purpose="reset-page-ticket", old=settings.old_secret_keys_bytes),
+        ),
     )

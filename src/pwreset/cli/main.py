@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.cli.audit import audit_app
+from pwreset.cli.page import page_app
 from pwreset.cli.portal import portal_app
 from pwreset.cli.webhooks import webhooks_app
 from pwreset.config import ConfigurationError, Settings
@@ -55,6 +56,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(portal_app, name="portal")
 app.add_typer(audit_app, name="audit")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(page_app, name="page")
 
 
 class CommandError(Exception):

@@ -1,0 +1,1 @@
+"""The hosted reset page (`/reset/{institutionId}`, issue 15): docs/reset-page.md."""
