@@ -65,6 +65,11 @@ def test_sandbox_prints_working_credentials_and_reuses_its_data(tmp_path):
         while "[console SMS to +1•••••0143]" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert re.search(r"\[console SMS to \+1•••••0143\] .* code is \d{6}", log.read_text())
+        # The hosted reset page of the demo institution is linked, and answers with its form.
+        page = re.search(r"(http://\S+/reset/00001)\n", output)
+        assert page, output
+        form = httpx.get(page.group(1).replace("localhost", "127.0.0.1"))
+        assert form.status_code == 200 and 'name="login"' in form.text and "Demo" in form.text
     finally:
         stop(process)
     assert (tmp_path / "pwreset.db").exists()

@@ -23,6 +23,7 @@ from pwreset.institutions.service import create_institution
 from pwreset.oauth import repository as clients
 from pwreset.oauth.scopes import KNOWN_SCOPES, render
 from pwreset.oauth.service import SECRET_PREFIX, SHARED_KEY_PREFIX
+from pwreset.web import branding as page_branding
 
 DATABASE_FILE = "pwreset.db"
 SUSPENDED_UNTIL = datetime(2099, 12, 31, tzinfo=UTC)
@@ -162,6 +163,8 @@ def demo_accounts(number: int, holder: str) -> list[dict[str, object]]:
     ]
 
 
+#: Where the reset page's "Sign in" goes when the demo's password is changed (a fictional address).
+DEMO_SIGN_IN_URL = "https://online.demo-credit-union.example/sign-in"
 #: A fictional number (555-01xx is reserved for fiction) for the demo institution's notices.
 DEMO_CONTACT_LINE = "1-800-555-0100"
 
@@ -176,7 +179,10 @@ async def seed(services: Container) -> SandboxCredentials:
             demo = await create_institution(
                 session, institution_id=INSTITUTION_ID, name=INSTITUTION_NAME, clock=services.clock
             )
-            demo.contact_line = DEMO_CONTACT_LINE  # the notices' "not you? call ..." line
+            demo.contact_line = DEMO_CONTACT_LINE  # the notices' "not you? call ..." line, the page's help line
+        if await page_branding.branding(session, INSTITUTION_ID) is None:  # the hosted reset page's look
+            await page_branding.set_branding(session, clock=services.clock, institution_id=INSTITUTION_ID,
+                                             sandbox=True, sign_in_url=DEMO_SIGN_IN_URL)
         if await clients.client_by_shared_key(session, shared_key) is None:
             await services.oauth.create_client(
                 session, institution_id=INSTITUTION_ID, scope=all_scopes, name="Sandbox demo app",

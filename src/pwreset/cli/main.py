@@ -743,6 +743,11 @@ Ask for a passcode (with the token from above in $TOKEN):
     -H "Authorization: Bearer $TOKEN" -H 'correlationId: 0f8fad5b-d9cb-469f-a165-70867728950e' \\
     -H 'Content-Type: application/json' -d '{{"contactMethodId": "{sb.DEMO_CUSTOMERS[0].method_id}"}}'
 
+The hosted reset page, as the demo institution's customers see it (English or Spanish):
+
+  {base}/reset/{credentials.institution_id}
+  log in as {sb.DEMO_CUSTOMERS[0].login_id!r}; the passcode is printed here
+
 API description: {base}/docs
 
 Developer portal: {base}/portal
