@@ -939,3 +939,33 @@ async def test_inviting_a_member_again_is_refused_next_to_the_field(browser, por
                        page="/portal/dashboard")
     assert again.status_code == 400 and "already a member" in again.text
     assert await emails(portal_services, "portal_invite") == []
+
+
+async def test_staff_set_the_reset_pages_look_and_colours_that_fail_contrast_are_refused(
+    browser, portal_services, clock
+):
+    async with client_for(portal_services) as staff:
+        await sign_up(staff, portal_services, "ops@bank.example", name="Olu Ops")
+        await sign_in(staff, "ops@bank.example")
+        async with portal_services.db.transaction() as session:
+            await portal_services.portal.set_staff(session, email="ops@bank.example", staff=True)
+        await turn_on_two_factor(staff, clock)
+        desk = await staff.get("/portal/staff")
+        assert 'href="/reset/07675"' in desk.text and 'name="accent_color" value="#0b5394"' in desk.text
+        look = {"accent_color": "#7a1f5c", "header_color": "#1d3b2a",
+                "sign_in_url": "https://online.bank.example/sign-in", "frame_ancestors": "https://www.bank.example"}
+        saved = await post(staff, "/portal/staff/reset-page", look, page="/portal/staff")
+        assert saved.status_code == 303 and saved.headers["location"].startswith("/portal/staff?notice=page-look")
+        page = await staff.get("/reset/07675")
+        assert "frame-ancestors https://www.bank.example" in page.headers["content-security-policy"]
+        assert "--accent: #7a1f5c" in (await staff.get("/reset/07675/theme.css")).text
+        refused = await post(staff, "/portal/staff/reset-page", {**look, "accent_color": "#ffcc00"},
+                             page="/portal/staff")
+        assert refused.status_code == 400 and "contrast of 1." in refused.text
+        assert "--accent: #7a1f5c" in (await staff.get("/reset/07675/theme.css")).text  # nothing changed
+    # A developer who is not staff cannot change it.
+    await sign_up(browser, portal_services, "dev@partner.example")
+    await sign_in(browser, "dev@partner.example")
+    token = await csrf(browser, "/portal/dashboard")
+    denied = await browser.post("/portal/staff/reset-page", data={"csrf_token": token, "accent_color": "#000000"})
+    assert denied.status_code == 403

@@ -105,6 +105,16 @@ class AccessForm(OnceForm):
                             [DataRequired("Tell us what the app will do"), Length(min=10, max=1000)])
 
 
+class PageLookForm(PortalForm):
+    """The hosted reset page's look (staff): each value checked by ``web/branding.py``; '' removes it."""
+
+    accent_color = StringField("Accent colour (buttons and links, #rrggbb)", [Length(max=7)])
+    header_color = StringField("Header colour (behind white text, #rrggbb)", [Length(max=7)])
+    sign_in_url = StringField("Sign-in address (the last screen's button)", [Length(max=500)])
+    frame_ancestors = StringField("Sites that may frame the page (https origins, separated by spaces)",
+                                  [Length(max=1000)])
+
+
 class DecisionForm(PortalForm):
     note = TextAreaField("Note to the developer (optional)", [Length(max=1000)])
 

@@ -26,6 +26,7 @@ from pwreset.portal.models import (
     Membership,
     Organisation,
 )
+from pwreset.web import branding
 
 
 class Production(Apps):
@@ -146,6 +147,31 @@ class Production(Apps):
             requests=[(r, app, org, email) for r, app, org, email in requests],
             interest=[tuple(row) for row in interest],
         )
+
+    async def page_look(self, session: AsyncSession, signed: Signed) -> branding.Look:
+        """The institution's look on the hosted reset page (web/), for the staff page's form."""
+        if not signed.staff:
+            raise Forbidden("Staff pages need a staff account with two-factor authentication.")
+        return branding.look_of(await branding.branding(session, self.institution_id))
+
+    async def set_page_look(
+        self, session: AsyncSession, signed: Signed, *, accent_color: str, header_color: str, sign_in_url: str,
+        frame_ancestors: str, sandbox: bool,
+    ) -> None:
+        """Change the reset page's look (each value checked as ``pwreset page brand`` checks it; the logo is
+        set with that command)."""
+        if not signed.staff:
+            raise Forbidden("Staff pages need a staff account with two-factor authentication.")
+        try:
+            await branding.set_branding(
+                session, clock=self.clock, institution_id=self.institution_id, sandbox=sandbox,
+                accent_color=accent_color, header_color=header_color, sign_in_url=sign_in_url,
+                frame_ancestors=frame_ancestors,
+            )
+        except branding.BrandingInvalid as bad:
+            raise Refused(str(bad)[:1].upper() + str(bad)[1:] + ".") from None
+        await self._audit(session, "portal.reset_page_look", developer_id=signed.developer.id,
+                          by=signed.developer.email)
 
     async def set_staff(self, session: AsyncSession, *, email: str, staff: bool) -> Developer:
         """Grant or take back the staff role (``pwreset portal staff``)."""

@@ -38,6 +38,7 @@ from pwreset.portal.forms import (
     DecisionForm,
     ForgotForm,
     InviteForm,
+    PageLookForm,
     PasswordForm,
     PortalForm,
     ResetForm,
@@ -59,6 +60,7 @@ NOTICES = {
     "revoked": "The key pair is revoked: tokens issued with it no longer work.",
     "requested": "Your request for production access is with the institution's team. You will get an email.",
     "decided": "The decision is recorded and the developer has been told.",
+    "page-look": "The reset page's look is saved. Customers see it on their next page.",
     "invited": "The invitation is on its way. It works for 72 hours.",
     "joined": "You have joined the organisation.",
     "limit-used-up": "kit.busy's send limit is used up (the passcode it was sent is in your sandbox inbox): a "
@@ -502,7 +504,26 @@ class Pages:
         signed: Signed = request.state.signed
         async with self.services.db.transaction() as session:
             view = await self.portal.staff_view(session, signed)
-        return self.render(request, "staff.html", signed=signed, view=view, decision=self.form(DecisionForm, request))
+            look = await self.portal.page_look(session, signed)
+        stored = {"accent_color": look.accent, "header_color": look.header, "sign_in_url": look.sign_in_url or "",
+                  "frame_ancestors": " ".join(look.frame_ancestors)}
+        return self.render(request, "staff.html", signed=signed, view=view, decision=self.form(DecisionForm, request),
+                           look_form=self.form(PageLookForm, request, **stored), look=look,
+                           institution_id=self.settings.portal_institution_id)
+
+    async def page_look(self, request: Request) -> Response:
+        """The staff's form for the hosted reset page's look (web/)."""
+        signed: Signed = request.state.signed
+        form = self.form(PageLookForm, request, await self.body(request))
+        if not form.validate():
+            return self.expired(request, signed)
+        async with self.services.db.transaction() as session:
+            await self.portal.set_page_look(
+                session, signed, accent_color=(form.accent_color.data or "").strip(),
+                header_color=(form.header_color.data or "").strip(), sign_in_url=(form.sign_in_url.data or "").strip(),
+                frame_ancestors=(form.frame_ancestors.data or "").strip(), sandbox=self.settings.sandbox,
+            )
+        return self.redirect("/portal/staff?notice=page-look#reset-page")
 
     async def decide(self, request: Request) -> Response:
         signed: Signed = request.state.signed
@@ -761,6 +782,7 @@ def routes(services: Container) -> list[BaseRoute]:
         Route("/portal/apps/{app_id:str}/production", signed_in(pages.request_access), methods=["POST"]),
         Route("/portal/staff", signed_in(pages.staff), methods=["GET"]),
         Route("/portal/staff/requests/{request_id:str}/{decision:str}", signed_in(pages.decide), methods=["POST"]),
+        Route("/portal/staff/reset-page", signed_in(pages.page_look), methods=["POST"]),
         Route("/portal/team/invite", signed_in(pages.invite), methods=["POST"]),
         Route("/portal/invite", g(pages.invitation), methods=["GET", "POST"]),
         Route("/portal/organisation", signed_in(pages.switch), methods=["POST"]),
