@@ -508,7 +508,7 @@ class Pages:
         stored = {"accent_color": look.accent, "header_color": look.header, "sign_in_url": look.sign_in_url or "",
                   "frame_ancestors": " ".join(look.frame_ancestors)}
         return self.render(request, "staff.html", signed=signed, view=view, decision=self.form(DecisionForm, request),
-                           look_form=self.form(PageLookForm, request, **stored), look=look,
+                           look_form=self.form(PageLookForm, request, None, **stored), look=look,
                            institution_id=self.settings.portal_institution_id)
 
     async def page_look(self, request: Request) -> Response:
