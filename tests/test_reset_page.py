@@ -211,10 +211,17 @@ async def test_the_two_steps_that_differ_take_at_least_the_floor(settings, clock
 
 async def test_refusals_that_would_tell_a_stranger_something_look_like_a_sent_code(page: Browser):
     services = page.services
+    await page.start("no.such.person")
+    await page.post("/choose", {"destination": page.destinations()[0][0]})
+    stranger = await page.code("123456")
     for login in ("unregistered", "nodisclosure", "inactive"):
         await page.start(login)
         sent = await page.post("/choose", {"destination": page.destinations()[0][0]})
         assert str(sent.url).endswith("/code") and h1(sent) == "Enter your code"
+        assert "You can ask for a new code in" in text_of(sent)  # the same wait as a real send's
+        answer = await page.code("123456")  # and the same answer as a stranger's
+        assert answer.status_code == stranger.status_code == 400
+        assert "That code is not right" in text_of(answer)
     await services.worker.run_once()
     assert [m for m in services.sink.sent if m.kind == "passcode"] == []
     refused = await events(services, "reset_page.refused")
@@ -225,6 +232,24 @@ async def test_refusals_that_would_tell_a_stranger_something_look_like_a_sent_co
 async def test_deactivated_methods_are_not_offered(page: Browser):
     await page.start("sam")
     assert [label for _, label in page.destinations()] == ["Text message to •••• 0178"]
+
+
+async def test_a_customer_with_nothing_activated_looks_like_a_stranger(page: Browser):
+    from tests.directory_support import cid, customer, sms
+
+    services = page.services
+    dark = customer(cid("dark"), "dark.horse", sms("1", "2025550111", isActivated=False))
+    report = await load(services, "07675", [dark])
+    assert not report.refused
+    await page.start("dark.horse")
+    offered = page.destinations()
+    assert offered and "0111" not in str(offered)  # a decoy's, not an empty list
+    await page.start("dark.horse")
+    assert page.destinations() == offered
+    sent = await page.post("/choose", {"destination": offered[0][0]})
+    assert h1(sent) == "Enter your code"
+    assert "That code is not right" in text_of(await page.code("123456"))
+    assert [e.outcome for e in await events(services, "reset_page.refused")] == ["reset.method_not_activated"]
 
 
 async def test_wrong_codes_count_on_the_passcode_like_the_api(page: Browser):

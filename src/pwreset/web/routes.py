@@ -302,7 +302,7 @@ class Pages:
             return self._choose_page(request, ctx, form, step.destinations, step.second, status=400)
         chosen = dict(choices)[form.destination.data]
         try:
-            await self.page.send(flow=flow, destination_key=chosen.key, resend=False)
+            real = await self.page.send(flow=flow, destination_key=chosen.key, resend=False)
         except RateLimited as limited:
             await self.at_least(started)
             return self._choose_page(request, ctx, form, step.destinations, step.second, status=429,
@@ -311,7 +311,7 @@ class Pages:
         async with self.services.db.transaction() as session:
             live = await self.page.flow(session, institution_id=ctx.institution.id, token=request.cookies.get(
                 self.flow_cookie), lock=True)
-            await self.page.sent(session, flow=live, destination_key=chosen.key, protocol=chosen.protocol)
+            await self.page.sent(session, flow=live, destination_key=chosen.key, protocol=chosen.protocol, real=real)
         await self.at_least(started)
         return self.redirect(ctx.base + "/code")
 
@@ -384,7 +384,7 @@ class Pages:
         if chosen is None:
             raise WrongStep("choose")
         try:
-            await self.page.send(flow=flow, destination_key=chosen.key, resend=True)
+            real = await self.page.send(flow=flow, destination_key=chosen.key, resend=True)
         except RateLimited as limited:
             code_form = self.form(CodeForm, request)
             return await self._code_page(request, ctx, flow, code_form, status=429, wait=limited.retry_after,
@@ -392,7 +392,7 @@ class Pages:
         async with self.services.db.transaction() as session:
             live = await self.page.flow(session, institution_id=ctx.institution.id,
                                         token=request.cookies.get(self.flow_cookie), lock=True)
-            await self.page.sent(session, flow=live, destination_key=chosen.key, protocol=chosen.protocol)
+            await self.page.sent(session, flow=live, destination_key=chosen.key, protocol=chosen.protocol, real=real)
         return self.redirect(ctx.base + "/code?sent=again")
 
     async def password(self, request: Request, ctx: Context) -> Response:

@@ -223,8 +223,10 @@ class ResetPage:
         customer = await session.get(Customer, flow.customer_pk)
         if customer is None:
             raise FlowEnded()
-        methods = list(customer.contact_methods)
-        return [Destination(m.id, m.protocol, page_mask(m.protocol, m.destination)) for m in methods if m.activated]
+        offered = [Destination(m.id, m.protocol, page_mask(m.protocol, m.destination))
+                   for m in customer.contact_methods if m.activated]
+        # A customer with nothing to send to would show an empty list, which no stranger's login does.
+        return offered or self._decoys(self._seed(flow))
 
     def _decoys(self, seed: str) -> list[Destination]:
         """A stranger's login's destinations: the same every time it is typed, shaped like real ones."""
@@ -236,38 +238,54 @@ class ResetPage:
         return [Destination(f"d{i}", protocol, email if protocol == "EMAIL" else number)
                 for i, protocol in enumerate(shapes[digest[6] % len(shapes)])]
 
+    def _seed(self, flow: ResetFlow) -> str:
+        """What a flow's decoy is drawn from: the login typed (a stranger's), else its customer (a refusal the
+        page hides plays a decoy from then on)."""
+        if flow.customer_pk is None:
+            return flow.decoy or ""
+        return self.hasher.digest(H_DECOY, f"{flow.institution_id}\x00customer:{flow.customer_pk}")
+
     # -- sending a code
 
-    async def send(self, *, flow: ResetFlow, destination_key: str, resend: bool) -> None:
-        """Send a passcode to the chosen destination (the reset service commits it), or play a decoy's
-        send; refusals a stranger must not see are audited and swallowed. Call outside a transaction;
-        then :meth:`sent` records the step."""
+    async def send(self, *, flow: ResetFlow, destination_key: str, resend: bool) -> bool:
+        """Send a passcode to the chosen destination (the reset service commits it): True. Or play a decoy's
+        send: False, for a stranger's login and for a refusal a stranger must not see (audited, and counted
+        by the decoy's limits, so that the resend wait is the same). Call outside a transaction; then
+        :meth:`sent` records the step."""
         if flow.customer_pk is None:
             await self._decoy_send(flow, destination_key)
-            return
+            return False
         async with self.db.reading() as session:
             customer = await session.get(Customer, flow.customer_pk)
             if customer is None:
                 raise FlowEnded()
-            methods = list(customer.contact_methods)
+            methods = [m for m in customer.contact_methods if m.activated]
             customer_id = customer.customer_id
-        method = next((m for m in methods if m.id == destination_key and m.activated), None)
+        method = next((m for m in methods if m.id == destination_key), None)
+        hidden: str | None = None
         if method is None:
-            raise WrongStep(flow.step)
-        try:
-            entry = await directory_entry(self.db, institution_id=flow.institution_id, user_id=customer_id,
-                                          id_type="CUSTOMER_ID")
-            await self.resets.request_reset(entry=entry, contact_method_id=method.method_id, protocol=None,
-                                            actor=self.actor(flow))
-        except HIDDEN as hidden:
-            async with self.db.transaction() as session:
-                await self._audit(session, flow, "reset_page.refused", hidden.key, customer_id=customer_id,
-                                  details={"contactMethodId": method.method_id, "resend": resend})
-        except CustomerNotFound:
-            raise FlowEnded() from None
+            if methods:
+                raise WrongStep(flow.step)
+            hidden = "reset.method_not_activated"  # nothing activated: it chose one of the decoy's
+        else:
+            try:
+                entry = await directory_entry(self.db, institution_id=flow.institution_id, user_id=customer_id,
+                                              id_type="CUSTOMER_ID")
+                await self.resets.request_reset(entry=entry, contact_method_id=method.method_id, protocol=None,
+                                                actor=self.actor(flow))
+                return True
+            except HIDDEN as refused:
+                hidden = refused.key
+            except CustomerNotFound:
+                raise FlowEnded() from None
+        await self._decoy_send(flow, destination_key)
+        async with self.db.transaction() as session:
+            await self._audit(session, flow, "reset_page.refused", hidden, customer_id=customer_id,
+                              details={"contactMethodId": method.method_id if method else None, "resend": resend})
+        return False
 
     async def _decoy_send(self, flow: ResetFlow, key: str) -> None:
-        if key not in {d.key for d in self._decoys(flow.decoy or "")}:
+        if flow.customer_pk is None and key not in {d.key for d in self._decoys(flow.decoy or "")}:
             raise WrongStep(flow.step)
         consumed: list[tuple[Rule, str, int]] = []
         try:
@@ -280,15 +298,20 @@ class ResetPage:
             raise
 
     def _decoy_subjects(self, flow: ResetFlow, key: str) -> tuple[str, str]:
-        return f"decoy:{flow.decoy}", f"decoy-destination:{flow.decoy}:{key}"
+        seed = self._seed(flow)
+        return f"decoy:{seed}", f"decoy-destination:{seed}:{key}"
 
-    async def sent(self, session: AsyncSession, *, flow: ResetFlow, destination_key: str, protocol: str) -> None:
-        """The flow moves to its code step (the code's lifetime is the channel's)."""
+    async def sent(self, session: AsyncSession, *, flow: ResetFlow, destination_key: str, protocol: str,
+                   real: bool) -> None:
+        """The flow moves to its code step (the code's lifetime is the channel's). A send that was not
+        ``real`` (a decoy's, a hidden refusal) makes the flow answer codes as a decoy does until a real one."""
         now = self.clock.now()
         flow.method_pk = destination_key
         flow.step = "code"
         flow.decoy_tries = 0
         flow.code_expires_at = now + timedelta(seconds=self.settings.passcode_ttl(protocol))
+        if flow.customer_pk is not None:
+            flow.decoy = None if real else self._seed(flow)
         session.add(flow)
         await session.flush()
         if flow.customer_pk is None:
@@ -296,7 +319,7 @@ class ResetPage:
 
     async def send_wait(self, flow: ResetFlow, destination: Destination) -> int:
         """Seconds until another code may be sent to this destination (0: now)."""
-        if flow.customer_pk is None:
+        if flow.decoy is not None:  # a stranger's login, or a send the page hid
             subjects = self._decoy_subjects(flow, destination.key)
         else:
             async with self.db.reading() as session:
@@ -321,7 +344,7 @@ class ResetPage:
         """True when the flow moves on to the password (or to a second channel); raises
         :class:`CodeRefused` for a code that did not work. The caller commits either way."""
         await self.limiter.consume(self.code_address_rule, f"address:{address}")
-        if flow.customer_pk is None:
+        if flow.decoy is not None:  # a stranger's login, or a send the page hid: no code can be right
             return await self._decoy_verify(session, flow)
         customer = await session.get(Customer, flow.customer_pk)
         if customer is None:
@@ -357,7 +380,7 @@ class ResetPage:
         if flow.decoy_tries >= self.settings.passcode_max_attempts:
             raise CodeRefused("exhausted")
         try:
-            await self.limiter.consume(self.decoy_failures, f"decoy:{flow.decoy}")
+            await self.limiter.consume(self.decoy_failures, f"decoy:{self._seed(flow)}")
         except RateLimited:
             raise CodeRefused("suspended") from None
         flow.decoy_tries += 1
