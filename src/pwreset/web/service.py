@@ -319,7 +319,7 @@ class ResetPage:
 
     async def send_wait(self, flow: ResetFlow, destination: Destination) -> int:
         """Seconds until another code may be sent to this destination (0: now)."""
-        if flow.decoy is not None:  # a stranger's login, or a send the page hid
+        if flow.decoy is not None or flow.customer_pk is None:  # a stranger's login, or a send the page hid
             subjects = self._decoy_subjects(flow, destination.key)
         else:
             async with self.db.reading() as session:
