@@ -9,6 +9,7 @@ Chromium the tests are skipped on a laptop; in CI (``CI=true``) a missing Chromi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -128,18 +129,13 @@ class Served:
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[Mailbox, int]) -> Iterator[Served]:
     """``pwreset serve`` with the portal, on its own database."""
-    from pwreset.migrate import upgrade
-
     here = tmp_path_factory.mktemp("portal")
-    pg_name = f"pwreset_browser_{os.getpid()}"
-    if POSTGRES_UP:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{pg_name}"'))
-        asyncio.run(_admin(f'CREATE DATABASE "{pg_name}"'))
-        url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + pg_name
-    else:
-        url = f"sqlite:///{here / 'portal.db'}"
-    upgrade(url)
-    asyncio.run(_prepare(url))
+    with scratch_database("pwreset_browser", here) as url:
+        asyncio.run(_prepare(url))
+        yield from _serve_portal(url, here, mailbox)
+
+
+def _serve_portal(url: str, here: Path, mailbox: tuple[Mailbox, int]) -> Iterator[Served]:
     if REDIS_UP:  # this server's own Redis database: counters of an earlier run must not carry over
         import redis
 
@@ -154,9 +150,25 @@ def served(tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[Mailbox, int
         "PWRESET_ARGON2_TIME_COST": "1", "PWRESET_LOG_JSON": "false",
         "PWRESET_REDIS_URL": BROWSER_REDIS if REDIS_UP else "",
     }
+    with server(["pwreset", "serve"], env, here / "server.log", port=port) as base:
+        yield Served(base.replace("127.0.0.1", "localhost"), env)
+
+
+@contextlib.contextmanager
+def scratch_database(prefix: str, here: Path) -> Iterator[str]:
+    """A migrated database of its own for one server (PostgreSQL when it answers, else a SQLite file); its URL."""
+    from pwreset.migrate import upgrade
+
+    pg_name = f"{prefix}_{os.getpid()}"
+    if POSTGRES_UP:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{pg_name}"'))
+        asyncio.run(_admin(f'CREATE DATABASE "{pg_name}"'))
+        url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + pg_name
+    else:
+        url = f"sqlite:///{here / (prefix + '.db')}"
+    upgrade(url)
     try:
-        with server(["pwreset", "serve"], env, here / "server.log", port=port) as base:
-            yield Served(base.replace("127.0.0.1", "localhost"), env)
+        yield url
     finally:
         if POSTGRES_UP:
             asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))

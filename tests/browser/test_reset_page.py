@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
 
-from tests.browser.conftest import Mailbox, assert_accessible, text_of
-from tests.conftest import POSTGRES_ADMIN_URL, POSTGRES_UP, TEST_SECRET_KEY, _admin
+from tests.browser.conftest import Mailbox, assert_accessible, scratch_database, text_of
+from tests.conftest import TEST_SECRET_KEY
 from tests.directory_support import cid, customer, email, sms, voice
 from tests.servers import REPO_ROOT, free_port, server
 
@@ -131,18 +131,13 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[Mailbox, int], phone: Phone) -> Iterator[Site]:
-    from pwreset.migrate import upgrade
-
     here = tmp_path_factory.mktemp("reset-page")
-    pg_name = f"pwreset_page_{os.getpid()}"
-    if POSTGRES_UP:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{pg_name}"'))
-        asyncio.run(_admin(f'CREATE DATABASE "{pg_name}"'))
-        url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + pg_name
-    else:
-        url = f"sqlite:///{here / 'page.db'}"
-    upgrade(url)
-    asyncio.run(_prepare(url))
+    with scratch_database("pwreset_page", here) as url:
+        asyncio.run(_prepare(url))
+        yield from _serve(url, here, mailbox, phone)
+
+
+def _serve(url: str, here: Path, mailbox: tuple[Mailbox, int], phone: Phone) -> Iterator[Site]:
     env = {
         "PWRESET_DATABASE_URL": url, "PWRESET_SECRET_KEY": TEST_SECRET_KEY, "PWRESET_LOG_JSON": "false",
         "PWRESET_EMAIL_PROVIDER": "smtp", "PWRESET_SMTP_HOST": "127.0.0.1", "PWRESET_SMTP_PORT": str(mailbox[1]),
@@ -153,12 +148,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[Mailbox, int],
         # a resend at once (the in-process tests hold the one-a-minute default)
         "PWRESET_SEND_LIMIT_SHORT": "3", "PWRESET_REDIS_URL": "",
     }
-    try:
-        with server(["pwreset", "serve"], env, here / "server.log") as base:
-            yield Site(base.replace("127.0.0.1", "localhost"), url)
-    finally:
-        if POSTGRES_UP:
-            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+    with server(["pwreset", "serve"], env, here / "server.log") as base:
+        yield Site(base.replace("127.0.0.1", "localhost"), url)
 
 
 def start(page: Any, site: Site, login: str, *, label: str = "Login ID", go: str = "Continue") -> None:
