@@ -349,6 +349,8 @@ async def test_a_flow_belongs_to_one_institution_and_one_browser(page: Browser):
     page.institution = "11111"
     elsewhere = await page.get("/choose")
     assert elsewhere.status_code == 400 and h1(elsewhere) == "This reset has ended"
+    dropped = [c for c in elsewhere.headers.get_list("set-cookie") if c.startswith("__Host-pwreset_flow=")]
+    assert dropped and "Secure" in dropped[0] and "Max-Age=0" in dropped[0]  # a browser honours only that
     page.institution = "07675"
     assert (await page.get("/choose")).status_code == 400  # the refusal cleared the cookie
     async with httpx.AsyncClient(transport=page.client._transport, base_url="https://pwreset.test") as other:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from jinja2 import (
     BaseLoader,
@@ -190,11 +190,13 @@ class Pages:
             self._cookie(response, ctx, i18n.COOKIE, ctx.lang, max_age=365 * 86400)
         return response
 
+    def _samesite(self, ctx: Context) -> Literal["lax", "none"]:
+        """A page framed by the institution's own site on another site needs its cookies sent in that frame."""
+        return "none" if ctx.look.frame_ancestors and not self.settings.sandbox else "lax"
+
     def _cookie(self, response: Response, ctx: Context, name: str, value: str, *, max_age: int | None) -> None:
-        # A page framed by the institution's own site on another site needs its cookies sent in that frame.
-        framed = bool(ctx.look.frame_ancestors) and not self.settings.sandbox
         response.set_cookie(name, value, max_age=max_age, path="/", secure=not self.settings.sandbox,
-                            httponly=True, samesite="none" if framed else "lax")
+                            httponly=True, samesite=self._samesite(ctx))
 
     def redirect(self, to: str) -> RedirectResponse:
         return RedirectResponse(to, status_code=303)
@@ -208,8 +210,14 @@ class Pages:
         response = self.render(request, ctx, "message.html", status, headers=headers, title=title, text=text,
                                restart=restart)
         if restart:
-            response.delete_cookie(self.flow_cookie, path="/")
+            self.forget_flow(response, ctx)
         return response
+
+    def forget_flow(self, response: Response, ctx: Context) -> None:
+        """Drop the flow's cookie (with the attributes it was set with: a browser ignores a ``__Host-`` cookie
+        set without ``Secure``, its removal included)."""
+        response.delete_cookie(self.flow_cookie, path="/", secure=not self.settings.sandbox, httponly=True,
+                               samesite=self._samesite(ctx))
 
     def guarded(self, handler: Callable[[Request, Context], Awaitable[Response]]) -> Handler:
         async def endpoint(request: Request) -> Response:
@@ -415,7 +423,7 @@ class Pages:
             form.password.errors = [N_("That password cannot be used. It must meet every rule below.")]
             return await self._password_page(request, ctx, flow, form, status=400, failed=refused.rules)
         response = self.redirect(ctx.base + "/done")
-        response.delete_cookie(self.flow_cookie, path="/")
+        self.forget_flow(response, ctx)
         return response
 
     async def _password_page(self, request: Request, ctx: Context, flow: ResetFlow, form: Any, *,
