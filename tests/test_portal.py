@@ -952,6 +952,7 @@ async def test_staff_set_the_reset_pages_look_and_colours_that_fail_contrast_are
         await turn_on_two_factor(staff, clock)
         desk = await staff.get("/portal/staff")
         assert 'href="/reset/07675"' in desk.text and 'name="accent_color" value="#0b5394"' in desk.text
+        assert "<title>Staff" in desk.text and desk.text.count('id="reset-page"') == 1  # in the page, once
         look = {"accent_color": "#7a1f5c", "header_color": "#1d3b2a",
                 "sign_in_url": "https://online.bank.example/sign-in", "frame_ancestors": "https://www.bank.example"}
         saved = await post(staff, "/portal/staff/reset-page", look, page="/portal/staff")

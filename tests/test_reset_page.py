@@ -517,3 +517,121 @@ async def test_a_flow_in_progress_when_the_customer_is_deleted_ends(page: Browse
         await session.execute(update(Customer).where(Customer.customer_id == C1).values(active=False))
     sent = await page.choose("Email")
     assert h1(sent) == "Enter your code"  # an inactive customer is not told apart from a sent code
+
+
+# what the security review found (each failed before its fix)
+
+
+async def test_destinations_are_named_by_their_place_for_customers_and_decoys(page: Browser):
+    await page.start("Pat.Doe")
+    assert [value for value, _ in page.destinations()] == ["d0", "d1", "d2"]
+    await page.start("no.such.person")
+    assert all(re.fullmatch(r"d\d", value) for value, _ in page.destinations())
+
+
+async def test_decoys_take_the_shapes_of_the_institutions_own_customers(page: Browser):
+    from tests.directory_support import cid, customer, email
+
+    services = page.services
+    many = [customer(cid(f"m{n}"), f"member{n}", email("1", f"{'kq'[n % 2]}{n}@cu-mail.example")) for n in range(30)]
+    assert not (await load(services, "07675", many)).refused
+    services.reset_page._models.clear()
+    for login in ("stranger.one", "stranger.two", "stranger.three"):
+        await page.start(login)
+        labels = [label for _, label in page.destinations()]
+        shaped = r"Email to [kqp]•••@(cu-mail\.example|example\.com)|(Text message|Phone call) to •••• \d{4}"
+        assert all(re.fullmatch(shaped, label) for label in labels), labels
+
+
+async def test_a_send_limited_by_someone_elses_send_looks_like_any_other(page: Browser):
+    services = page.services
+    await page.start("Pat.Doe")
+    await page.choose("Text message")  # Pat's number is also twin's
+    await page.start("twin")
+    sent = await page.choose("Text message")
+    assert sent.status_code == 200 and h1(sent) == "Enter your code"  # not the 429 a shared number would show
+    assert "That code is not right" in text_of(await page.code(await last_code(services)))  # Pat's code
+    assert [e.outcome for e in await events(services, "reset_page.refused")] == ["request.rate_limited"]
+
+
+async def wrong_codes_until_suspended(page: Browser, login: str) -> list[str]:
+    """The page's answers to 21 wrong codes, sending a new code whenever one is used up."""
+    answers = []
+    await page.start(login)
+    await page.post("/choose", {"destination": "d0"})
+    for _ in range(21):
+        text = text_of(await page.code("999999"))
+        answer = next(why for why, words in (("suspended", "paused"), ("exhausted", "too many times"),
+                                             ("expired", "has expired"), ("wrong", "not right")) if words in text)
+        answers.append(answer)
+        if answer == "exhausted":
+            page.services.clock.advance(61)
+            await page.post("/resend", {}, index=1)
+    return answers
+
+
+async def test_a_strangers_wrong_codes_run_exactly_as_a_customers_do(page: Browser):
+    real = await wrong_codes_until_suspended(page, "sam")
+    decoy = await wrong_codes_until_suspended(page, "nobody.at.all")
+    assert real == decoy
+    assert real[19] == "suspended" and real.count("exhausted") == 3
+
+
+async def test_the_pages_wrong_codes_do_not_use_up_the_institutions_api_budget(page: Browser):
+    from pwreset.ratelimit.limiter import Rule
+
+    velocity = page.services.resets.velocity
+    velocity.institution_failures = Rule("institution-verify-failures", 3, 3600)
+    velocity.client_failures = Rule("client-verify-failures", 1000, 3600)
+    await page.start("sam")
+    await page.post("/choose", {"destination": "d0"})
+    for _ in range(4):
+        assert "not right" in text_of(await page.code("999999"))
+    await page.start("Pat.Doe")
+    await page.choose("Email")
+    assert str((await page.code(await last_code(page.services))).url).endswith("/password")
+
+
+async def test_an_institutions_template_cannot_reach_another_or_break_its_own_page(page: Browser):
+    services = page.services
+    async with services.db.transaction() as session:
+        await branding.set_template(session, clock=services.clock, institution_id="11111", name="choose.html",
+                                    source="{{ labels.update({'SMS': 'Call 1-900-555-0199 %(where)s'}) }}"
+                                           "{{ form.meta.csrf_context }}")
+        await branding.set_template(session, clock=services.clock, institution_id="11111", name="base.html",
+                                    source="{{ 1 // 0 }}")
+    page.institution = "11111"
+    broken = await page.get()
+    assert broken.status_code == 200 and h1(broken) == "Reset your password"  # ours, not a 500
+    foreign_token = page.csrf()
+    other = await page.start("other.pat")
+    assert other.status_code == 200 and "1-900" not in other.text and "csrf_context" not in other.text
+    page.institution = "07675"
+    await page.start("Pat.Doe")
+    assert page.destinations()[0][1] == "Text message to •••• 0143"  # untouched
+    refused = await page.post("", {"login": "Pat.Doe"}, csrf=foreign_token)  # another institution's token
+    assert refused.status_code == 400
+
+
+async def test_a_portal_sandbox_institution_has_no_page_in_production(page: Browser):
+    services = page.services
+    async with services.db.transaction() as session:
+        from pwreset.institutions.models import Institution
+
+        found = await session.get(Institution, "11111")
+        found.sandbox = True
+    services.institutions._entries.clear()
+    assert (await page.client.get("/reset/11111")).status_code == 404
+
+
+async def test_passwords_sent_are_limited_per_flow(page: Browser):
+    await page.start("Pat.Doe")
+    await page.choose("Email")
+    await page.code(await last_code(page.services))
+    token = page.csrf()
+    for _ in range(10):
+        assert (await page.post("/password", {"password": "Pat.Doe"}, csrf=token)).status_code == 400
+    limited = await page.post("/password", {"password": NEW_PASSWORD}, csrf=token)
+    assert limited.status_code == 429
+    too_long = await page.post("/password/check", {"password": "x" * 300}, csrf=token)
+    assert too_long.json() == {"failed": ["length_max"]}

@@ -80,6 +80,9 @@ class Actor:
 
     client_id: str | None
     correlation_id: str | None
+    #: Whether the institution-wide velocity limits count this caller too (the hosted reset page has its
+    #: own budget, so that strangers there cannot use up the institution's partners': decision 0013).
+    institution_wide: bool = True
 
 
 @dataclass
@@ -187,7 +190,8 @@ class ResetService:
         destination_hash = subjects[1].removeprefix("destination:")
         if institution is not None:
             await self._recovery_rules(entry, method, institution, actor, now)
-        consumed = await self.velocity.consume_send(client_id=actor.client_id, institution_id=entry.institution_id)
+        consumed = await self.velocity.consume_send(client_id=actor.client_id, institution_id=entry.institution_id,
+                                                    institution_wide=actor.institution_wide)
         try:
             for rule in self.send_rules:
                 for subject in subjects:
@@ -360,7 +364,8 @@ class ResetService:
         if customer.reset_blocked_until is not None and customer.reset_blocked_until > now:
             raise CoolingOff()
         reserved = await self.velocity.reserve_verify(
-            session, client_id=actor.client_id, institution_id=customer.institution_id
+            session, client_id=actor.client_id, institution_id=customer.institution_id,
+            institution_wide=actor.institution_wide,
         )
         guess = _Guess()
         try:

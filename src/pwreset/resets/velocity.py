@@ -58,26 +58,29 @@ class Velocity:
         self._reported: set[tuple[str, str, int]] = set()
 
     def _subjects(self, client_id: str | None, institution_id: str, client: tuple[Rule, ...],
-                  institution: tuple[Rule, ...]) -> list[tuple[Rule, str]]:
-        pairs = [(rule, f"institution:{institution_id}") for rule in institution]
+                  institution: tuple[Rule, ...], institution_wide: bool = True) -> list[tuple[Rule, str]]:
+        pairs = [(rule, f"institution:{institution_id}") for rule in institution] if institution_wide else []
         if client_id is not None:
             pairs = [(rule, f"client:{client_id}") for rule in client] + pairs
         return pairs
 
-    async def consume_send(self, *, client_id: str | None, institution_id: str) -> Consumed:
+    async def consume_send(self, *, client_id: str | None, institution_id: str,
+                           institution_wide: bool = True) -> Consumed:
         """Count one send against every limit; what was counted, for :meth:`release`."""
         return await self._consume(
-            self._subjects(client_id, institution_id, self.client_sends, self.institution_sends),
+            self._subjects(client_id, institution_id, self.client_sends, self.institution_sends, institution_wide),
             client_id, institution_id, session=None,
         )
 
-    async def reserve_verify(self, session: AsyncSession, *, client_id: str | None, institution_id: str) -> Consumed:
+    async def reserve_verify(self, session: AsyncSession, *, client_id: str | None, institution_id: str,
+                             institution_wide: bool = True) -> Consumed:
         """Count a verification as a wrong answer before it is checked, atomically (concurrent guesses
         each see the others' counts), and refuse it over the limit; the caller gives the count back
         (:meth:`release`) unless the answer was wrong. The audit event of a refusal goes into
         ``session``, the caller's unit of work, which commits refusals."""
         return await self._consume(
-            self._subjects(client_id, institution_id, (self.client_failures,), (self.institution_failures,)),
+            self._subjects(client_id, institution_id, (self.client_failures,), (self.institution_failures,),
+                           institution_wide),
             client_id, institution_id, session=session,
         )
 

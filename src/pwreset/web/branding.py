@@ -34,7 +34,8 @@ WHITE = "#ffffff"
 #: The page's templates an institution may replace (``pwreset page template set``).
 TEMPLATES = ("base.html", "start.html", "choose.html", "code.html", "password.html", "done.html", "message.html")
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
-_ORIGIN = re.compile(r"https://[a-z0-9.-]+(:[0-9]{1,5})?|https://\*\.[a-z0-9.-]+(:[0-9]{1,5})?")
+#: ``https://`` and a host name of two labels at least (a wildcard only as the first of three or more), a port.
+_ORIGIN = re.compile(r"https://(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(:[0-9]{1,5})?")
 
 
 class BrandingInvalid(PwresetError, ValueError):

@@ -29,9 +29,8 @@ from jinja2 import (
     Environment,
     PackageLoader,
     StrictUndefined,
-    TemplateError,
 )
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import select
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -42,7 +41,6 @@ from starlette.staticfiles import StaticFiles
 from pwreset.container import Container
 from pwreset.db import is_outage
 from pwreset.errors import RateLimited
-from pwreset.institutions.cache import InstitutionSettings
 from pwreset.institutions.errors import InstitutionNotFound
 from pwreset.kit.webforms import BadForm, CSRFForm, address_key, csrf_binding, read_form
 from pwreset.web import branding, i18n
@@ -99,9 +97,10 @@ def _builtin() -> Environment:
 
 @lru_cache(maxsize=64)
 def _overridden(overrides: tuple[tuple[str, str], ...]) -> Environment:
-    """An institution's own templates (``pwreset page template``) in Jinja2's sandbox, ours behind them."""
+    """An institution's own templates (``pwreset page template``) in Jinja2's sandbox, ours behind them. The
+    immutable sandbox: a template cannot change what it is given (the page's shared tables among them)."""
     loader: BaseLoader = ChoiceLoader([DictLoader(dict(overrides)), PackageLoader("pwreset.web", "templates")])
-    return SandboxedEnvironment(loader=loader, autoescape=True, undefined=StrictUndefined, trim_blocks=True,
+    return ImmutableSandboxedEnvironment(loader=loader, autoescape=True, undefined=StrictUndefined, trim_blocks=True,
                                 lstrip_blocks=True)
 
 
@@ -110,11 +109,20 @@ def cookie_names(sandbox: bool) -> tuple[str, str]:
     return ("pwreset_flow", "pwreset_page_csrf") if sandbox else ("__Host-pwreset_flow", "__Host-pwreset_page_csrf")
 
 
+@dataclass(frozen=True)
+class PageInstitution:
+    """What a page (and an institution's template) sees of the institution."""
+
+    id: str
+    name: str
+    contact_line: str | None
+
+
 @dataclass
 class Context:
     """One request to the page: its institution, look, language and templates."""
 
-    institution: InstitutionSettings
+    institution: PageInstitution
     look: Look
     lang: str
     overrides: tuple[tuple[str, str], ...]
@@ -131,7 +139,6 @@ class Pages:
         self.settings = services.settings
         self.page = page
         self.flow_cookie, self.csrf_cookie = cookie_names(self.settings.sandbox)
-        self.csrf_key = services.hasher.derive("reset-page-csrf").encode()
 
     # -- plumbing
 
@@ -140,6 +147,10 @@ class Pages:
         if not _INSTITUTION.fullmatch(institution_id) or institution_id == "-":
             raise InstitutionNotFound()
         institution = await self.services.institutions.get(institution_id)
+        if institution.sandbox and not self.settings.sandbox:
+            # A portal organisation's sandbox (its name a developer's choice) gets no page on a production origin.
+            raise InstitutionNotFound()
+        request.state.page_csrf_key = self.services.hasher.derive(f"reset-page-csrf\x00{institution_id}").encode()
         async with self.services.db.reading() as session:
             row = (await session.execute(select(
                 Branding.accent_color, Branding.header_color, Branding.logo.is_not(None), Branding.sign_in_url,
@@ -152,12 +163,14 @@ class Pages:
         asked = request.query_params.get("lang")
         lang = i18n.choose(asked=asked, cookie=request.cookies.get(i18n.COOKIE),
                            accept_language=request.headers.get("accept-language", ""))
-        return Context(institution, look, lang, overrides, set_lang=asked in i18n.LANGUAGES)
+        return Context(PageInstitution(institution.id, institution.name, institution.contact_line), look, lang,
+                       overrides, set_lang=asked in i18n.LANGUAGES)
 
     def form(self, cls: type[CSRFForm], request: Request, data: FormData | None = None, **kw: Any) -> Any:
         binding = csrf_binding(request, self.csrf_cookie)
         request.state.csrf_binding = binding
-        return cls(formdata=data, meta={"csrf_context": (self.csrf_key, binding)}, **kw)
+        # A key per institution: a token of one institution's page is no token of another's.
+        return cls(formdata=data, meta={"csrf_context": (request.state.page_csrf_key, binding)}, **kw)
 
     def csp(self, look: Look) -> str:
         ancestors = " ".join(look.frame_ancestors) or "'none'"
@@ -165,18 +178,18 @@ class Pages:
                 f"base-uri 'none'; connect-src 'self'; frame-ancestors {ancestors}")
 
     def render(self, request: Request, ctx: Context, template: str, status: int = 200, *,
-               headers: dict[str, str] | None = None, **values: Any) -> HTMLResponse:
+               headers: dict[str, str] | None = None, builtin: bool = False, **values: Any) -> HTMLResponse:
         other = "es" if ctx.lang == "en" else "en"
         variables = dict(
             _=i18n.gettext_for(ctx.lang), lang=ctx.lang, other=other, other_name=i18n.NAMES[other],
             institution=ctx.institution, look=ctx.look, base=ctx.base, path=request.url.path,
             support=ctx.institution.contact_line, tel=_tel(ctx.institution.contact_line), **values,
         )
+        own = ctx.overrides and not builtin
         try:
-            html = (_overridden(ctx.overrides) if ctx.overrides else _builtin()).get_template(template).render(
-                **variables)
-        except TemplateError as broken:  # an institution's template that does not render: ours instead
-            if not ctx.overrides:
+            html = (_overridden(ctx.overrides) if own else _builtin()).get_template(template).render(**variables)
+        except Exception as broken:  # an institution's template that does not render: ours instead
+            if not own:
                 raise
             log.warning("reset page: institution %s's %s does not render (%s); pwreset's own is shown",
                         ctx.institution.id, template, type(broken).__name__)
@@ -208,7 +221,7 @@ class Pages:
                 restart: bool = True, retry_after: int | None = None) -> HTMLResponse:
         headers = {"Retry-After": str(retry_after)} if retry_after else None
         response = self.render(request, ctx, "message.html", status, headers=headers, title=title, text=text,
-                               restart=restart)
+                               restart=restart, builtin=True)  # (ours: the error may be the institution's template)
         if restart:
             self.forget_flow(response, ctx)
         return response
@@ -219,8 +232,18 @@ class Pages:
         response.delete_cookie(self.flow_cookie, path="/", secure=not self.settings.sandbox, httponly=True,
                                samesite=self._samesite(ctx))
 
-    def guarded(self, handler: Callable[[Request, Context], Awaitable[Response]]) -> Handler:
+    def guarded(self, handler: Callable[[Request, Context], Awaitable[Response]], *,
+                floored: tuple[str, ...] = ()) -> Handler:
+        """The page's error handling around ``handler``; requests of the ``floored`` methods answer no sooner
+        than the page's floor (the steps whose work differs for a customer and a decoy)."""
         async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            response = await answer(request)
+            if request.method in floored:
+                await self.at_least(started)
+            return response
+
+        async def answer(request: Request) -> Response:
             try:
                 ctx = await self.context(request)
             except InstitutionNotFound:
@@ -238,14 +261,17 @@ class Pages:
             except WrongStep as wrong:
                 return self.redirect(ctx.base + STEP_PATHS.get(wrong.step, ""))
             except RateLimited as limited:
-                return self.message(request, ctx, 429, N_("Please wait"),
-                                    N_("Too many attempts from here. Wait a while, then start again."),
-                                    restart=False, retry_after=limited.retry_after)
+                return self.throttled(request, ctx, limited)
             except Exception as error:
                 response = self._failed(error)
                 return self.message(request, ctx, response.status_code, N_("Something went wrong"),
                                     N_("Nothing was changed. Try again in a few minutes."), restart=False)
         return endpoint
+
+    def throttled(self, request: Request, ctx: Context, limited: RateLimited) -> HTMLResponse:
+        return self.message(request, ctx, 429, N_("Please wait"),
+                            N_("Too many attempts from here. Wait a while, then start again."),
+                            restart=False, retry_after=limited.retry_after)
 
     def _failed(self, error: Exception) -> Response:
         if is_outage(error):
@@ -270,7 +296,6 @@ class Pages:
     async def start(self, request: Request, ctx: Context) -> Response:
         if request.method == "GET":
             return self.render(request, ctx, "start.html", form=self.form(StartForm, request), step=1)
-        started = time.perf_counter()
         form = self.form(StartForm, request, await read_form(request))
         if not form.validate():
             return self.render(request, ctx, "start.html", 400, form=form, step=1)
@@ -279,14 +304,13 @@ class Pages:
             entry = await self.page.look_up(institution_id=ctx.institution.id, login=login,
                                             address=self.address(request))
         except RateLimited as limited:
-            await self.at_least(started)
+            await self.page.limited(institution_id=ctx.institution.id, rule="login")
             return self.render(request, ctx, "start.html", 429, form=form, step=1,
                                error=N_("Too many attempts. Wait a while, then try again."),
                                headers={"Retry-After": str(limited.retry_after)})
         async with self.services.db.transaction() as session:
             token = await self.page.start(session, institution_id=ctx.institution.id, login=login, entry=entry,
                                           replacing=request.cookies.get(self.flow_cookie))
-        await self.at_least(started)
         response = self.redirect(ctx.base + "/choose")
         self._cookie(response, ctx, self.flow_cookie, token, max_age=self.settings.reset_page_flow_ttl)
         return response
@@ -297,30 +321,24 @@ class Pages:
             raise WrongStep(flow.step)
         async with self.services.db.reading() as session:
             step = await self.page.step(session, flow)
-        choices = [(d.key, d) for d in step.destinations]
+        choices = {d.key: d for d in step.destinations}
+        form = self.form(ChooseForm, request, await read_form(request) if request.method == "POST" else None)
+        form.destination.choices = list(choices)
         if request.method == "GET":
-            form = self.form(ChooseForm, request)
-            form.destination.choices = [key for key, _ in choices]
             return self._choose_page(request, ctx, form, step.destinations, step.second)
-        started = time.perf_counter()
-        form = self.form(ChooseForm, request, await read_form(request))
-        form.destination.choices = [key for key, _ in choices]
         if not form.validate():
-            await self.at_least(started)
             return self._choose_page(request, ctx, form, step.destinations, step.second, status=400)
-        chosen = dict(choices)[form.destination.data]
+        chosen = choices[form.destination.data]
         try:
-            real = await self.page.send(flow=flow, destination_key=chosen.key, resend=False)
+            real = await self.page.send(flow=flow, chosen=chosen, resend=False)
         except RateLimited as limited:
-            await self.at_least(started)
             return self._choose_page(request, ctx, form, step.destinations, step.second, status=429,
                                      error=WAIT, wait=limited.retry_after,
                                      headers={"Retry-After": str(limited.retry_after)})
         async with self.services.db.transaction() as session:
             live = await self.page.flow(session, institution_id=ctx.institution.id, token=request.cookies.get(
                 self.flow_cookie), lock=True)
-            await self.page.sent(session, flow=live, destination_key=chosen.key, protocol=chosen.protocol, real=real)
-        await self.at_least(started)
+            await self.page.sent(session, flow=live, chosen=chosen, real=real)
         return self.redirect(ctx.base + "/code")
 
     def _choose_page(self, request: Request, ctx: Context, form: Any, destinations: list[Destination], second: bool,
@@ -330,7 +348,7 @@ class Pages:
             error = N_("Choose where to send your code.") if "destination" in form.errors else form.errors.get(
                 "csrf_token", [None])[0]
         return self.render(request, ctx, "choose.html", status, form=form, destinations=destinations,
-                           labels=PROTOCOLS, second=second, error=error, wait=wait, step=2, headers=headers)
+                           labels=dict(PROTOCOLS), second=second, error=error, wait=wait, step=2, headers=headers)
 
     async def code(self, request: Request, ctx: Context) -> Response:
         flow = await self.flow(request, ctx)
@@ -350,6 +368,10 @@ class Pages:
             return await self.page.verify(session, flow=live, code=form.code.data, address=address)
 
         _, refused = await self.page.keeping(work)
+        if isinstance(refused, RateLimited):
+            return self.throttled(request, ctx, refused)
+        if isinstance(refused, FlowEnded):
+            raise refused
         if isinstance(refused, CodeRefused):
             form.code.errors = [CODE_REFUSALS[refused.why]]
             if refused.why in ("exhausted", "expired", "suspended"):
@@ -392,7 +414,7 @@ class Pages:
         if chosen is None:
             raise WrongStep("choose")
         try:
-            real = await self.page.send(flow=flow, destination_key=chosen.key, resend=True)
+            real = await self.page.send(flow=flow, chosen=chosen, resend=True)
         except RateLimited as limited:
             code_form = self.form(CodeForm, request)
             return await self._code_page(request, ctx, flow, code_form, status=429, wait=limited.retry_after,
@@ -400,7 +422,7 @@ class Pages:
         async with self.services.db.transaction() as session:
             live = await self.page.flow(session, institution_id=ctx.institution.id,
                                         token=request.cookies.get(self.flow_cookie), lock=True)
-            await self.page.sent(session, flow=live, destination_key=chosen.key, protocol=chosen.protocol, real=real)
+            await self.page.sent(session, flow=live, chosen=chosen, real=real)
         return self.redirect(ctx.base + "/code?sent=again")
 
     async def password(self, request: Request, ctx: Context) -> Response:
@@ -419,6 +441,10 @@ class Pages:
             await self.page.set_password(session, flow=live, password=form.password.data)
 
         _, refused = await self.page.keeping(work)
+        if isinstance(refused, RateLimited):
+            return self.throttled(request, ctx, refused)
+        if isinstance(refused, FlowEnded):
+            raise refused
         if isinstance(refused, PasswordNotAccepted):
             form.password.errors = [N_("That password cannot be used. It must meet every rule below.")]
             return await self._password_page(request, ctx, flow, form, status=400, failed=refused.rules)
@@ -443,8 +469,9 @@ class Pages:
             return JSONResponse({"failed": []}, 409)
         form = self.form(PasswordForm, request, await read_form(request))
         if not form.validate():
-            return JSONResponse({"failed": ["length"] if not form.password.data else []},
-                                400 if "csrf_token" in form.errors else 200)
+            if "csrf_token" in form.errors:
+                return JSONResponse({"failed": []}, 400)
+            return JSONResponse({"failed": ["length"] if not form.password.data else ["length_max"]})
         async with self.services.db.reading() as session:
             failed = await self.page.check_password(session, flow=flow, password=form.password.data)
         return JSONResponse({"failed": failed})
@@ -480,12 +507,13 @@ def routes(services: Container) -> list[BaseRoute]:
         return []
     pages = Pages(services, services.reset_page)
     g = pages.guarded
+    both = ("GET", "POST")
     return [
         Mount("/reset/-", app=StaticFiles(packages=[("pwreset.web", "static")]), name="reset-static"),
-        Route("/reset/{institution_id:str}", g(pages.start), methods=["GET", "POST"]),
-        Route("/reset/{institution_id:str}/choose", g(pages.choose), methods=["GET", "POST"]),
-        Route("/reset/{institution_id:str}/code", g(pages.code), methods=["GET", "POST"]),
-        Route("/reset/{institution_id:str}/resend", g(pages.resend), methods=["POST"]),
+        Route("/reset/{institution_id:str}", g(pages.start, floored=("POST",)), methods=["GET", "POST"]),
+        Route("/reset/{institution_id:str}/choose", g(pages.choose, floored=both), methods=["GET", "POST"]),
+        Route("/reset/{institution_id:str}/code", g(pages.code, floored=both), methods=["GET", "POST"]),
+        Route("/reset/{institution_id:str}/resend", g(pages.resend, floored=both), methods=["POST"]),
         Route("/reset/{institution_id:str}/password", g(pages.password), methods=["GET", "POST"]),
         Route("/reset/{institution_id:str}/password/check", g(pages.check), methods=["POST"]),
         Route("/reset/{institution_id:str}/done", g(pages.done), methods=["GET"]),

@@ -8,12 +8,16 @@ destination, the velocity limits, the caps on wrong codes and the suspension aft
 cool-off of a changed destination, the SIM-swap check and two-channel assurance (decision 0012).
 
 No enumeration (OWASP Forgot Password Cheat Sheet). A login the directory does not know gets a flow
-with a *decoy*: destinations drawn from a keyed hash of what was typed (the same each time), send
-limits counted the same way, wrong codes counted to the same cap. A refusal that would tell a stranger
-something about a customer on file (not registered, disclosures not accepted, inactive, a changed
-destination in its cool-off, a swapped SIM, one destination where two are needed) shows the same "we
-sent a code" screen, and is audited; the page's help text points to the institution's phone line.
-Limits, caps and the suspension are shown, since a decoy meets them the same way.
+with a *decoy*: destinations drawn from a keyed hash of what was typed (the same each time), shaped as a
+sample of the institution's own customers' are (how many, which channels in which order, email domains
+and initials), every destination named on the page by its place (``d0``, ``d1``), never by a key. The
+waits the page shows come from the page's own send counters (per flow's customer or decoy and
+destination), the same for everyone; the reset service's own limits are enforced behind them. A refusal
+that would tell a stranger something about a customer on file (not registered, disclosures not accepted,
+inactive, suspended, a changed destination in its cool-off, a swapped SIM, one destination where two are
+needed, a limit other people's sends used up) shows the same "we sent a code" screen, is audited, and the
+flow answers codes as a decoy does from then on. A decoy's wrong codes run to the same cap, in the same
+order of checks, and to the same suspension as a customer's.
 
 The caller owns the transaction, except where the reset service commits its own (a send: decision 0006).
 """
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
@@ -33,7 +37,7 @@ from pwreset.audit import service as audit
 from pwreset.config import Settings
 from pwreset.customers.contact import mask
 from pwreset.customers.errors import CustomerNotFound
-from pwreset.customers.models import Customer
+from pwreset.customers.models import ContactMethod, Customer
 from pwreset.customers.service import DirectoryEntry, directory_entry, find_customer
 from pwreset.db import Database
 from pwreset.errors import RateLimited
@@ -50,12 +54,17 @@ FLOW_PREFIX = "pwr_flow_"
 H_FLOW = "reset-page-flow"
 H_DECOY = "reset-page-decoy"
 H_LOGIN = "reset-page-login"
-_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "icloud.com", "hotmail.com", "aol.com")
+#: Where an institution has too few customers to sample, the shapes decoys take.
+_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "icloud.com", "hotmail.com", "aol.com", "comcast.net")
+_SHAPES = ((("SMS", 0), ("EMAIL", 0)), (("SMS", 0), ("VOICE", 0), ("EMAIL", 0)), (("SMS", 0),), (("EMAIL", 0),))
+#: Customers sampled per institution for the decoys' shapes, and how long a sample serves (seconds).
+SAMPLE = 1000
+SAMPLE_TTL = 3600.0
 #: Refusals that would tell a stranger something about a customer on file: the page shows "sent".
 HIDDEN = (refusals.NotRegistered, refusals.DisclosureNotAccepted, refusals.CustomerInactive,
           refusals.DestinationChanged, refusals.SimSwapped, refusals.SimSwapCheckUnavailable,
           refusals.SecondChannelUnavailable, refusals.SameChannel, refusals.MethodNotActivated,
-          refusals.UnknownContactMethod, refusals.CoolingOff)
+          refusals.UnknownContactMethod, refusals.CoolingOff, RateLimited)
 T = TypeVar("T")
 
 
@@ -93,9 +102,11 @@ class PasswordNotAccepted(PageRefusal):
 
 @dataclass(frozen=True)
 class Destination:
-    key: str  # a contact method's key, or ``d<n>`` for a decoy's
+    key: str  # its place on the page: d0, d1, ... (for a customer and a decoy alike)
     protocol: str  # SMS | VOICE | EMAIL
     masked: str
+    #: The contact method's key (a customer's), never shown.
+    ref: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -103,10 +114,19 @@ class Step:
     """What a page of the flow shows."""
 
     flow: ResetFlow
-    destinations: list[Destination]
+    destinations: list[Destination]  # those the customer may choose now
     chosen: Destination | None
     second: bool  # choosing the second of two channels
     login_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DecoyModel:
+    """How an institution's customers' destinations look, from a sample: decoys are drawn from it."""
+
+    shapes: tuple[tuple[tuple[str, int], ...], ...] = _SHAPES  # (protocol, which number or address) in order
+    domains: tuple[str, ...] = _DOMAINS
+    initials: str = "abcdefghijklmnoprstw"
 
 
 def page_mask(protocol: str, destination: str) -> str:
@@ -117,8 +137,8 @@ def page_mask(protocol: str, destination: str) -> str:
     return f"•••• {digits[-4:]}" if len(digits) >= 4 else "••••"
 
 
-#: The page's names for the password policy's refusals (passwords/policy.py), each a line of its checklist.
 def policy_rule(reason: str) -> str:
+    """The page's name for one of the password policy's refusals (passwords/policy.py): a line of its checklist."""
     for prefix, rule in (("must be at least", "length"), ("must be at most", "length_max"),
                          ("must not contain control", "characters"), ("must not contain the login", "login"),
                          ("is too common", "common"), ("is too easy", "guessable"),
@@ -126,6 +146,10 @@ def policy_rule(reason: str) -> str:
         if reason.startswith(prefix):
             return rule
     return "guessable"
+
+
+def _pick(digest: bytes, at: int, choices: tuple[T, ...] | str) -> T | str:
+    return choices[int.from_bytes(digest[at:at + 4], "big") % len(choices)]
 
 
 class ResetPage:
@@ -143,13 +167,18 @@ class ResetPage:
         self.sealer = sealer
         self.address_rule = Rule("page-login-address", settings.reset_page_address_limit, 3600)
         self.login_rule = Rule("page-login", settings.reset_page_login_limit, 3600)
-        #: Codes tried per address, and live password checks per flow: a stranger's loop meets a wall.
+        #: Codes tried per address, passwords sent and live checks per flow: a stranger's loop meets a wall.
         self.code_address_rule = Rule("page-code-address", 60, 3600)
+        self.password_rule = Rule("page-password", 10, 1800)
         self.check_rule = Rule("page-password-check", 120, 600)
         self.decoy_failures = Rule("page-decoy-failures", settings.reset_failure_limit, settings.reset_failure_window)
+        self._models: dict[str, tuple[float, DecoyModel]] = {}
 
     def actor(self, flow: ResetFlow) -> Actor:
-        return Actor(client_id=f"reset-page:{flow.institution_id}"[:64], correlation_id=flow.id)
+        """The page as the reset service sees it: one application of the institution, whose velocity limits
+        are the page's own (a stranger on the page cannot use up the institution's partners' budget)."""
+        return Actor(client_id=f"reset-page:{flow.institution_id}"[:64], correlation_id=flow.id,
+                     institution_wide=False)
 
     # -- the login
 
@@ -173,8 +202,10 @@ class ResetPage:
             await session.execute(update(ResetFlow).where(
                 ResetFlow.token_hash.in_(self.hasher.digests(H_FLOW, replacing)), ResetFlow.ended_at.is_(None),
             ).values(ended_at=now))
-        # Flows a day past their end are of no use to anyone: each start clears some (bounded, indexed).
-        stale = select(ResetFlow.id).where(ResetFlow.expires_at < now - timedelta(days=1)).limit(100)
+        # Flows a day past their end are of no use to anyone: each start clears some (bounded, indexed; rows
+        # another start is clearing are skipped, not waited for).
+        stale = (select(ResetFlow.id).where(ResetFlow.expires_at < now - timedelta(days=1)).limit(100)
+                 .with_for_update(skip_locked=True))
         await session.execute(delete(ResetFlow).where(ResetFlow.id.in_(stale.scalar_subquery())))
         token = new_secret(FLOW_PREFIX)
         flow = ResetFlow(
@@ -191,6 +222,12 @@ class ResetPage:
                           details={"onFile": entry is not None})
         return token
 
+    async def limited(self, *, institution_id: str, rule: str) -> None:
+        """The audit event of one of the page's own limits refusing (in a transaction of its own)."""
+        async with self.db.transaction() as session:
+            await audit.record_event(session, clock=self.clock, event_type="reset_page.limited", outcome=rule,
+                                     institution_id=institution_id, client_id=f"reset-page:{institution_id}"[:64])
+
     # -- reading a flow
 
     async def flow(self, session: AsyncSession, *, institution_id: str, token: str | None,
@@ -205,133 +242,160 @@ class ResetPage:
         return found
 
     async def step(self, session: AsyncSession, flow: ResetFlow) -> Step:
-        destinations = await self._destinations(session, flow)
-        chosen = next((d for d in destinations if d.key == flow.method_pk), None)
+        every = await self._destinations(session, flow)
+        chosen = next((d for d in every if d.key == flow.method_pk), None)
         login_id = None
         if flow.customer_pk is not None and flow.step == "password":
             login_id = await session.scalar(select(Customer.login_id).where(Customer.id == flow.customer_pk))
-        if flow.first_method_pk is not None:
-            first = next((d for d in destinations if d.key == flow.first_method_pk), None)
-            same = {d.masked for d in destinations if first is not None and d.masked == first.masked}
-            offered = [d for d in destinations if d.masked not in same]
-            return Step(flow, offered if flow.step == "choose" else destinations, chosen, True, login_id)
-        return Step(flow, destinations, chosen, False, login_id)
+        if flow.first_method_pk is None:
+            return Step(flow, every, chosen, False, login_id)
+        # The second of two channels: another destination than the first's (SMS and voice to one number are one).
+        first = next((d for d in every if d.key == flow.first_method_pk), None)
+        offered = [d for d in every if first is None or d.masked != first.masked]
+        return Step(flow, offered, chosen, True, login_id)
 
     async def _destinations(self, session: AsyncSession, flow: ResetFlow) -> list[Destination]:
-        if flow.customer_pk is None:
-            return self._decoys(flow.decoy or "")
-        customer = await session.get(Customer, flow.customer_pk)
-        if customer is None:
-            raise FlowEnded()
-        offered = [Destination(m.id, m.protocol, page_mask(m.protocol, m.destination))
-                   for m in customer.contact_methods if m.activated]
-        # A customer with nothing to send to would show an empty list, which no stranger's login does.
-        return offered or self._decoys(self._seed(flow))
+        if flow.customer_pk is not None:
+            customer = await session.get(Customer, flow.customer_pk)
+            if customer is None:
+                raise FlowEnded()
+            methods = [m for m in customer.contact_methods if m.activated]
+            if methods:
+                return [Destination(f"d{i}", m.protocol, page_mask(m.protocol, m.destination), m.id)
+                        for i, m in enumerate(methods)]
+        # A stranger's login, or a customer with nothing to send to (an empty list would tell them apart).
+        return self._decoys(self._seed(flow), await self._model(session, flow.institution_id))
 
-    def _decoys(self, seed: str) -> list[Destination]:
-        """A stranger's login's destinations: the same every time it is typed, shaped like real ones."""
+    def _decoys(self, seed: str, model: DecoyModel) -> list[Destination]:
+        """A decoy's destinations: the same every time its login is typed, shaped as the sample's are."""
         digest = hashlib.sha256(seed.encode()).digest()
-        number = f"•••• {int.from_bytes(digest[:4], 'big') % 10000:04d}"
-        letter = "abcdefghijklmnoprstw"[digest[4] % 20]
-        email = f"{letter}•••@{_DOMAINS[digest[5] % len(_DOMAINS)]}"
-        shapes = (("SMS", "EMAIL"), ("SMS", "VOICE", "EMAIL"), ("SMS",), ("EMAIL",), ("SMS", "EMAIL"))
-        return [Destination(f"d{i}", protocol, email if protocol == "EMAIL" else number)
-                for i, protocol in enumerate(shapes[digest[6] % len(shapes)])]
+        shape = _pick(digest, 0, model.shapes)
+        assert isinstance(shape, tuple)
+        found = []
+        for i, (protocol, which) in enumerate(shape):
+            part = hashlib.sha256(digest + bytes([which])).digest()
+            if protocol == "EMAIL":
+                masked = f"{_pick(part, 0, model.initials)}•••@{_pick(part, 4, model.domains)}"
+            else:
+                masked = f"•••• {int.from_bytes(part[8:12], 'big') % 10000:04d}"
+            found.append(Destination(f"d{i}", protocol, masked))
+        return found
+
+    async def _model(self, session: AsyncSession, institution_id: str) -> DecoyModel:
+        """A sample of the institution's customers' destinations (cached for an hour in each process)."""
+        now = self.clock.timestamp()
+        cached = self._models.get(institution_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        sampled = select(Customer.id).where(Customer.institution_id == institution_id).limit(SAMPLE)
+        rows = (await session.execute(
+            select(ContactMethod.customer_pk, ContactMethod.position, ContactMethod.protocol, ContactMethod.destination)
+            .where(ContactMethod.customer_pk.in_(sampled.scalar_subquery()), ContactMethod.activated.is_(True))
+        )).all()
+        by_customer: dict[str, list[tuple[int, str, str]]] = {}
+        for customer_pk, position, protocol, destination in rows:
+            by_customer.setdefault(customer_pk, []).append((position, protocol, destination))
+        shapes, domains, initials = [], [], []
+        for methods in by_customer.values():
+            seen: dict[str, int] = {}
+            shape = []
+            for _, protocol, destination in sorted(methods):
+                kind = "EMAIL" if protocol == "EMAIL" else "PHONE"
+                which = seen.setdefault(f"{kind}:{destination}", sum(k.startswith(kind) for k in seen))
+                shape.append((protocol, which))
+                if protocol == "EMAIL" and "@" in destination:
+                    domains.append(destination.rsplit("@", 1)[1])
+                    initials.append(destination[:1])
+            shapes.append(tuple(shape))
+        model = DecoyModel(tuple(shapes), tuple(domains), "".join(initials)) if len(shapes) >= 20 and domains \
+            else DecoyModel()
+        if len(self._models) > 1000:
+            self._models.clear()
+        self._models[institution_id] = (now + SAMPLE_TTL, model)
+        return model
 
     def _seed(self, flow: ResetFlow) -> str:
-        """What a flow's decoy is drawn from: the login typed (a stranger's), else its customer (a refusal the
-        page hides plays a decoy from then on)."""
+        """What a flow's decoy is drawn from: the login typed (a stranger's), else its customer."""
         if flow.customer_pk is None:
             return flow.decoy or ""
         return self.hasher.digest(H_DECOY, f"{flow.institution_id}\x00customer:{flow.customer_pk}")
 
     # -- sending a code
 
-    async def send(self, *, flow: ResetFlow, destination_key: str, resend: bool) -> bool:
-        """Send a passcode to the chosen destination (the reset service commits it): True. Or play a decoy's
-        send: False, for a stranger's login and for a refusal a stranger must not see (audited, and counted
-        by the decoy's limits, so that the resend wait is the same). Call outside a transaction; then
-        :meth:`sent` records the step."""
-        if flow.customer_pk is None:
-            await self._decoy_send(flow, destination_key)
+    async def send(self, *, flow: ResetFlow, chosen: Destination, resend: bool) -> bool:
+        """Send a passcode to the chosen destination: True when the reset service sent one (it commits it).
+
+        The page's own send counters go first, for everyone (their wait is what the page shows). Then a
+        decoy sends nothing, and a customer's send goes to the reset service; a refusal a stranger must not
+        see (the customer's state, or a limit other people's sends used up) is audited and answers False,
+        like a decoy's. Call outside a transaction; then :meth:`sent` records the step.
+        """
+        await self._count_send(flow, chosen.key)
+        if flow.customer_pk is None:  # a decoy's send counts on the page's budget as a customer's does
+            await self.resets.velocity.consume_send(client_id=self.actor(flow).client_id,
+                                                    institution_id=flow.institution_id, institution_wide=False)
             return False
         async with self.db.reading() as session:
             customer = await session.get(Customer, flow.customer_pk)
             if customer is None:
                 raise FlowEnded()
-            methods = [m for m in customer.contact_methods if m.activated]
-            customer_id = customer.customer_id
-        method = next((m for m in methods if m.id == destination_key), None)
-        hidden: str | None = None
-        if method is None:
-            if methods:
-                raise WrongStep(flow.step)
-            hidden = "reset.method_not_activated"  # nothing activated: it chose one of the decoy's
-        else:
+            method = next((m for m in customer.contact_methods if m.id == chosen.ref), None)
+            customer_id, method_id = customer.customer_id, (method.method_id if method is not None else None)
+        hidden = "reset.method_not_activated"  # (one of the decoy's, for a customer with nothing activated)
+        if method_id is not None:
             try:
                 entry = await directory_entry(self.db, institution_id=flow.institution_id, user_id=customer_id,
                                               id_type="CUSTOMER_ID")
-                await self.resets.request_reset(entry=entry, contact_method_id=method.method_id, protocol=None,
+                await self.resets.request_reset(entry=entry, contact_method_id=method_id, protocol=None,
                                                 actor=self.actor(flow))
                 return True
+            except RateLimited:
+                hidden = "request.rate_limited"
             except HIDDEN as refused:
                 hidden = refused.key
             except CustomerNotFound:
                 raise FlowEnded() from None
-        await self._decoy_send(flow, destination_key)
         async with self.db.transaction() as session:
             await self._audit(session, flow, "reset_page.refused", hidden, customer_id=customer_id,
-                              details={"contactMethodId": method.method_id if method else None, "resend": resend})
+                              details={"contactMethodId": method_id, "resend": resend})
         return False
 
-    async def _decoy_send(self, flow: ResetFlow, key: str) -> None:
-        if flow.customer_pk is None and key not in {d.key for d in self._decoys(flow.decoy or "")}:
-            raise WrongStep(flow.step)
+    async def _count_send(self, flow: ResetFlow, key: str) -> None:
         consumed: list[tuple[Rule, str, int]] = []
         try:
             for rule in self.resets.send_rules:
-                for subject in self._decoy_subjects(flow, key):
+                for subject in self._send_subjects(flow, key):
                     consumed.append((rule, subject, await self.limiter.consume(rule, subject)))
         except RateLimited:
             for rule, subject, index in consumed:
                 await self.limiter.release(rule, subject, index)
             raise
 
-    def _decoy_subjects(self, flow: ResetFlow, key: str) -> tuple[str, str]:
+    def _send_subjects(self, flow: ResetFlow, key: str) -> tuple[str, str]:
         seed = self._seed(flow)
-        return f"decoy:{seed}", f"decoy-destination:{seed}:{key}"
+        return f"page:{seed}", f"page-destination:{seed}:{key}"
 
-    async def sent(self, session: AsyncSession, *, flow: ResetFlow, destination_key: str, protocol: str,
-                   real: bool) -> None:
+    async def sent(self, session: AsyncSession, *, flow: ResetFlow, chosen: Destination, real: bool) -> None:
         """The flow moves to its code step (the code's lifetime is the channel's). A send that was not
         ``real`` (a decoy's, a hidden refusal) makes the flow answer codes as a decoy does until a real one."""
         now = self.clock.now()
-        flow.method_pk = destination_key
+        flow.method_pk = chosen.key
         flow.step = "code"
         flow.decoy_tries = 0
-        flow.code_expires_at = now + timedelta(seconds=self.settings.passcode_ttl(protocol))
+        flow.code_expires_at = now + timedelta(seconds=self.settings.passcode_ttl(chosen.protocol))
         if flow.customer_pk is not None:
             flow.decoy = None if real else self._seed(flow)
         session.add(flow)
         await session.flush()
         if flow.customer_pk is None:
-            await self._audit(session, flow, "reset_page.decoy_sent", "decoy", details={"protocol": protocol})
+            await self._audit(session, flow, "reset_page.decoy_sent", "decoy",
+                              details={"protocol": chosen.protocol})
 
     async def send_wait(self, flow: ResetFlow, destination: Destination) -> int:
-        """Seconds until another code may be sent to this destination (0: now)."""
-        if flow.decoy is not None or flow.customer_pk is None:  # a stranger's login, or a send the page hid
-            subjects = self._decoy_subjects(flow, destination.key)
-        else:
-            async with self.db.reading() as session:
-                customer = await session.get(Customer, flow.customer_pk)
-                methods = list(customer.contact_methods) if customer is not None else []
-            method = next((m for m in methods if m.id == destination.key), None)
-            if method is None:
-                return 0
-            subjects = await self.resets.send_subjects(flow.customer_pk, flow.institution_id, method.destination)
+        """Seconds until the page sends another code to this destination (0: now), by its own counters."""
         wait = 0
         for rule in self.resets.send_rules:
-            for subject in subjects:
+            for subject in self._send_subjects(flow, destination.key):
                 try:
                     await self.limiter.check(rule, subject)
                 except RateLimited as limited:
@@ -372,21 +436,35 @@ class ResetPage:
         return True
 
     async def _decoy_verify(self, session: AsyncSession, flow: ResetFlow) -> bool:
-        """A decoy's code is never right; its tries run to the same cap, and its failures in a row to the same
-        suspension, as a customer's."""
-        now = self.clock.now()
-        if flow.code_expires_at is None or flow.code_expires_at <= now:
-            raise CodeRefused("expired")
+        """A decoy's code is never right. Its answers follow the reset service's checks in their order
+        (resets/service.py: suspended, exhausted, expired, then a counted wrong try, which may suspend)."""
+        subject = f"decoy:{self._seed(flow)}"
+        if await self._suspended(subject):
+            raise CodeRefused("suspended")
+        # Counted on the page's budget of wrong codes first, as a customer's is (and refused with it); given
+        # back when the code was never compared.
+        reserved = await self.resets.velocity.reserve_verify(
+            session, client_id=self.actor(flow).client_id, institution_id=flow.institution_id, institution_wide=False)
         if flow.decoy_tries >= self.settings.passcode_max_attempts:
+            await self.resets.velocity.release(reserved)
             raise CodeRefused("exhausted")
-        try:
-            await self.limiter.consume(self.decoy_failures, f"decoy:{self._seed(flow)}")
-        except RateLimited:
-            raise CodeRefused("suspended") from None
+        if flow.code_expires_at is None or flow.code_expires_at <= self.clock.now():
+            await self.resets.velocity.release(reserved)
+            raise CodeRefused("expired")
         flow.decoy_tries += 1
         session.add(flow)
+        await self.limiter.record(self.decoy_failures, subject)
         await self._audit(session, flow, "reset_page.decoy_code", "wrong", details={"tries": flow.decoy_tries})
+        if await self._suspended(subject):  # the run of wrong codes reached the limit with this one
+            raise CodeRefused("suspended")
         raise CodeRefused("exhausted" if flow.decoy_tries >= self.settings.passcode_max_attempts else "wrong")
+
+    async def _suspended(self, subject: str) -> bool:
+        try:
+            await self.limiter.check(self.decoy_failures, subject)
+        except RateLimited:
+            return True
+        return False
 
     # -- the new password
 
@@ -411,6 +489,7 @@ class ResetPage:
     async def set_password(self, session: AsyncSession, *, flow: ResetFlow, password: str) -> None:
         if flow.ticket_sealed is None:
             raise FlowEnded()
+        await self.limiter.consume(self.password_rule, f"flow:{flow.id}")
         customer, institution = await self._customer_and_institution(session, flow)
         customer = await find_customer(session, institution_id=flow.institution_id, user_id=customer.customer_id)
         try:
@@ -423,7 +502,7 @@ class ResetPage:
             found = reasons if isinstance(reasons, list) else []
             raise PasswordNotAccepted(sorted({policy_rule(str(r)) for r in found})) from None
         except (refusals.InvalidTicket, refusals.CustomerInactive):
-            flow.ended_at = self.clock.now()
+            flow.ended_at = self.clock.now()  # (committed with the answer: ResetPage.keeping)
             session.add(flow)
             raise FlowEnded() from None
         flow.step, flow.ended_at, flow.ticket_sealed = "done", self.clock.now(), None
@@ -450,12 +529,13 @@ class ResetPage:
             details=dict(details or {}),
         )
 
-    async def keeping(self, work: Callable[[AsyncSession], Awaitable[T]]) -> tuple[T | None, PageRefusal | None]:
+    async def keeping(
+        self, work: Callable[[AsyncSession], Awaitable[T]]
+    ) -> tuple[T | None, PageRefusal | RateLimited | None]:
         """One call in one transaction whose refusal is returned, not raised, so that what it recorded on the
-        way (a counted wrong code, an audit event) commits with the answer."""
+        way (a counted wrong code, an ended flow, a velocity limit's audit event) commits with the answer."""
         async with self.db.transaction() as session:
             try:
                 return await work(session), None
-            except (CodeRefused, PasswordNotAccepted) as refused:
+            except (PageRefusal, RateLimited) as refused:
                 return None, refused
-
