@@ -465,8 +465,8 @@ class Pages:
     async def check(self, request: Request, ctx: Context) -> Response:
         """The live check as the customer types (``reset.js``): which of the checklist's rules fail."""
         flow = await self.flow(request, ctx)
-        if flow.step != "password":
-            return JSONResponse({"failed": []}, 409)
+        if flow.step != "password":  # (the same answer as a bad token: a framing site learns nothing of the step)
+            return JSONResponse({"failed": []}, 400)
         form = self.form(PasswordForm, request, await read_form(request))
         if not form.validate():
             if "csrf_token" in form.errors:
