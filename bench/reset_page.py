@@ -61,6 +61,8 @@ LIFTED = {
     "PWRESET_RESET_PAGE_LOGIN_LIMIT": "1000000000", "PWRESET_SEND_LIMIT_SHORT": "1000000000",
     "PWRESET_SEND_LIMIT_LONG": "1000000000",
 }
+#: The page's cookies outside the sandbox (web/routes.cookie_names).
+FLOW_COOKIE, CSRF_COOKIE = "__Host-pwreset_flow", "__Host-pwreset_page_csrf"
 STEPS = ("start_page", "login", "choose_page", "send", "code_page", "password_check")
 
 
@@ -75,7 +77,7 @@ async def make_flows(url: str, first: int, count: int, step: str) -> list[str]:
         rows.append({
             "id": new_id(), "token_hash": hasher.digest(H_FLOW, token), "institution_id": "07675",
             "customer_pk": f"{n:032x}", "decoy": None, "step": step, "decoy_tries": 0,
-            "method_pk": f"e{n:031x}" if step == "code" else None,
+            "method_pk": "d1" if step == "code" else None,  # the email address (each customer's second method)
             "code_expires_at": now + timedelta(minutes=15) if step == "code" else None,
             "created_at": now, "expires_at": now + timedelta(hours=2),
         })
@@ -93,7 +95,7 @@ def _cookie_script(method: str, path: str, tokens: list[str], *, body: str | Non
     return lua(method, extra, body, request=(
         f"tokens = {{{listed}}}\ncounter = 0\n"
         "request = function()\n  counter = counter + 1\n"
-        f'  wrk.headers["Cookie"] = "pwreset_flow=" .. tokens[(counter % #tokens) + 1] .. "; {csrf_cookie}"\n'
+        f'  wrk.headers["Cookie"] = "{FLOW_COOKIE}=" .. tokens[(counter % #tokens) + 1] .. "; {csrf_cookie}"\n'
         f'  return wrk.format(nil, "{path}")\nend'
     ))
 
@@ -103,9 +105,9 @@ def _csrf(base: str) -> tuple[str, str]:
     first = httpx.get(base + "/reset/07675")
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', first.text)
     assert token is not None, first.text[:500]
-    cookie = first.cookies.get("pwreset_page_csrf")
-    assert cookie is not None
-    return token.group(1), f"pwreset_page_csrf={cookie}"
+    cookie = re.search(rf"{CSRF_COOKIE}=([^;]+)", first.headers.get("set-cookie", ""))
+    assert cookie is not None, first.headers
+    return token.group(1), f"{CSRF_COOKIE}={cookie.group(1)}"
 
 
 def one_round(args: argparse.Namespace, env: dict[str, str], url: str, shared: str, secret: str,
@@ -141,16 +143,9 @@ def one_round(args: argparse.Namespace, env: dict[str, str], url: str, shared: s
         results["login"] = wrk(base + "/", **run, script=login)
         results["choose_page"] = wrk(base + "/", **run, script=_cookie_script(
             "GET", "/reset/07675/choose", sends, body=None, extra={}, csrf_cookie=csrf_cookie))
-        send_body = f"csrf_token={csrf}&destination=e"  # (the value is the method's key: filled per flow below)
-        results["send"] = wrk(base + "/", **run, script=lua(
-            "POST", {"Content-Type": "application/x-www-form-urlencoded"}, None, request=(
-                "tokens = {" + ",".join(f'"{t}"' for t in sends) + "}\n"
-                f"first = {first}\ncounter = 0\n"
-                "request = function()\n  counter = counter + 1\n  local i = (counter % #tokens) + 1\n"
-                f'  wrk.headers["Cookie"] = "pwreset_flow=" .. tokens[i] .. "; {csrf_cookie}"\n'
-                f'  local body = "{send_body}" .. string.format("%031x", first + i)\n'
-                '  return wrk.format(nil, "/reset/07675/choose", nil, body)\nend'
-            )))
+        results["send"] = wrk(base + "/", **run, script=_cookie_script(
+            "POST", "/reset/07675/choose", sends, body=f"csrf_token={csrf}&destination=d1", csrf_cookie=csrf_cookie,
+            extra={"Content-Type": "application/x-www-form-urlencoded"}))
         results["code_page"] = wrk(base + "/", **run, script=_cookie_script(
             "GET", "/reset/07675/code", codes, body=None, extra={}, csrf_cookie=csrf_cookie))
         results["password_check"] = wrk(base + "/", **run, script=_cookie_script(

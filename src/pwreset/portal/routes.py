@@ -60,7 +60,7 @@ NOTICES = {
     "revoked": "The key pair is revoked: tokens issued with it no longer work.",
     "requested": "Your request for production access is with the institution's team. You will get an email.",
     "decided": "The decision is recorded and the developer has been told.",
-    "page-look": "The reset page's look is saved. Customers see it on their next page.",
+    "page-look": "The reset page's look is saved. Customers see it within 10 seconds.",
     "invited": "The invitation is on its way. It works for 72 hours.",
     "joined": "You have joined the organisation.",
     "limit-used-up": "kit.busy's send limit is used up (the passcode it was sent is in your sandbox inbox): a "

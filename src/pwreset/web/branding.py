@@ -38,6 +38,15 @@ _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 _ORIGIN = re.compile(r"https://(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(:[0-9]{1,5})?")
 
 
+#: Bumped by every change this process makes to a look or a template: the page's cache of them
+#: (web/routes.py) drops its copies at once here, and within its TTL on other nodes.
+GENERATION = [0]
+
+
+def changed() -> None:
+    GENERATION[0] += 1
+
+
 class BrandingInvalid(PwresetError, ValueError):
     key = "request.invalid_body"
 
@@ -166,6 +175,7 @@ async def set_branding(
             setattr(row, name, None)
     row.updated_at = clock.now()
     await session.flush()
+    changed()
     return row
 
 
@@ -183,11 +193,13 @@ async def set_template(session: AsyncSession, *, clock: Clock, institution_id: s
     else:
         found.source, found.updated_at = source, clock.now()
     await session.flush()
+    changed()
 
 
 async def delete_template(session: AsyncSession, *, institution_id: str, name: str) -> bool:
     result = await session.execute(delete(PageTemplate).where(
         PageTemplate.institution_id == institution_id, PageTemplate.name == name))
+    changed()
     return bool(getattr(result, "rowcount", 0))
 
 

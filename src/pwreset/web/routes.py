@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.resources import files
 from typing import Any, Literal
 
 from jinja2 import (
@@ -35,8 +36,7 @@ from sqlalchemy import select
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Route
 
 from pwreset.container import Container
 from pwreset.db import is_outage
@@ -91,7 +91,7 @@ WAIT = N_("You can ask for a new code in %(seconds)s seconds.")
 
 @lru_cache(maxsize=1)
 def _builtin() -> Environment:
-    return Environment(loader=PackageLoader("pwreset.web", "templates"), autoescape=True,
+    return Environment(loader=PackageLoader("pwreset.web", "templates"), autoescape=True, auto_reload=False,
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
@@ -100,8 +100,8 @@ def _overridden(overrides: tuple[tuple[str, str], ...]) -> Environment:
     """An institution's own templates (``pwreset page template``) in Jinja2's sandbox, ours behind them. The
     immutable sandbox: a template cannot change what it is given (the page's shared tables among them)."""
     loader: BaseLoader = ChoiceLoader([DictLoader(dict(overrides)), PackageLoader("pwreset.web", "templates")])
-    return ImmutableSandboxedEnvironment(loader=loader, autoescape=True, undefined=StrictUndefined, trim_blocks=True,
-                                lstrip_blocks=True)
+    return ImmutableSandboxedEnvironment(loader=loader, autoescape=True, auto_reload=False,
+                                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 def cookie_names(sandbox: bool) -> tuple[str, str]:
@@ -133,12 +133,29 @@ class Context:
         return f"/reset/{self.institution.id}"
 
 
+@dataclass(frozen=True)
+class _Dressing:
+    """An institution's look, its templates and its pages' CSRF key, cached for a few seconds."""
+
+    until: float
+    generation: int
+    look: Look
+    overrides: tuple[tuple[str, str], ...]
+    csrf_key: bytes
+
+
 class Pages:
+    #: Seconds a node keeps an institution's look and templates (a change made on this node shows at once).
+    DRESSING_TTL = 10.0
+
     def __init__(self, services: Container, page: ResetPage) -> None:
         self.services = services
         self.settings = services.settings
         self.page = page
         self.flow_cookie, self.csrf_cookie = cookie_names(self.settings.sandbox)
+        self._dressing: dict[str, _Dressing] = {}
+        self._static = {name: (files("pwreset.web").joinpath("static", name).read_bytes(), kind)
+                        for name, kind in (("reset.css", "text/css"), ("reset.js", "text/javascript"))}
 
     # -- plumbing
 
@@ -150,7 +167,21 @@ class Pages:
         if institution.sandbox and not self.settings.sandbox:
             # A portal organisation's sandbox (its name a developer's choice) gets no page on a production origin.
             raise InstitutionNotFound()
-        request.state.page_csrf_key = self.services.hasher.derive(f"reset-page-csrf\x00{institution_id}").encode()
+        dressing = await self._dressed(institution_id)
+        request.state.page_csrf_key = dressing.csrf_key
+        look, overrides = dressing.look, dressing.overrides
+        asked = request.query_params.get("lang")
+        lang = i18n.choose(asked=asked, cookie=request.cookies.get(i18n.COOKIE),
+                           accept_language=request.headers.get("accept-language", ""))
+        return Context(PageInstitution(institution.id, institution.name, institution.contact_line), look, lang,
+                       overrides, set_lang=asked in i18n.LANGUAGES)
+
+    async def _dressed(self, institution_id: str) -> _Dressing:
+        now = time.monotonic()
+        found = self._dressing.get(institution_id)
+        if found is not None and found.until > now and found.generation == branding.GENERATION[0]:
+            return found
+        generation = branding.GENERATION[0]
         async with self.services.db.reading() as session:
             row = (await session.execute(select(
                 Branding.accent_color, Branding.header_color, Branding.logo.is_not(None), Branding.sign_in_url,
@@ -160,11 +191,18 @@ class Pages:
         look = Look() if row is None else branding.look_of(Branding(
             accent_color=row[0], header_color=row[1], logo=b"x" if row[2] else None, sign_in_url=row[3],
             frame_ancestors=row[4], updated_at=row[5]))
-        asked = request.query_params.get("lang")
-        lang = i18n.choose(asked=asked, cookie=request.cookies.get(i18n.COOKIE),
-                           accept_language=request.headers.get("accept-language", ""))
-        return Context(PageInstitution(institution.id, institution.name, institution.contact_line), look, lang,
-                       overrides, set_lang=asked in i18n.LANGUAGES)
+        key = self.services.hasher.derive(f"reset-page-csrf\x00{institution_id}").encode()
+        if len(self._dressing) > 1000:
+            self._dressing.clear()
+        self._dressing[institution_id] = found = _Dressing(now + self.DRESSING_TTL, generation, look, overrides, key)
+        return found
+
+    async def asset(self, request: Request) -> Response:
+        """The page's CSS and script, from memory (files of the installed package, read once)."""
+        found = self._static.get(str(request.path_params.get("name", "")))
+        if found is None:
+            return PlainTextResponse("Not found.", 404)
+        return Response(found[0], media_type=found[1], headers={"Cache-Control": "public, max-age=3600"})
 
     def form(self, cls: type[CSRFForm], request: Request, data: FormData | None = None, **kw: Any) -> Any:
         binding = csrf_binding(request, self.csrf_cookie)
@@ -509,7 +547,7 @@ def routes(services: Container) -> list[BaseRoute]:
     g = pages.guarded
     both = ("GET", "POST")
     return [
-        Mount("/reset/-", app=StaticFiles(packages=[("pwreset.web", "static")]), name="reset-static"),
+        Route("/reset/-/{name:str}", pages.asset, methods=["GET"]),
         Route("/reset/{institution_id:str}", g(pages.start, floored=("POST",)), methods=["GET", "POST"]),
         Route("/reset/{institution_id:str}/choose", g(pages.choose, floored=both), methods=["GET", "POST"]),
         Route("/reset/{institution_id:str}/code", g(pages.code, floored=both), methods=["GET", "POST"]),
