@@ -176,8 +176,8 @@ class Settings(BaseSettings):
     reset_page: bool = True
     #: A customer's flow through the page ends this long after it started (seconds).
     reset_page_flow_ttl: int = Field(default=1800, ge=300, le=7200)
-    #: The two steps whose work differs for a login on file and one that is not (the login, the choice of
-    #: destination) answer no sooner than this (seconds), so that their timing tells nothing.
+    #: The steps whose work differs for a login on file and one that is not (the login, the destinations, the
+    #: code, a resend) answer no sooner than this (seconds), so that their timing tells nothing.
     reset_page_floor: float = Field(default=0.25, ge=0.0, le=5.0)
     #: Logins typed per address (IPv6: per /64) and per login id, an hour.
     reset_page_address_limit: int = Field(default=30, ge=1)

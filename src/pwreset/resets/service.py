@@ -186,12 +186,13 @@ class ResetService:
         if entry.reset_blocked_until is not None and entry.reset_blocked_until > now:
             raise CoolingOff()
         institution = await self.institutions.get(entry.institution_id) if self.institutions is not None else None
-        subjects = await self.send_subjects(entry.pk, entry.institution_id, method.destination)
-        destination_hash = subjects[1].removeprefix("destination:")
+        destination_hash = self.hasher.digest("destination", await self._destination_key(entry.institution_id,
+                                                                                      method.destination))
         if institution is not None:
             await self._recovery_rules(entry, method, institution, actor, now)
         consumed = await self.velocity.consume_send(client_id=actor.client_id, institution_id=entry.institution_id,
                                                     institution_wide=actor.institution_wide)
+        subjects = (f"customer:{entry.pk}", f"destination:{destination_hash}")
         try:
             for rule in self.send_rules:
                 for subject in subjects:
@@ -310,11 +311,6 @@ class ResetService:
                     session, entry.institution_id, security_event, customer_id=entry.customer_id,
                     client_id=actor.client_id, correlation_id=actor.correlation_id, data=info,
                 )
-
-    async def send_subjects(self, customer_pk: str, institution_id: str, destination: str) -> tuple[str, str]:
-        """What the send limits count: the customer, and the destination (a keyed hash of it)."""
-        destination_hash = self.hasher.digest("destination", await self._destination_key(institution_id, destination))
-        return f"customer:{customer_pk}", f"destination:{destination_hash}"
 
     async def _destination_key(self, institution_id: str, destination: str) -> str:
         """What the per-destination limit counts by: the destination, across institutions (one phone is one
