@@ -23,6 +23,7 @@ from pwreset.institutions.service import configure_institution
 from pwreset.resets.models import Passcode
 from pwreset.web import branding
 from pwreset.web.models import ResetFlow
+from pwreset.web.service import FlowEnded
 from tests.directory_support import C1, DIRECTORY, load
 
 NEW_PASSWORD = "correct horse battery staple lamp"
@@ -635,3 +636,20 @@ async def test_passwords_sent_are_limited_per_flow(page: Browser):
     assert limited.status_code == 429
     too_long = await page.post("/password/check", {"password": "x" * 300}, csrf=token)
     assert too_long.json() == {"failed": ["length_max"]}
+
+
+async def test_a_sealed_ticket_works_only_in_its_own_flow(page: Browser):
+    services = page.services
+    await page.start("Pat.Doe")
+    await page.choose("Email")
+    await page.code(await last_code(services))
+    async with services.db.transaction() as session:
+        mine = (await session.scalars(select(ResetFlow).where(ResetFlow.step == "password"))).one()
+        other = ResetFlow(id="f" * 32, token_hash="0" * 64, institution_id="07675", customer_pk=mine.customer_pk,
+                          step="password", decoy_tries=0, ticket_sealed=mine.ticket_sealed,
+                          created_at=services.clock.now(), expires_at=mine.expires_at)
+        session.add(other)
+        await session.flush()
+        with pytest.raises(FlowEnded):
+            await services.reset_page.set_password(session, flow=other, password=NEW_PASSWORD)
+    assert str((await page.post("/password", {"password": NEW_PASSWORD})).url).endswith("/done")

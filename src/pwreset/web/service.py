@@ -429,7 +429,8 @@ class ResetPage:
         if isinstance(result, SecondChannelNeeded):
             flow.first_method_pk, flow.method_pk, flow.step, flow.code_expires_at = flow.method_pk, None, "choose", None
         else:
-            flow.ticket_sealed = self.sealer.seal(result.value.encode())
+            # Sealed with the flow's id inside: a sealed ticket copied into another flow's row opens to nothing.
+            flow.ticket_sealed = self.sealer.seal(f"{flow.id}\x00{result.value}".encode())
             flow.step = "password"
         session.add(flow)
         await session.flush()
@@ -487,7 +488,9 @@ class ResetPage:
         return self.resets.min_password_length(institution)
 
     async def set_password(self, session: AsyncSession, *, flow: ResetFlow, password: str) -> None:
-        if flow.ticket_sealed is None:
+        owner, _, ticket = self.sealer.open(flow.ticket_sealed).decode().partition("\x00") if flow.ticket_sealed \
+            else ("", "", "")
+        if owner != flow.id or not ticket:
             raise FlowEnded()
         await self.limiter.consume(self.password_rule, f"flow:{flow.id}")
         customer, institution = await self._customer_and_institution(session, flow)
@@ -495,7 +498,7 @@ class ResetPage:
         try:
             await self.resets.set_password(
                 session, customer=customer, institution=institution,
-                ticket=self.sealer.open(flow.ticket_sealed).decode(), new_password=password, actor=self.actor(flow),
+                ticket=ticket, new_password=password, actor=self.actor(flow),
             )
         except refusals.PasswordRefused as refused:
             reasons = refused.extra.get("reasons")
