@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -653,3 +654,19 @@ async def test_a_sealed_ticket_works_only_in_its_own_flow(page: Browser):
         with pytest.raises(FlowEnded):
             await services.reset_page.set_password(session, flow=other, password=NEW_PASSWORD)
     assert str((await page.post("/password", {"password": NEW_PASSWORD})).url).endswith("/done")
+
+
+async def test_each_start_clears_flows_a_day_past_their_end(page: Browser):
+    services = page.services
+    now = services.clock.now()
+    async with services.db.transaction() as session:
+        await session.execute(ResetFlow.__table__.insert(), [
+            {"id": f"{n:032x}", "token_hash": f"{n:064x}", "institution_id": "07675", "step": "choose",
+             "decoy_tries": 0, "created_at": now, "expires_at": now - timedelta(hours=23 if n < 5 else 25)}
+            for n in range(150)])
+    await page.start("sam")
+    await page.start("sam")
+    async with services.db.reading() as session:
+        left = (await session.scalars(select(ResetFlow.id).where(ResetFlow.step == "choose",
+                                                                 ResetFlow.customer_pk.is_(None)))).all()
+    assert sorted(left) == [f"{n:032x}" for n in range(5)]  # 145 cleared, 100 a start; the recent ones kept
