@@ -76,7 +76,7 @@ async def make_flows(url: str, first: int, count: int, step: str) -> list[str]:
         tokens.append(token)
         rows.append({
             "id": new_id(), "token_hash": hasher.digest(H_FLOW, token), "institution_id": "07675",
-            "customer_pk": f"{n:032x}", "decoy": None, "step": step, "decoy_tries": 0,
+            "customer_pk": f"{n:032x}", "decoy": None, "step": step,
             "method_pk": "d1" if step == "code" else None,  # the email address (each customer's second method)
             "code_expires_at": now + timedelta(minutes=15) if step == "code" else None,
             "created_at": now, "expires_at": now + timedelta(hours=2),

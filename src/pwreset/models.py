@@ -22,10 +22,11 @@ from pwreset.portal.models import (
     RecoveryCode,
 )
 from pwreset.resets.models import Passcode, ResetTicket
-from pwreset.web.models import Branding, PageTemplate, ResetFlow
+from pwreset.web.models import Branding, Decoy, PageTemplate, ResetFlow
 
 __all__ = [
     "AccessRequest", "Account", "ApiClient", "App", "AppKey", "AuditEvent", "Branding", "ContactMethod", "Customer",
+    "Decoy",
     "DeploymentMark", "Developer", "ImportMark", "Institution", "Interest", "Invitation", "Membership",
     "MessageTemplate", "Organisation", "OutboxMessage", "PageTemplate", "Passcode", "PortalCode", "PortalSession",
     "RecoveryCode", "ResetFlow", "ResetTicket", "Token", "TokenRevocation",

@@ -558,6 +558,14 @@ class ResetService:
                 client_id=actor.client_id, correlation_id=actor.correlation_id, data=data,
             )
 
+    async def code_matches(self, session: AsyncSession, *, customer: Customer, code: str) -> bool:
+        """Whether ``code`` is the customer's live passcode, counting nothing (the hosted page asks before it
+        answers a flow whose last send it hid: decision 0013)."""
+        recent = await repository.latest_passcodes(session, customer_pk=customer.id)
+        if not recent or recent[0].status != "active" or recent[0].expires_at <= self.clock.now():
+            return False
+        return self._matches(recent[0], code)
+
     def _code_hash(self, passcode_id: str, code: str) -> str:
         return self.hasher.digest(H_PASSCODE, f"{passcode_id}:{code}")
 

@@ -23,6 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pwreset.db import on_commit
 from pwreset.errors import PwresetError
 from pwreset.kit.clock import Clock
 from pwreset.kit.crypto import new_id
@@ -38,8 +39,8 @@ _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 _ORIGIN = re.compile(r"https://(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(:[0-9]{1,5})?")
 
 
-#: Bumped by every change this process makes to a look or a template: the page's cache of them
-#: (web/routes.py) drops its copies at once here, and within its TTL on other nodes.
+#: Bumped when a change this process made to a look or a template commits: the page's cache of them
+#: (web/routes.py) drops its copies at once here, and within its TTL in other processes.
 GENERATION = [0]
 
 
@@ -175,7 +176,7 @@ async def set_branding(
             setattr(row, name, None)
     row.updated_at = clock.now()
     await session.flush()
-    changed()
+    on_commit(session, changed)
     return row
 
 
@@ -193,13 +194,13 @@ async def set_template(session: AsyncSession, *, clock: Clock, institution_id: s
     else:
         found.source, found.updated_at = source, clock.now()
     await session.flush()
-    changed()
+    on_commit(session, changed)
 
 
 async def delete_template(session: AsyncSession, *, institution_id: str, name: str) -> bool:
     result = await session.execute(delete(PageTemplate).where(
         PageTemplate.institution_id == institution_id, PageTemplate.name == name))
-    changed()
+    on_commit(session, changed)
     return bool(getattr(result, "rowcount", 0))
 
 

@@ -37,13 +37,32 @@ class ResetFlow(Base):
     method_pk: Mapped[str | None] = mapped_column(String(32))
     first_method_pk: Mapped[str | None] = mapped_column(String(32))
     code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    #: A decoy's wrong tries at its current "code" (a real customer's are counted on the passcode).
-    decoy_tries: Mapped[int] = mapped_column(Integer, default=0)
     #: The reset ticket the right passcode earned, sealed (AES-GCM), spent by the password step.
     ticket_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Decoy(Base):
+    """What a login not on file "has", kept so that it is the same in every flow and every process: its
+    destinations (drawn once), and a passcode's and a customer's counters with the same meaning as theirs
+    (the last "code"'s expiry and tries, wrong codes in a row, suspension). Keyed by a keyed hash of the
+    institution and the login typed (or, for a customer whose sends the page hides, of the customer)."""
+
+    __tablename__ = "reset_decoys"
+    __table_args__ = (Index("ix_reset_decoys_used", "used_at"),)
+
+    seed: Mapped[str] = mapped_column(String(64), primary_key=True)
+    institution_id: Mapped[str] = mapped_column(String(64), ForeignKey("institutions.id", ondelete="CASCADE"))
+    destinations: Mapped[str] = mapped_column(Text)  # JSON: [[protocol, masked], ...]
+    code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    failures_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Branding(Base):

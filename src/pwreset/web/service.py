@@ -24,13 +24,17 @@ The caller owns the transaction, except where the reset service commits its own 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pwreset.audit import service as audit
@@ -48,11 +52,17 @@ from pwreset.passwords.policy import PasswordPolicy, context_words
 from pwreset.ratelimit.limiter import RateLimiter, Rule
 from pwreset.resets import errors as refusals
 from pwreset.resets.service import Actor, ResetService, SecondChannelNeeded
-from pwreset.web.models import ResetFlow
+from pwreset.web.models import Decoy, ResetFlow
 
 FLOW_PREFIX = "pwr_flow_"
 H_FLOW = "reset-page-flow"
 H_DECOY = "reset-page-decoy"
+H_DECOY_CUSTOMER = "reset-page-decoy-customer"
+#: A domain, an initial or a shape a decoy may show is one at least this many sampled customers share: a
+#: decoy must not show one customer's own (a vanity domain names a person).
+K_ANONYMOUS = 20
+#: A login not typed again for this long loses its decoy (drawn again if it comes back).
+DECOY_KEPT = timedelta(days=30)
 H_LOGIN = "reset-page-login"
 #: Where an institution has too few customers to sample, the shapes decoys take.
 _DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "icloud.com", "hotmail.com", "aol.com", "comcast.net")
@@ -163,7 +173,13 @@ async def clear_stale(session: AsyncSession, now: datetime) -> int:
     )).all()
     if found:
         await session.execute(delete(ResetFlow).where(ResetFlow.id.in_(found)))
-    return len(found)
+    unused = (await session.scalars(
+        select(Decoy.seed).where(Decoy.used_at < now - DECOY_KEPT)
+        .order_by(Decoy.used_at).limit(100).with_for_update(skip_locked=True)
+    )).all()
+    if unused:
+        await session.execute(delete(Decoy).where(Decoy.seed.in_(unused)))
+    return len(found) + len(unused)
 
 
 class ResetPage:
@@ -185,7 +201,6 @@ class ResetPage:
         self.code_address_rule = Rule("page-code-address", 60, 3600)
         self.password_rule = Rule("page-password", 10, 1800)
         self.check_rule = Rule("page-password-check", 120, 600)
-        self.decoy_failures = Rule("page-decoy-failures", settings.reset_failure_limit, settings.reset_failure_window)
         self._models: dict[str, tuple[float, DecoyModel]] = {}
 
     def actor(self, flow: ResetFlow) -> Actor:
@@ -222,11 +237,13 @@ class ResetPage:
             id=new_id(), token_hash=self.hasher.digest(H_FLOW, token), institution_id=institution_id,
             customer_pk=entry.pk if entry is not None else None,
             decoy=None if entry is not None else self.hasher.digest(H_DECOY, f"{institution_id}\x00{login.casefold()}"),
-            step="choose", decoy_tries=0, created_at=now,
+            step="choose", created_at=now,
             expires_at=now + timedelta(seconds=self.settings.reset_page_flow_ttl),
         )
         session.add(flow)
         await session.flush()
+        if entry is None or not any(m.activated for m in entry.methods):  # its destinations, drawn once
+            await self._decoy(session, flow)
         await self._audit(session, flow, "reset_page.started", "started",
                           customer_id=entry.customer_id if entry is not None else None,
                           details={"onFile": entry is not None})
@@ -274,7 +291,31 @@ class ResetPage:
                 return [Destination(f"d{i}", m.protocol, page_mask(m.protocol, m.destination), m.id)
                         for i, m in enumerate(methods)]
         # A stranger's login, or a customer with nothing to send to (an empty list would tell them apart).
+        decoy = await session.get(Decoy, self._seed(flow))
+        if decoy is not None:
+            return [Destination(f"d{i}", protocol, masked)
+                    for i, (protocol, masked) in enumerate(json.loads(decoy.destinations))]
         return self._decoys(self._seed(flow), await self._model(session, flow.institution_id))
+
+    async def _decoy(self, session: AsyncSession, flow: ResetFlow, *, lock: bool = False) -> Decoy:
+        """The flow's decoy record, made the first time its seed is seen (two starts at once: one wins)."""
+        seed = self._seed(flow)
+        query = select(Decoy).where(Decoy.seed == seed)
+        found = await session.scalar(query.with_for_update() if lock else query)
+        if found is not None:
+            return found
+        drawn = self._decoys(seed, await self._model(session, flow.institution_id))
+        now = self.clock.now()
+        try:
+            async with session.begin_nested():
+                session.add(Decoy(seed=seed, institution_id=flow.institution_id, tries=0, failures=0,
+                                  destinations=json.dumps([[d.protocol, d.masked] for d in drawn]),
+                                  created_at=now, used_at=now))
+        except IntegrityError:
+            pass
+        made = await session.scalar(query.with_for_update() if lock else query)
+        assert made is not None
+        return made
 
     def _decoys(self, seed: str, model: DecoyModel) -> list[Destination]:
         """A decoy's destinations: the same every time its login is typed, shaped as the sample's are."""
@@ -297,7 +338,8 @@ class ResetPage:
         cached = self._models.get(institution_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        sampled = select(Customer.id).where(Customer.institution_id == institution_id).limit(SAMPLE)
+        sampled = (select(Customer.id).where(Customer.institution_id == institution_id)
+                   .order_by(Customer.id).limit(SAMPLE))
         rows = (await session.execute(
             select(ContactMethod.customer_pk, ContactMethod.position, ContactMethod.protocol, ContactMethod.destination)
             .where(ContactMethod.customer_pk.in_(sampled.scalar_subquery()), ContactMethod.activated.is_(True))
@@ -317,8 +359,12 @@ class ResetPage:
                     domains.append(destination.rsplit("@", 1)[1])
                     initials.append(destination[:1])
             shapes.append(tuple(shape))
-        model = DecoyModel(tuple(shapes), tuple(domains), "".join(initials)) if len(shapes) >= 20 and domains \
-            else DecoyModel()
+        shared_shapes = tuple(sorted(x for x, n in Counter(shapes).items() if n >= K_ANONYMOUS))
+        shared_domains = tuple(sorted(x for x, n in Counter(domains).items() if n >= K_ANONYMOUS))
+        shared_initials = "".join(sorted(x for x, n in Counter(initials).items() if n >= K_ANONYMOUS))
+        stock = DecoyModel()
+        model = DecoyModel(shared_shapes or stock.shapes, shared_domains or stock.domains,
+                           shared_initials or stock.initials)
         if len(self._models) > 1000:
             self._models.clear()
         self._models[institution_id] = (now + SAMPLE_TTL, model)
@@ -328,7 +374,7 @@ class ResetPage:
         """What a flow's decoy is drawn from: the login typed (a stranger's), else its customer."""
         if flow.customer_pk is None:
             return flow.decoy or ""
-        return self.hasher.digest(H_DECOY, f"{flow.institution_id}\x00customer:{flow.customer_pk}")
+        return self.hasher.digest(H_DECOY_CUSTOMER, f"{flow.institution_id}\x00{flow.customer_pk}")
 
     # -- sending a code
 
@@ -342,8 +388,9 @@ class ResetPage:
         """
         await self._count_send(flow, chosen.key)
         if flow.customer_pk is None:  # a decoy's send counts on the page's budget as a customer's does
-            await self.resets.velocity.consume_send(client_id=self.actor(flow).client_id,
-                                                    institution_id=flow.institution_id, institution_wide=False)
+            with contextlib.suppress(RateLimited):  # as for a customer, the service's refusal is hidden
+                await self.resets.velocity.consume_send(client_id=self.actor(flow).client_id,
+                                                        institution_id=flow.institution_id, institution_wide=False)
             return False
         async with self.db.reading() as session:
             customer = await session.get(Customer, flow.customer_pk)
@@ -391,12 +438,14 @@ class ResetPage:
         now = self.clock.now()
         flow.method_pk = chosen.key
         flow.step = "code"
-        flow.decoy_tries = 0
         flow.code_expires_at = now + timedelta(seconds=self.settings.passcode_ttl(chosen.protocol))
         if flow.customer_pk is not None:
             flow.decoy = None if real else self._seed(flow)
         session.add(flow)
         await session.flush()
+        if not real:  # its "code" replaces the last, in every flow of the same login, as a passcode does
+            decoy = await self._decoy(session, flow, lock=True)
+            decoy.code_expires_at, decoy.tries, decoy.used_at = flow.code_expires_at, 0, now
         if flow.customer_pk is None:
             await self._audit(session, flow, "reset_page.decoy_sent", "decoy",
                               details={"protocol": chosen.protocol})
@@ -418,12 +467,16 @@ class ResetPage:
         """True when the flow moves on to the password (or to a second channel); raises
         :class:`CodeRefused` for a code that did not work. The caller commits either way."""
         await self.limiter.consume(self.code_address_rule, f"address:{address}")
-        if flow.decoy is not None:  # a stranger's login, or a send the page hid: no code can be right
-            return await self._decoy_verify(session, flow)
-        customer = await session.get(Customer, flow.customer_pk)
-        if customer is None:
+        customer = await session.get(Customer, flow.customer_pk) if flow.customer_pk is not None else None
+        if flow.customer_pk is not None and customer is None:
             raise FlowEnded()
-        customer = await find_customer(session, institution_id=flow.institution_id, user_id=customer.customer_id)
+        if customer is not None:
+            customer = await find_customer(session, institution_id=flow.institution_id, user_id=customer.customer_id)
+        if flow.decoy is not None and not (
+            customer is not None and await self.resets.code_matches(session, customer=customer, code=code.strip())
+        ):  # a stranger's login, or a send the page hid (unless the customer holds a live code from before)
+            return await self._decoy_verify(session, flow, customer)
+        assert customer is not None
         try:
             result = await self.resets.verify_passcode(session, customer=customer, code=code.strip(),
                                                        actor=self.actor(flow))
@@ -446,36 +499,38 @@ class ResetPage:
         await session.flush()
         return True
 
-    async def _decoy_verify(self, session: AsyncSession, flow: ResetFlow) -> bool:
-        """A decoy's code is never right. Its answers follow the reset service's checks in their order
-        (resets/service.py: suspended, exhausted, expired, then a counted wrong try, which may suspend)."""
-        subject = f"decoy:{self._seed(flow)}"
-        if await self._suspended(subject):
+    async def _decoy_verify(self, session: AsyncSession, flow: ResetFlow, customer: Customer | None) -> bool:
+        """A decoy's code is never right. Its answers follow the reset service's checks in their order, on
+        counters with the same meaning, shared by every flow of the login (resets/service.py: suspended,
+        counted against the velocity budget, used up, expired, then a wrong try counted on the "code" and on
+        the run of wrong codes, which suspends at the same limit for the same time). For a customer whose
+        sends the page hid, the customer's own suspension holds too."""
+        now = self.clock.now()
+        decoy = await self._decoy(session, flow, lock=True)
+        if (customer is not None and customer.reset_blocked_until is not None and customer.reset_blocked_until > now) \
+                or (decoy.blocked_until is not None and decoy.blocked_until > now):
             raise CodeRefused("suspended")
-        # Counted on the page's budget of wrong codes first, as a customer's is (and refused with it); given
-        # back when the code was never compared.
         reserved = await self.resets.velocity.reserve_verify(
             session, client_id=self.actor(flow).client_id, institution_id=flow.institution_id, institution_wide=False)
-        if flow.decoy_tries >= self.settings.passcode_max_attempts:
+        if decoy.tries >= self.settings.passcode_max_attempts:
             await self.resets.velocity.release(reserved)
             raise CodeRefused("exhausted")
-        if flow.code_expires_at is None or flow.code_expires_at <= self.clock.now():
+        if decoy.code_expires_at is None or decoy.code_expires_at <= now:
             await self.resets.velocity.release(reserved)
             raise CodeRefused("expired")
-        flow.decoy_tries += 1
-        session.add(flow)
-        await self.limiter.record(self.decoy_failures, subject)
-        await self._audit(session, flow, "reset_page.decoy_code", "wrong", details={"tries": flow.decoy_tries})
-        if await self._suspended(subject):  # the run of wrong codes reached the limit with this one
+        decoy.tries += 1
+        window_start = now - timedelta(seconds=self.settings.reset_failure_window)
+        if decoy.failures_since is None or decoy.failures_since < window_start:
+            decoy.failures, decoy.failures_since = 1, now
+        else:
+            decoy.failures += 1
+        decoy.used_at = now
+        await self._audit(session, flow, "reset_page.decoy_code", "wrong", details={"tries": decoy.tries})
+        if decoy.failures >= self.settings.reset_failure_limit:
+            decoy.blocked_until = now + timedelta(seconds=self.settings.reset_cooloff)
+            decoy.code_expires_at = now  # (its "code" superseded, as the service supersedes the passcode)
             raise CodeRefused("suspended")
-        raise CodeRefused("exhausted" if flow.decoy_tries >= self.settings.passcode_max_attempts else "wrong")
-
-    async def _suspended(self, subject: str) -> bool:
-        try:
-            await self.limiter.check(self.decoy_failures, subject)
-        except RateLimited:
-            return True
-        return False
+        raise CodeRefused("exhausted" if decoy.tries >= self.settings.passcode_max_attempts else "wrong")
 
     # -- the new password
 

@@ -1,4 +1,4 @@
-"""The hosted reset page (issue 15): flows, institutions' looks and page templates.
+"""The hosted reset page (issue 15): flows, decoys, institutions' looks and page templates.
 
 Revision ID: 0013
 Revises: 0012
@@ -51,7 +51,6 @@ def upgrade() -> None:
     sa.Column('method_pk', sa.String(length=32), nullable=True),
     sa.Column('first_method_pk', sa.String(length=32), nullable=True),
     sa.Column('code_expires_at', pwreset.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('decoy_tries', sa.Integer(), nullable=False),
     sa.Column('ticket_sealed', sa.LargeBinary(), nullable=True),
     sa.Column('created_at', pwreset.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('expires_at', pwreset.db.UTCDateTime(timezone=True), nullable=False),
@@ -61,6 +60,22 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_reset_flows')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_reset_flows_token_hash'))
     )
+    op.create_table('reset_decoys',
+    sa.Column('seed', sa.String(length=64), nullable=False),
+    sa.Column('institution_id', sa.String(length=64), nullable=False),
+    sa.Column('destinations', sa.Text(), nullable=False),
+    sa.Column('code_expires_at', pwreset.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('tries', sa.Integer(), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('failures_since', pwreset.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('blocked_until', pwreset.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', pwreset.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', pwreset.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['institution_id'], ['institutions.id'], name=op.f('fk_reset_decoys_institution_id_institutions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('seed', name=op.f('pk_reset_decoys'))
+    )
+    with op.batch_alter_table('reset_decoys', schema=None) as batch_op:
+        batch_op.create_index('ix_reset_decoys_used', ['used_at'], unique=False)
     with op.batch_alter_table('reset_flows', schema=None) as batch_op:
         batch_op.create_index('ix_reset_flows_expires', ['expires_at'], unique=False)
         batch_op.create_index('ix_reset_flows_customer_pk', ['customer_pk'], unique=False)
@@ -73,5 +88,8 @@ def downgrade() -> None:
         batch_op.drop_index('ix_reset_flows_expires')
 
     op.drop_table('reset_flows')
+    with op.batch_alter_table('reset_decoys', schema=None) as batch_op:
+        batch_op.drop_index('ix_reset_decoys_used')
+    op.drop_table('reset_decoys')
     op.drop_table('page_templates')
     op.drop_table('page_branding')
