@@ -54,6 +54,11 @@ class Browser:
         self.history.append(self.last)
         return self.last
 
+    def another(self) -> Browser:
+        """A second browser (its own cookies) on the same service."""
+        return Browser(httpx.AsyncClient(transport=self.client._transport, base_url="https://pwreset.test"),
+                       self.services, self.institution)
+
     def csrf(self, page: httpx.Response | None = None, index: int = 0) -> str:
         text = (page or self.last).text  # type: ignore[union-attr]
         return re.findall(r'name="csrf_token" type="hidden" value="([^"]+)"', text)[index]
@@ -690,8 +695,7 @@ async def test_a_strangers_destinations_stay_when_the_directory_changes(page: Br
 
 async def two_browsers_on_one_login(page: Browser, login: str) -> str:
     """Two flows of one login each send a code; five wrong in the first, then one in the second."""
-    second = Browser(httpx.AsyncClient(transport=page.client._transport, base_url="https://pwreset.test"),
-                     page.services)
+    second = page.another()
     await page.start(login)
     await page.post("/choose", {"destination": "d0"})
     page.services.clock.advance(61)
@@ -718,7 +722,7 @@ async def test_a_customers_live_code_still_works_when_a_resend_is_hidden(page: B
     await page.choose("Text message")
     first = await last_code(services)
     services.clock.advance(61)
-    other = Browser(httpx.AsyncClient(transport=page.client._transport, base_url="https://pwreset.test"), services)
+    other = page.another()
     await other.start("twin")  # shares Pat's number: uses the number's send allowance for the minute
     await other.choose("Text message")
     await other.client.aclose()

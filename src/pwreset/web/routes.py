@@ -60,7 +60,6 @@ from pwreset.web.service import (
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 _INSTITUTION = re.compile(r"[A-Za-z0-9._~-]{1,64}")
-STEPS = {"choose": "choose", "code": "code", "password": "password", "done": "done"}
 #: Where each step's page is, under /reset/{institutionId}.
 STEP_PATHS = {"choose": "/choose", "code": "/code", "password": "/password", "done": "/done"}
 PROTOCOLS = {"SMS": N_("Text message to %(where)s"), "VOICE": N_("Phone call to %(where)s"),
@@ -318,10 +317,10 @@ class Pages:
         log.exception("reset page: unexpected error")
         return PlainTextResponse("Something went wrong. Try again in a few minutes.", 500)
 
-    async def flow(self, request: Request, ctx: Context, *, lock: bool = False) -> ResetFlow:
+    async def flow(self, request: Request, ctx: Context) -> ResetFlow:
         async with self.services.db.reading() as session:
             return await self.page.flow(session, institution_id=ctx.institution.id,
-                                        token=request.cookies.get(self.flow_cookie), lock=lock)
+                                        token=request.cookies.get(self.flow_cookie))
 
     async def at_least(self, started: float) -> None:
         """Answer no sooner than the floor after ``started``: a login on file and one that is not take as long."""
@@ -368,7 +367,7 @@ class Pages:
             return self._choose_page(request, ctx, form, step.destinations, step.second, status=400)
         chosen = choices[form.destination.data]
         try:
-            real = await self.page.send(flow=flow, chosen=chosen, resend=False)
+            real = await self.page.send(step=step, chosen=chosen, resend=False)
         except RateLimited as limited:
             return self._choose_page(request, ctx, form, step.destinations, step.second, status=429,
                                      error=WAIT, wait=limited.retry_after,
@@ -400,12 +399,13 @@ class Pages:
             return await self._code_page(request, ctx, flow, form, status=400)
         address = self.address(request)
 
-        async def work(session: Any) -> bool:
+        async def work(session: Any) -> str:
             live = await self.page.flow(session, institution_id=ctx.institution.id,
                                         token=request.cookies.get(self.flow_cookie), lock=True)
-            return await self.page.verify(session, flow=live, code=form.code.data, address=address)
+            await self.page.verify(session, flow=live, code=form.code.data, address=address)
+            return live.step  # where the flow goes next: the password, or a second channel
 
-        _, refused = await self.page.keeping(work)
+        next_step, refused = await self.page.keeping(work)
         if isinstance(refused, RateLimited):
             return self.throttled(request, ctx, refused)
         if isinstance(refused, FlowEnded):
@@ -414,15 +414,12 @@ class Pages:
             form.code.errors = [CODE_REFUSALS[refused.why]]
             if refused.why in ("exhausted", "expired", "suspended"):
                 form.code.data = ""
-            status = 400
-            flow = await self.flow(request, ctx)
-            return await self._code_page(request, ctx, flow, form, status=status,
-                                         refused=refused.why)
-        flow = await self.flow(request, ctx)
-        return self.redirect(ctx.base + STEP_PATHS[flow.step])
+            return await self._code_page(request, ctx, await self.flow(request, ctx), form, status=400)
+        assert next_step is not None
+        return self.redirect(ctx.base + STEP_PATHS[next_step])
 
     async def _code_page(self, request: Request, ctx: Context, flow: ResetFlow, form: Any, *, status: int = 200,
-                         resent: bool = False, refused: str | None = None, wait: int | None = None,
+                         resent: bool = False, wait: int | None = None,
                          headers: dict[str, str] | None = None) -> HTMLResponse:
         async with self.services.db.reading() as session:
             step = await self.page.step(session, flow)
@@ -435,7 +432,7 @@ class Pages:
         left = max(0, int((flow.code_expires_at - now).total_seconds())) if flow.code_expires_at else 0
         return self.render(
             request, ctx, "code.html", status, form=form, resend=self.form(ActionForm, request), chosen=chosen,
-            sent=SENT[chosen.protocol], left=left, wait=wait, resent=resent, refused=refused, second=step.second,
+            sent=SENT[chosen.protocol], left=left, wait=wait, resent=resent, second=step.second,
             length=self.settings.passcode_length,
             numeric=self.settings.passcode_alphabet.isdigit(), step=3, headers=headers, WAIT=WAIT,
         )
@@ -448,11 +445,12 @@ class Pages:
         if not form.validate():
             return await self._code_page(request, ctx, flow, self.form(CodeForm, request), status=400)
         async with self.services.db.reading() as session:
-            chosen = (await self.page.step(session, flow)).chosen
+            step = await self.page.step(session, flow)
+        chosen = step.chosen
         if chosen is None:
             raise WrongStep("choose")
         try:
-            real = await self.page.send(flow=flow, chosen=chosen, resend=True)
+            real = await self.page.send(step=step, chosen=chosen, resend=True)
         except RateLimited as limited:
             code_form = self.form(CodeForm, request)
             return await self._code_page(request, ctx, flow, code_form, status=429, wait=limited.retry_after,

@@ -42,7 +42,7 @@ from pwreset.config import Settings
 from pwreset.customers.contact import mask
 from pwreset.customers.errors import CustomerNotFound
 from pwreset.customers.models import ContactMethod, Customer
-from pwreset.customers.service import DirectoryEntry, directory_entry, find_customer
+from pwreset.customers.service import DirectoryEntry, directory_entry
 from pwreset.db import Database
 from pwreset.errors import RateLimited
 from pwreset.institutions.models import Institution
@@ -115,8 +115,8 @@ class Destination:
     key: str  # its place on the page: d0, d1, ... (for a customer and a decoy alike)
     protocol: str  # SMS | VOICE | EMAIL
     masked: str
-    #: The contact method's key (a customer's), never shown.
-    ref: str | None = field(default=None, compare=False)
+    #: The contact method's id (a customer's; none of a decoy's), never shown.
+    method_id: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,7 @@ class Step:
     chosen: Destination | None
     second: bool  # choosing the second of two channels
     login_id: str | None = None
+    customer_id: str | None = None  # (the flow's customer's, for the send)
 
 
 @dataclass(frozen=True)
@@ -269,26 +270,26 @@ class ResetPage:
         return found
 
     async def step(self, session: AsyncSession, flow: ResetFlow) -> Step:
-        every = await self._destinations(session, flow)
+        customer = await session.get(Customer, flow.customer_pk) if flow.customer_pk is not None else None
+        if flow.customer_pk is not None and customer is None:
+            raise FlowEnded()
+        every = await self._destinations(session, flow, customer)
         chosen = next((d for d in every if d.key == flow.method_pk), None)
-        login_id = None
-        if flow.customer_pk is not None and flow.step == "password":
-            login_id = await session.scalar(select(Customer.login_id).where(Customer.id == flow.customer_pk))
+        login_id = customer.login_id if customer is not None and flow.step == "password" else None
+        customer_id = customer.customer_id if customer is not None else None
         if flow.first_method_pk is None:
-            return Step(flow, every, chosen, False, login_id)
+            return Step(flow, every, chosen, False, login_id, customer_id)
         # The second of two channels: another destination than the first's (SMS and voice to one number are one).
         first = next((d for d in every if d.key == flow.first_method_pk), None)
         offered = [d for d in every if first is None or d.masked != first.masked]
-        return Step(flow, offered, chosen, True, login_id)
+        return Step(flow, offered, chosen, True, login_id, customer_id)
 
-    async def _destinations(self, session: AsyncSession, flow: ResetFlow) -> list[Destination]:
-        if flow.customer_pk is not None:
-            customer = await session.get(Customer, flow.customer_pk)
-            if customer is None:
-                raise FlowEnded()
+    async def _destinations(self, session: AsyncSession, flow: ResetFlow, customer: Customer | None,
+                            ) -> list[Destination]:
+        if customer is not None:
             methods = [m for m in customer.contact_methods if m.activated]
             if methods:
-                return [Destination(f"d{i}", m.protocol, page_mask(m.protocol, m.destination), m.id)
+                return [Destination(f"d{i}", m.protocol, page_mask(m.protocol, m.destination), m.method_id)
                         for i, m in enumerate(methods)]
         # A stranger's login, or a customer with nothing to send to (an empty list would tell them apart).
         decoy = await session.get(Decoy, self._seed(flow))
@@ -378,37 +379,30 @@ class ResetPage:
 
     # -- sending a code
 
-    async def send(self, *, flow: ResetFlow, chosen: Destination, resend: bool) -> bool:
+    async def send(self, *, step: Step, chosen: Destination, resend: bool) -> bool:
         """Send a passcode to the chosen destination: True when the reset service sent one (it commits it).
 
         The page's own send counters go first, for everyone (their wait is what the page shows). Then a
         decoy sends nothing, and a customer's send goes to the reset service; a refusal a stranger must not
         see (the customer's state, or a limit other people's sends used up) is audited and answers False,
-        like a decoy's. Call outside a transaction; then :meth:`sent` records the step.
+        like a decoy's. Call outside a transaction, with the step just read; then :meth:`sent` records it.
         """
+        flow, customer_id, method_id = step.flow, step.customer_id, chosen.method_id
         await self._count_send(flow, chosen.key)
         if flow.customer_pk is None:  # a decoy's send counts on the page's budget as a customer's does
             with contextlib.suppress(RateLimited):  # as for a customer, the service's refusal is hidden
                 await self.resets.velocity.consume_send(client_id=self.actor(flow).client_id,
                                                         institution_id=flow.institution_id, institution_wide=False)
             return False
-        async with self.db.reading() as session:
-            customer = await session.get(Customer, flow.customer_pk)
-            if customer is None:
-                raise FlowEnded()
-            method = next((m for m in customer.contact_methods if m.id == chosen.ref), None)
-            customer_id, method_id = customer.customer_id, (method.method_id if method is not None else None)
         hidden = "reset.method_not_activated"  # (one of the decoy's, for a customer with nothing activated)
-        if method_id is not None:
+        if method_id is not None and customer_id is not None:
             try:
                 entry = await directory_entry(self.db, institution_id=flow.institution_id, user_id=customer_id,
                                               id_type="CUSTOMER_ID")
                 await self.resets.request_reset(entry=entry, contact_method_id=method_id, protocol=None,
                                                 actor=self.actor(flow))
                 return True
-            except RateLimited:
-                hidden = "request.rate_limited"
-            except HIDDEN as refused:
+            except HIDDEN as refused:  # (RateLimited among them: a limit other senders used up)
                 hidden = refused.key
             except CustomerNotFound:
                 raise FlowEnded() from None
@@ -470,8 +464,6 @@ class ResetPage:
         customer = await session.get(Customer, flow.customer_pk) if flow.customer_pk is not None else None
         if flow.customer_pk is not None and customer is None:
             raise FlowEnded()
-        if customer is not None:
-            customer = await find_customer(session, institution_id=flow.institution_id, user_id=customer.customer_id)
         if flow.decoy is not None and not (
             customer is not None and await self.resets.code_matches(session, customer=customer, code=code.strip())
         ):  # a stranger's login, or a send the page hid (unless the customer holds a live code from before)
@@ -559,7 +551,6 @@ class ResetPage:
             raise FlowEnded()
         await self.limiter.consume(self.password_rule, f"flow:{flow.id}")
         customer, institution = await self._customer_and_institution(session, flow)
-        customer = await find_customer(session, institution_id=flow.institution_id, user_id=customer.customer_id)
         try:
             await self.resets.set_password(
                 session, customer=customer, institution=institution,
